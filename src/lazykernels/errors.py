@@ -1,0 +1,44 @@
+"""Exception classes of lazykernels.
+
+Every problem is raised where it is found, with a message that names the offending input
+and says what was expected.
+"""
+
+from __future__ import annotations
+
+
+class LazyKernelsError(Exception):
+    """Base class of every error raised by lazykernels."""
+
+
+class FormulaError(LazyKernelsError, ValueError):
+    """A formula (string or IR) is malformed.
+
+    When the formula came from text, ``text`` and ``column`` locate the problem and the
+    message shows the text with a caret under the offending column.
+    """
+
+    def __init__(self, message: str, text: str | None = None, column: int | None = None):
+        self.reason = message
+        self.text = text
+        self.column = column
+        if text is not None and column is not None:
+            caret = " " * column + "^"
+            message = f"{message}\n    {text}\n    {caret}"
+        super().__init__(message)
+
+
+class DimensionError(FormulaError):
+    """The vector dimensions of an operation's arguments do not fit its rule."""
+
+
+class ShapeError(LazyKernelsError, ValueError):
+    """An input array's shape does not match the alias it is bound to."""
+
+
+class CompileError(LazyKernelsError, RuntimeError):
+    """The C++ compiler failed or is missing; the message carries the command and its log."""
+
+
+class BackendError(LazyKernelsError, ValueError):
+    """An unknown or unavailable backend was requested."""

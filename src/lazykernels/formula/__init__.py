@@ -1,0 +1,27 @@
+"""The formula engine: IR, op registry, parser, printer, simplifier, autodiff, NumPy evaluation.
+
+Pipeline position: everything downstream (reductions, code generation, bindings) reads the
+immutable :class:`~lazykernels.formula.ir.Node` DAG built here. Op semantics live in one
+place, the cards of :mod:`lazykernels.formula.ops`.
+"""
+
+from __future__ import annotations
+
+from .evaluate import evaluate
+from .grad import grad
+from .ir import Cat, Node, const, lift, make, substitute, var, zero
+from .ops import OPS
+
+__all__ = [
+    "OPS",
+    "Cat",
+    "Node",
+    "const",
+    "evaluate",
+    "grad",
+    "lift",
+    "make",
+    "substitute",
+    "var",
+    "zero",
+]

@@ -1,0 +1,173 @@
+"""The operator surface shared by IR nodes and LazyTensors.
+
+Each Python-side spelling of an op (``x + y``, ``x.exp()``, ``x.sqdist(y)``, ``x | y``) is
+written once here, on a mixin with one abstract hook, ``_apply(name, *args, params=())``.
+:class:`~lazykernels.formula.ir.Node` implements the hook by building IR; ``LazyTensor``
+implements it by wrapping IR and tracking its arrays.
+
+``==`` / ``!=`` are deliberately absent: nodes need identity equality to be hashable, and
+``LazyTensor`` adds its own ``__eq__`` building ``Equal``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FormulaSurface:
+    """Mixin of formula-building operators; subclasses define ``_apply``."""
+
+    __slots__ = ()
+
+    def _apply(self, name: str, *args: Any, params: tuple = ()) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _apply_reversed(self, name: str, other: Any) -> Any:
+        """``name(other, self)`` for reflected operators."""
+        return type(self)._rlift(self, other)._apply(name, self)
+
+    def _rlift(self, other: Any) -> Any:  # pragma: no cover - overridden where needed
+        from .ir import lift
+
+        return lift(other)
+
+    # arithmetic
+    def __add__(self, other: Any) -> Any:
+        return self._apply("Add", other)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._apply_reversed("Add", other)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._apply("Subtract", other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._apply_reversed("Subtract", other)
+
+    def __mul__(self, other: Any) -> Any:
+        return self._apply("Mult", other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return self._apply_reversed("Mult", other)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self._apply("Divide", other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return self._apply_reversed("Divide", other)
+
+    def __neg__(self) -> Any:
+        return self._apply("Minus")
+
+    def __abs__(self) -> Any:
+        return self._apply("Abs")
+
+    def __or__(self, other: Any) -> Any:
+        return self._apply("Scalprod", other)
+
+    def __ror__(self, other: Any) -> Any:
+        return self._apply_reversed("Scalprod", other)
+
+    def __lt__(self, other: Any) -> Any:
+        return self._apply("LessThan", other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self._apply_reversed("LessThan", other)
+
+    def __le__(self, other: Any) -> Any:
+        return self._apply("LessOrEqual", other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self._apply_reversed("LessOrEqual", other)
+
+    # unary maths: x.exp() etc.
+    def exp(self) -> Any:
+        return self._apply("Exp")
+
+    def log(self) -> Any:
+        return self._apply("Log")
+
+    def xlogx(self) -> Any:
+        return self._apply("XLogX")
+
+    def sin(self) -> Any:
+        return self._apply("Sin")
+
+    def cos(self) -> Any:
+        return self._apply("Cos")
+
+    def sinxdivx(self) -> Any:
+        return self._apply("SinXDivX")
+
+    def asin(self) -> Any:
+        return self._apply("Asin")
+
+    def acos(self) -> Any:
+        return self._apply("Acos")
+
+    def atan(self) -> Any:
+        return self._apply("Atan")
+
+    def sqrt(self) -> Any:
+        return self._apply("Sqrt")
+
+    def rsqrt(self) -> Any:
+        return self._apply("Rsqrt")
+
+    def square(self) -> Any:
+        return self._apply("Square")
+
+    def sign(self) -> Any:
+        return self._apply("Sign")
+
+    def step(self) -> Any:
+        return self._apply("Step")
+
+    def relu(self) -> Any:
+        return self._apply("ReLU")
+
+    def floor(self) -> Any:
+        return self._apply("Floor")
+
+    def atan2(self, other: Any) -> Any:
+        return self._apply("Atan2", other)
+
+    # vector maths
+    def sqnorm2(self) -> Any:
+        return self._apply("SqNorm2")
+
+    def norm2(self) -> Any:
+        return self._apply("Norm2")
+
+    def normalize(self) -> Any:
+        return self._apply("Normalize")
+
+    def sqdist(self, other: Any) -> Any:
+        return self._apply("SqDist", other)
+
+    def weightedsqnorm(self, other: Any) -> Any:
+        return self._apply_reversed("WeightedSqNorm", other)
+
+    def weightedsqdist(self, other: Any, weight: Any) -> Any:
+        return type(self)._rlift(self, weight)._apply("WeightedSqDist", self, other)
+
+    def elem(self, index: int) -> Any:
+        return self._apply("Elem", params=(index,))
+
+    def extract(self, start: int, dim: int) -> Any:
+        return self._apply("Extract", params=(start, dim))
+
+    def concat(self, other: Any) -> Any:
+        return self._apply("Concat", other)
+
+    def one_hot(self, dim: int) -> Any:
+        return self._apply("OneHot", params=(dim,))
+
+    def matvecmult(self, other: Any) -> Any:
+        return self._apply("MatVecMult", other)
+
+    def vecmatmult(self, other: Any) -> Any:
+        return self._apply("VecMatMult", other)
+
+    def tensorprod(self, other: Any) -> Any:
+        return self._apply("TensorProd", other)
