@@ -8,22 +8,29 @@ in the number of points. Entry points: :mod:`lazykernels.numpy` (``Genred``).
 from __future__ import annotations
 
 from .errors import (
+    ArgumentError,
     BackendError,
     CompileError,
     DimensionError,
+    DtypeError,
     FormulaError,
     LazyKernelsError,
     ShapeError,
 )
+from .jit import cache_info, clean_cache
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
     "BackendError",
     "CompileError",
     "DimensionError",
+    "DtypeError",
     "FormulaError",
     "LazyKernelsError",
     "ShapeError",
     "__version__",
+    "cache_info",
+    "clean_cache",
 ]

@@ -36,6 +36,14 @@ class ShapeError(LazyKernelsError, ValueError):
     """An input array's shape does not match the alias it is bound to."""
 
 
+class DtypeError(LazyKernelsError, TypeError):
+    """An input array has an unsupported dtype (not floating, complex, or mixed dtypes)."""
+
+
+class ArgumentError(LazyKernelsError, ValueError):
+    """A call argument or an option has an invalid value (ranges, NaN input, K, ``out``...)."""
+
+
 class CompileError(LazyKernelsError, RuntimeError):
     """The C++ compiler failed or is missing; the message carries the command and its log."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..errors import DimensionError, FormulaError
 from .ir import Node, make, topological_order, zero
+from .opspec import NotDifferentiable
 
 
 def _fit(cot: Node, target_dim: int, where: Node) -> Node:
@@ -60,6 +61,8 @@ def grad(root: Node, wrt: Node, cotangent: Node) -> Node:
         for arg, cot in zip(node.args, arg_cots):
             if cot is None or arg not in depends:
                 continue
+            if isinstance(cot, NotDifferentiable):
+                raise FormulaError(f"{node.op.name}: {cot.reason} (in {node})")
             cot = _fit(cot, arg.dim, node)
             cots[arg] = make("Add", (cots[arg], cot)) if arg in cots else cot
     return cots.get(wrt, zero(wrt.dim))

@@ -133,6 +133,23 @@ def fixed_dim(value: int) -> DimRule:
 # --- derivative helpers -----------------------------------------------------------------
 
 
+class NotDifferentiable:
+    """What a VJP returns for an argument it cannot differentiate (e.g. BSpline's knots).
+
+    ``grad`` raises ``FormulaError`` with ``reason`` only if that argument depends on the
+    variable being differentiated; otherwise the marker is ignored (unlike ``None``, which
+    means "no contribution" and is always silently skipped).
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"NotDifferentiable({self.reason!r})"
+
+
 def zero_derivative(out: Node, g: Node, args: tuple[Node, ...], params: tuple) -> tuple:
     """VJP of piecewise-constant ops (Sign, Step, Floor, Round, comparisons...): no flow."""
     return (None,) * len(args)

@@ -11,6 +11,7 @@ implements it by wrapping IR and tracking its arrays.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -171,3 +172,116 @@ class FormulaSurface:
 
     def tensorprod(self, other: Any) -> Any:
         return self._apply("TensorProd", other)
+
+    # --- added for LazyTensor (SPEC §4.5): more element-wise and structural spellings ----
+
+    def abs(self) -> Any:
+        return self._apply("Abs")
+
+    def __pow__(self, other: Any) -> Any:
+        # KeOps's shortcuts: x**2 -> Square, x**n -> Pow, x**0.5 -> Sqrt, x**-0.5 -> Rsqrt,
+        # any other exponent (float or formula) -> Powf.
+        if isinstance(other, int) and not isinstance(other, bool):
+            if other == 2:
+                return self._apply("Square")
+            return self._apply("Pow", params=(other,))
+        if isinstance(other, float):
+            if other == 0.5:
+                return self._apply("Sqrt")
+            if other == -0.5:
+                return self._apply("Rsqrt")
+        return self._apply("Powf", other)
+
+    def power(self, other: Any) -> Any:
+        return self.__pow__(other)
+
+    def sinc(self) -> Any:
+        from .ir import const  # ir imports this module
+
+        return self._apply("Mult", const(math.pi))._apply("SinXDivX")  # SinXDivX(pi x)
+
+    def clamp(self, a: Any, b: Any) -> Any:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (a, b)):
+            return self._apply("ClampInt", params=(a, b))
+        return self._apply("Clamp", a, b)
+
+    def ifelse(self, a: Any, b: Any) -> Any:
+        return self._apply("IfElse", a, b)
+
+    def mod(self, modulus: Any, offset: Any = 0) -> Any:
+        return self._apply("Mod", modulus, offset)
+
+    def round(self, decimals: int = 0) -> Any:
+        return self._apply("Round", params=(decimals,))
+
+    def keops_tensordot(
+        self, other: Any, dimfa: Any, dimfb: Any, contfa: Any, contfb: Any, *args: Any
+    ) -> Any:
+        params = tuple(_int_tuple(p) for p in (dimfa, dimfb, contfa, contfb, *args))
+        return self._apply("TensorDot", other, params=params)
+
+    def keops_kron(self, other: Any, dimfself: Any, dimfother: Any) -> Any:
+        return self._apply("Kron", other, params=(_int_tuple(dimfself), _int_tuple(dimfother)))
+
+    def bspline(self, x: Any, k: int = 0) -> Any:
+        return self._apply("BSpline", x, params=(k,))
+
+    def softdtw_sqdist(self, other: Any, gamma: Any) -> Any:
+        return self._apply("SoftDTW_SqDist", other, gamma)
+
+    def real2complex(self) -> Any:
+        return self._apply("Real2Complex")
+
+    def imag2complex(self) -> Any:
+        return self._apply("Imag2Complex")
+
+    def exp1j(self) -> Any:
+        return self._apply("ComplexExp1j")
+
+    # symbolic calculus
+    def grad(self, other: Any, gradin: Any) -> Any:
+        return self._apply("Grad", other, gradin)
+
+    def diff(self, other: Any, diffin: Any) -> Any:
+        return self._apply("Diff", other, diffin)
+
+    def grad_matrix(self, other: Any) -> Any:
+        return self._apply("GradMatrix", other)
+
+    def divergence(self, var: Any) -> Any:
+        return self._apply("Divergence", var)
+
+    def laplacian(self, var: Any) -> Any:
+        return self._apply("Laplacian", var)
+
+    def trace_operator(self, var: Any) -> Any:
+        return self._apply("TraceOperator", var)
+
+    def factorize(self, other: Any) -> Any:
+        return self._apply("Factorize", other)
+
+    def auto_factorize(self) -> Any:
+        return self._apply("AutoFactorize")
+
+    # inner-dimension reductions (LazyTensor adds the axis= forms that launch a reduction)
+    def sum(self) -> Any:
+        return self._apply("Sum")
+
+    def min(self) -> Any:
+        return self._apply("Min")
+
+    def max(self) -> Any:
+        return self._apply("Max")
+
+    def argmin(self) -> Any:
+        return self._apply("ArgMin")
+
+    def argmax(self) -> Any:
+        return self._apply("ArgMax")
+
+
+def _int_tuple(value: Any) -> tuple[int, ...]:
+    """A static list parameter (TensorDot / Kron dimensions) as a tuple of ints."""
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(v) for v in value)

@@ -10,12 +10,28 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from ..opspec import OpSpec
-from . import arith, elementwise, leaves
+from . import (
+    arith,
+    calculus,
+    complex,
+    elementwise,
+    elementwise_piecewise,
+    leaves,
+    special,
+    tensor,
+    vector,
+)
 
 _FAMILIES = (
     leaves.CARDS,
     arith.CARDS,
     elementwise.CARDS,
+    elementwise_piecewise.CARDS,
+    complex.CARDS,
+    calculus.CARDS,
+    vector.CARDS,
+    tensor.CARDS,
+    special.CARDS,
 )
 
 

@@ -1,0 +1,349 @@
+"""Lowering: a formula DAG -> straight-line scalar SSA, split by what each value depends on.
+
+A dim-D vector becomes D scalar *atoms* (temporaries' names or printed literals). Every
+interned node is lowered once (that is common-sub-expression elimination), in a fixed
+traversal order, with names from a per-kernel :class:`Names` context, so the text is a pure
+function of the formula.
+
+Each node gets a :class:`Level` from the variables it reads, and is emitted in the matching
+section of the kernel:
+
+* ``PARAM``: constants and parameters only -> computed once per batch entry;
+* ``OUTER``: output-index variables (and parameters) -> once per output row, stored per row
+  of a block in small arrays (``xs*``) and read into row locals (``xr*``);
+* ``INNER``: reduction-index variables (and parameters) -> precomputed once per call into
+  dimension-major arrays (``ys*``; a dim-1 input variable is read in place);
+* ``MIXED``: the rest, evaluated in the vectorised inner loop from the above.
+
+Only the *frontier* of the outer and inner parts (values that a mixed node or a root reads)
+crosses into the inner loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import FormulaError
+from ..formula.ir import Cat, Node, constant_value, topological_order
+
+
+class Level(enum.IntEnum):
+    """What a value depends on (a bit set: OUTER | INNER == MIXED)."""
+
+    PARAM = 0
+    OUTER = 1
+    INNER = 2
+    MIXED = 3
+
+
+class Names:
+    """Per-kernel naming context: ``fresh("t")`` -> ``t0``, ``t1``... (no global counters)."""
+
+    def __init__(self) -> None:
+        self._count: dict[str, int] = {}
+
+    def fresh(self, prefix: str) -> str:
+        n = self._count.get(prefix, 0)
+        self._count[prefix] = n + 1
+        return f"{prefix}{n}"
+
+
+def c_literal(value: int | float | Fraction, dtype: np.dtype | str, ctype: str = "T") -> str:
+    """A C++ literal of ``value`` rounded to ``dtype`` (``repr`` + ``f`` suffix for float32).
+
+    inf and NaN print as ``std::numeric_limits<ctype>`` constants; negative numbers are
+    parenthesised, so a literal is always an atom (``-{0}`` stays valid).
+
+    Example:
+        >>> c_literal(0.1, "float32"), c_literal(-2, "float64"), c_literal(float("inf"), "float32")
+        ('0.10000000149011612f', '(-2.0)', 'std::numeric_limits<T>::infinity()')
+    """
+    dtype = np.dtype(dtype)
+    v = float(value)
+    if dtype == np.float32:
+        with np.errstate(over="ignore"):
+            v = float(np.float32(v))
+    if math.isnan(v):
+        return f"std::numeric_limits<{ctype}>::quiet_NaN()"
+    if math.isinf(v):
+        text = f"std::numeric_limits<{ctype}>::infinity()"
+        return text if v > 0 else f"(-{text})"
+    text = repr(abs(v))
+    if "." not in text and "e" not in text:
+        text += ".0"
+    if dtype == np.float32:
+        text += "f"
+    return f"(-{text})" if math.copysign(1.0, v) < 0 else text
+
+
+class LowerCtx:
+    """What an op's ``lower(ctx, arg_scalars, params)`` rule may use while it is lowered.
+
+    Attributes:
+        T: the name of the kernel's scalar type in the source (``"T"``).
+        dtype: the NumPy dtype of the kernel (float32 or float64).
+    """
+
+    T = "T"
+
+    def __init__(self, names: Names, dtype: np.dtype, prefix: str, atoms: set[str]) -> None:
+        self.dtype = dtype
+        self.lines: list[str] = []
+        self._names = names
+        self._prefix = prefix
+        self._atoms = atoms
+
+    def literal(self, value: int | float | Fraction) -> str:
+        """A numeric literal of the kernel's scalar type (an atom)."""
+        text = c_literal(value, self.dtype)
+        self._atoms.add(text)
+        return text
+
+    def emit(self, expr: str) -> str:
+        """Bind ``expr`` to a fresh ``const T`` temporary and return its name."""
+        if expr in self._atoms:
+            return expr
+        name = self._names.fresh(self._prefix)
+        self.lines.append(f"const T {name} = {expr};")
+        self._atoms.add(name)
+        return name
+
+    def emit_array(self, exprs: list[str]) -> str:
+        """Bind a small local array ``const T arrN[n] = {...}``; return its name."""
+        name = self._names.fresh("arr")
+        self.lines.append(f"const T {name}[{len(exprs)}] = {{{', '.join(exprs)}}};")
+        return name
+
+    def emit_line(self, text: str) -> None:
+        """Append a raw statement (used by the lowering itself for stores)."""
+        self.lines.append(text)
+
+
+@dataclass
+class InnerValue:
+    """One scalar of the inner frontier: read in the inner loop as ``pointer[j]``.
+
+    ``source`` is the name computed by the precompute section, or None when ``pointer`` is
+    a dim-1 input variable read in place.
+    """
+
+    pointer: str
+    source: str | None
+    load: str  # name of the loaded value inside the inner loop
+
+
+@dataclass
+class ScalarProgram:
+    """The lowered formula(s), section by section (see the module docstring).
+
+    Attributes:
+        param, outer, inner, mixed: statements of each section (outer reads the row index
+            ``i`` and ``xs*`` stores use ``k``; inner reads ``j``; mixed reads ``j``).
+        outer_store: ``(array, value)``: ``array[k] = value`` ends the outer section.
+        row_loads: ``(local, array)``: ``const T local = array[k];`` starts each row.
+        inner_values: the inner frontier, scalar by scalar.
+        roots: for each root formula, its scalar atoms valid inside the inner loop.
+        helpers: helper function names the printed templates need.
+        slots: positions of the input variables read, with their dim and category.
+    """
+
+    param: list[str] = field(default_factory=list)
+    outer: list[str] = field(default_factory=list)
+    inner: list[str] = field(default_factory=list)
+    mixed: list[str] = field(default_factory=list)
+    outer_store: list[tuple[str, str]] = field(default_factory=list)
+    row_loads: list[tuple[str, str]] = field(default_factory=list)
+    inner_values: list[InnerValue] = field(default_factory=list)
+    roots: list[list[str]] = field(default_factory=list)
+    helpers: set[str] = field(default_factory=set)
+    slots: dict[int, tuple[int, Cat]] = field(default_factory=dict)
+
+    @property
+    def precomputed(self) -> list[InnerValue]:
+        """The inner values that need a precomputed array (not read in place)."""
+        return [v for v in self.inner_values if v.source is not None]
+
+
+# Template overrides of the CPU printer: ops whose C library spelling does not vectorise.
+CPU_OVERRIDES: dict[str, tuple[str, frozenset[str]]] = {
+    "Exp": ("lk_exp({0})", frozenset({"lk_exp"})),
+}
+
+
+def _all_nodes(roots: list[Node]) -> list[Node]:
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in roots:
+        for node in topological_order(root):
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+    return order
+
+
+def _levels(order: list[Node], output_cat: Cat) -> dict[Node, Level]:
+    levels: dict[Node, Level] = {}
+    for node in order:
+        if node.op.name == "Var":
+            cat = node.params[2]
+            if cat is Cat.PARAM:
+                levels[node] = Level.PARAM
+            elif cat in (Cat.I, Cat.J):
+                levels[node] = Level.OUTER if cat is output_cat else Level.INNER
+            else:
+                raise FormulaError(f"{node}: a {cat.name} variable cannot be compiled")
+        else:
+            lv = 0
+            for a in node.args:
+                lv |= levels[a]
+            levels[node] = Level(lv)
+    return levels
+
+
+class _Lowerer:
+    def __init__(self, dtype: np.dtype, output_cat: Cat, overrides: dict) -> None:
+        self.dtype = dtype
+        self.output_cat = output_cat
+        self.overrides = overrides
+        self.names = Names()
+        self.atoms: set[str] = set()
+        self.prog = ScalarProgram()
+        self.ctx = {
+            Level.PARAM: LowerCtx(self.names, dtype, "p", self.atoms),
+            Level.OUTER: LowerCtx(self.names, dtype, "x", self.atoms),
+            Level.INNER: LowerCtx(self.names, dtype, "y", self.atoms),
+            Level.MIXED: LowerCtx(self.names, dtype, "t", self.atoms),
+        }
+        self.local: dict[Node, list[str]] = {}  # scalars in the node's own section
+        self.in_loop: dict[Node, list[str]] = {}  # scalars of frontier nodes in the loop
+
+    def run(self, roots: list[Node]) -> ScalarProgram:
+        order = _all_nodes(roots)
+        levels = _levels(order, self.output_cat)
+        frontier = {r for r in roots if levels[r] in (Level.OUTER, Level.INNER)}
+        for node in order:
+            if levels[node] is Level.MIXED:
+                frontier.update(a for a in node.args if levels[a] in (Level.OUTER, Level.INNER))
+        for node in order:
+            level = levels[node]
+            args = [self._arg_scalars(a, levels[a], level) for a in node.args]
+            self.local[node] = self._lower_node(node, args, self.ctx[level])
+            if node in frontier:
+                self._cross(node, level)
+        prog = self.prog
+        prog.param = self.ctx[Level.PARAM].lines
+        prog.outer = self.ctx[Level.OUTER].lines
+        prog.inner = self.ctx[Level.INNER].lines
+        prog.mixed = self.ctx[Level.MIXED].lines
+        prog.roots = [self._arg_scalars(r, levels[r], Level.MIXED) for r in roots]
+        return prog
+
+    def _arg_scalars(self, arg: Node, arg_level: Level, user_level: Level) -> list[str]:
+        if arg_level is not user_level and arg_level in (Level.OUTER, Level.INNER):
+            return self.in_loop[arg]
+        return self.local[arg]
+
+    def _cross(self, node: Node, level: Level) -> None:
+        """Make a frontier node's scalars available inside the inner loop."""
+        names, prog = self.names, self.prog
+        scalars: list[str] = []
+        for value in self.local[node]:
+            if value in self.atoms and not _is_name(value):  # a literal crosses as is
+                scalars.append(value)
+                continue
+            if level is Level.OUTER:
+                array, local = names.fresh("xs"), names.fresh("xr")
+                prog.outer_store.append((array, value))
+                prog.row_loads.append((local, array))
+                scalars.append(local)
+            else:
+                load = names.fresh("yr")
+                direct = node.op.name == "Var" and node.dim == 1
+                pointer = f"a{node.params[0]}" if direct else names.fresh("ys")
+                prog.inner_values.append(InnerValue(pointer, None if direct else value, load))
+                scalars.append(load)
+        self.atoms.update(scalars)
+        self.in_loop[node] = scalars
+
+    def _lower_node(self, node: Node, args: list[list[str]], ctx: LowerCtx) -> list[str]:
+        name = node.op.name
+        if name == "Var":
+            return self._lower_var(node, ctx)
+        if name == "Zero":
+            return [ctx.literal(0)] * node.params[0]
+        value = constant_value(node)
+        if value is not None:
+            return [ctx.literal(value)]
+        card = node.op
+        if name in self.overrides:
+            template, helpers = self.overrides[name]
+        else:
+            template, helpers = card.c, card.helpers
+        self.prog.helpers.update(helpers)
+        if card.lower is not None and name not in self.overrides:
+            out = card.lower(ctx, args, node.params)
+            if len(out) != node.dim:
+                raise FormulaError(f"{name}: lowering gave {len(out)} scalars, expected {node.dim}")
+            return [ctx.emit(e) for e in out]
+        if template is None:
+            raise FormulaError(f"{name} has no C++ lowering (neither a template nor a rule)")
+        fmt = {f"p{k}": self._param_text(p, name) for k, p in enumerate(node.params)}
+        out = []
+        for c in range(node.dim):
+            scal = [a[c] if len(a) > 1 else a[0] for a in args]
+            out.append(ctx.emit(template.format(*scal, T=ctx.T, **fmt)))
+        return out
+
+    def _lower_var(self, node: Node, ctx: LowerCtx) -> list[str]:
+        pos, dim, cat = node.params
+        self.prog.slots[pos] = (dim, cat)
+        if cat is Cat.PARAM:
+            return [ctx.emit(f"a{pos}[{c}]") for c in range(dim)]
+        row = "i" if cat is self.output_cat else "j"
+        if dim == 1:
+            return [ctx.emit(f"a{pos}[{row}]")]
+        return [ctx.emit(f"a{pos}[{row} * {dim} + {c}]") for c in range(dim)]
+
+    def _param_text(self, p: object, op: str) -> str:
+        if isinstance(p, bool) or not isinstance(p, int | Fraction | float):
+            raise FormulaError(f"{op}: a parameter {p!r} cannot appear in a C++ template")
+        if isinstance(p, int):
+            return str(p)
+        return c_literal(p, self.dtype)
+
+
+def _is_name(atom: str) -> bool:
+    return atom.isidentifier()
+
+
+def lower(
+    roots: list[Node],
+    dtype: np.dtype | str,
+    output_cat: Cat,
+    overrides: dict[str, tuple[str, frozenset[str]]] | None = None,
+) -> ScalarProgram:
+    """Lower ``roots`` (the formula, then the weight formula if any) to a scalar program.
+
+    Args:
+        roots: formulas sharing one program (common sub-expressions are computed once).
+        dtype: float32 or float64.
+        output_cat: the category of the output index (its variables are "outer").
+        overrides: op name -> (template, helpers) replacing a card's C spelling; default
+            :data:`CPU_OVERRIDES`.
+
+    Returns:
+        The :class:`ScalarProgram`.
+
+    Raises:
+        FormulaError: an op has no C++ spelling, or a variable has an unusable category.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise FormulaError(f"kernels are generated for float32 or float64, not {dtype}")
+    table = CPU_OVERRIDES if overrides is None else overrides
+    return _Lowerer(dtype, output_cat, table).run(roots)

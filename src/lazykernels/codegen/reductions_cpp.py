@@ -1,0 +1,481 @@
+"""Per-reduction C++ fragments of the CPU kernel: state, tile update, merge, finalize.
+
+The skeleton (:mod:`lazykernels.codegen.cpp`) is the same for every reduction; a
+:class:`CppReduction` says
+
+* ``fields``: the accumulator state of one output row (named arrays of ``A``, ``T`` or
+  ``int64_t`` scalars with their initial values: the *empty-reduction* result);
+* ``tile``: how one row consumes a tile of reduction indices ``[j0, j1)``. It calls
+  ``tc.eval_loop`` (the vectorised loop that evaluates the formula) with the statements
+  that fold each value in: a fused ``omp simd`` reduction (Sum, Min, Max), or stores into
+  tile buffers followed by a second pass (the arg- and K-min families, log-sum-exp);
+* ``merge``: folds the state of a later part of the reduction range into an earlier one
+  (used when the reduction range is split across threads);
+* ``finalize``: writes the user-level outputs of one row (see ``core/plan.py``).
+
+State and outputs are reached through accessor callables ``acc(field, index) -> lvalue``
+so that the same fragments serve the per-thread block state and the split buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import DimensionError, FormulaError
+from .buffer import IndentedBuffer
+
+Access = Callable[[str, str], str]  # (field or output name, index expression) -> C lvalue
+
+INF = "std::numeric_limits<T>::infinity()"
+INF_A = "std::numeric_limits<A>::infinity()"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One array of the accumulator state of a row."""
+
+    name: str
+    ctype: str  # "A", "T" or "int64_t"
+    length: int
+    init: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """One user-level output: ``width`` scalars per row, of type ``ctype`` (T or int64_t)."""
+
+    width: int
+    ctype: str
+
+
+class TileCtx:
+    """What the skeleton gives a reduction's ``tile`` fragment (for output row ``k``).
+
+    Attributes:
+        f, g: atoms of the formula and weight values inside the evaluation loop.
+        st: accessor of the row's state.
+        acc_cast: C spelling converting a T atom to the accumulator type.
+    """
+
+    def __init__(
+        self,
+        f: list[str],
+        g: list[str],
+        st: Access,
+        eval_loop: Callable[[IndentedBuffer, str, list[str]], None],
+        same_acc: bool,
+    ) -> None:
+        self.f, self.g, self.st = f, g, st
+        self._eval_loop = eval_loop
+        self._same = same_acc
+
+    def eval_loop(self, b: IndentedBuffer, clause: str, stmts: list[str]) -> None:
+        """The ``omp simd`` loop over ``j`` in ``[j0, j1)`` evaluating the formula, then
+        ``stmts`` (buffers are indexed by ``j - j0``); ``clause``: e.g. ``reduction(+:s0)``."""
+        self._eval_loop(b, clause, stmts)
+
+    def acc(self, atom: str) -> str:
+        return atom if self._same else f"(A){atom}"
+
+
+class CppReduction:
+    """Base of the C++ fragments of one reduction (see the module docstring)."""
+
+    helpers: frozenset[str] = frozenset()
+    fused = False  # True: the tile is one fused simd reduction, no tile buffers
+
+    def __init__(self, name: str, d: int, dg: int, k: int, scheme: str) -> None:
+        self.name, self.d, self.dg, self.k, self.scheme = name, d, dg, k, scheme
+
+    def fields(self) -> list[Field]:
+        raise NotImplementedError
+
+    def outputs(self) -> list[Output]:
+        raise NotImplementedError
+
+    def n_buffers(self) -> int:
+        """Number of tile buffers (of TJ scalars of type T) the tile fragment uses."""
+        return 0
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        raise NotImplementedError
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        raise NotImplementedError
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        raise NotImplementedError
+
+
+def _partials(names: list[str], init: list[str]) -> str:
+    return "A " + ", ".join(f"{n} = {v}" for n, v in zip(names, init)) + ";"
+
+
+class SumRed(CppReduction):
+    """Sum: ``acc += F`` per component, with block, direct or Kahan summation."""
+
+    fused = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        if self.scheme == "kahan_scheme":
+            self.helpers = frozenset({"lk_kahan_add"})
+
+    def fields(self) -> list[Field]:
+        out = [Field("acc", "A", self.d, "0")]
+        if self.scheme == "kahan_scheme":
+            out.append(Field("comp", "A", self.d, "0"))
+        return out
+
+    def outputs(self) -> list[Output]:
+        return [Output(self.d, "T")]
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        ps = [f"ps{c}" for c in range(self.d)]
+        direct = self.scheme == "direct_sum"
+        b.line(_partials(ps, [tc.st("acc", str(c)) if direct else "0" for c in range(self.d)]))
+        stmts = [f"{p} += {tc.acc(f)};" for p, f in zip(ps, tc.f)]
+        tc.eval_loop(b, f"reduction(+:{','.join(ps)})", stmts)
+        for c, p in enumerate(ps):
+            b.line(self._add(tc.st, str(c), p, direct))
+
+    def _add(self, st: Access, c: str, value: str, direct: bool = False) -> str:
+        if direct:
+            return f"{st('acc', c)} = {value};"
+        if self.scheme == "kahan_scheme":
+            return f"lk_kahan_add({st('acc', c)}, {st('comp', c)}, {value});"
+        return f"{st('acc', c)} += {value};"
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        for c in range(self.d):
+            if self.scheme == "kahan_scheme":
+                b.line(self._add(dst, str(c), f"{src('acc', str(c))} - {src('comp', str(c))}"))
+            else:
+                b.line(f"{dst('acc', str(c))} += {src('acc', str(c))};")
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        for c in range(self.d):
+            value = st("acc", str(c))
+            if self.scheme == "kahan_scheme":
+                value = f"({value} - {st('comp', str(c))})"
+            b.line(f"{out[0]('', str(c))} = (T){value};")
+
+
+class MinMaxRed(CppReduction):
+    """Min / Max per component: a fused ``omp simd reduction(min|max)``; NaN never wins."""
+
+    fused = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.lt = "<" if self.name == "Min" else ">"
+        self.init = INF if self.name == "Min" else f"(-{INF})"
+
+    def fields(self) -> list[Field]:
+        return [Field("val", "T", self.d, self.init)]
+
+    def outputs(self) -> list[Output]:
+        return [Output(self.d, "T")]
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        ms = [f"m{c}" for c in range(self.d)]
+        b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
+        op = "min" if self.name == "Min" else "max"
+        stmts = [f"{m} = {f} {self.lt} {m} ? {f} : {m};" for m, f in zip(ms, tc.f)]
+        tc.eval_loop(b, f"reduction({op}:{','.join(ms)})", stmts)
+        for c, m in enumerate(ms):
+            b.line(f"{tc.st('val', str(c))} = {m};")
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        for c in map(str, range(self.d)):
+            b.line(
+                f"if ({src('val', c)} {self.lt} {dst('val', c)}) {dst('val', c)} = {src('val', c)};"
+            )
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        for c in map(str, range(self.d)):
+            b.line(f"{out[0]('', c)} = {st('val', c)};")
+
+
+class ArgMinMaxRed(CppReduction):
+    """ArgMin / ArgMax / Min_ArgMin / Max_ArgMax: value and first index of the extremum.
+
+    A tile is evaluated into buffers with a simd min (max); only when it beats the current
+    best is the tile scanned for the first position of that value.
+    """
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.is_min = "Min" in self.name
+        self.lt = "<" if self.is_min else ">"
+        self.init = INF if self.is_min else f"(-{INF})"
+
+    def fields(self) -> list[Field]:
+        return [Field("val", "T", self.d, self.init), Field("ind", "int64_t", self.d, "-1")]
+
+    def outputs(self) -> list[Output]:
+        if self.name in ("ArgMin", "ArgMax"):
+            return [Output(self.d, "int64_t")]
+        return [Output(self.d, "T"), Output(self.d, "int64_t")]
+
+    def n_buffers(self) -> int:
+        return self.d
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        ms = [f"m{c}" for c in range(self.d)]
+        b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
+        op = "min" if self.is_min else "max"
+        # NaN is stored as the worst value, which it ties with (it never wins).
+        stmts = [f"const T v{c} = {f} != {f} ? {self.init} : {f};" for c, f in enumerate(tc.f)]
+        stmts += [f"tb{c}[j - j0] = v{c};" for c in range(self.d)]
+        stmts += [f"{m} = v{c} {self.lt} {m} ? v{c} : {m};" for c, m in enumerate(ms)]
+        tc.eval_loop(b, f"reduction({op}:{','.join(ms)})", stmts)
+        for c, m in enumerate(ms):
+            val, ind = tc.st("val", str(c)), tc.st("ind", str(c))
+            with (
+                b.block(f"if ({m} {self.lt} {val} || {ind} < 0)"),
+                b.block("for (int64_t t = 0; t < j1 - j0; ++t)"),
+                b.block(f"if (tb{c}[t] == {m})"),
+            ):
+                b.lines([f"{val} = {m};", f"{ind} = j0 + t;", "break;"])
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        for c in map(str, range(self.d)):
+            sv, si, dv, di = src("val", c), src("ind", c), dst("val", c), dst("ind", c)
+            with b.block(f"if ({si} >= 0 && ({sv} {self.lt} {dv} || {di} < 0))"):
+                b.lines([f"{dv} = {sv};", f"{di} = {si};"])
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        for c in map(str, range(self.d)):
+            if self.name in ("ArgMin", "ArgMax"):
+                b.line(f"{out[0]('', c)} = {st('ind', c)};")
+            else:
+                b.line(f"{out[0]('', c)} = {st('val', c)};")
+                b.line(f"{out[1]('', c)} = {st('ind', c)};")
+
+
+class KMinRed(CppReduction):
+    """KMin / ArgKMin / KMin_ArgKMin: the K smallest values per component, ascending.
+
+    A tile is evaluated into buffers (vectorised); then each value is compared with the
+    current K-th best, and only the rare values that beat it are inserted.
+    """
+
+    helpers = frozenset({"lk_kmin_insert", "lk_kmin_merge"})
+
+    def fields(self) -> list[Field]:
+        n = self.k * self.d  # component-major: [c][r]
+        return [Field("kval", "T", n, INF), Field("kind", "int64_t", n, "-1")]
+
+    def outputs(self) -> list[Output]:
+        n = self.k * self.d
+        if self.name == "KMin":
+            return [Output(n, "T")]
+        if self.name == "ArgKMin":
+            return [Output(n, "int64_t")]
+        return [Output(n, "T"), Output(n, "int64_t")]
+
+    def n_buffers(self) -> int:
+        return self.d
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        k = self.k
+        # NaN counts as +inf; +inf values are candidates too (after every finite value).
+        stmts = [f"tb{c}[j - j0] = {f} != {f} ? {INF} : {f};" for c, f in enumerate(tc.f)]
+        tc.eval_loop(b, "", stmts)
+        for c in range(self.d):
+            with b.block():
+                b.line(f"T* kv = &{tc.st('kval', str(c * k))};")
+                b.line(f"int64_t* ki = &{tc.st('kind', str(c * k))};")
+                b.line(f"T thr = kv[{k - 1}];")
+                with (
+                    b.block("for (int64_t t = 0; t < j1 - j0; ++t)"),
+                    b.block(f"if (tb{c}[t] <= thr && (tb{c}[t] < thr || ki[{k - 1}] < 0))"),
+                ):
+                    b.line(f"lk_kmin_insert(kv, ki, (int64_t){k}, tb{c}[t], j0 + t);")
+                    b.line(f"thr = kv[{k - 1}];")
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        for c in range(self.d):
+            o = str(c * self.k)
+            b.line(
+                f"lk_kmin_merge(&{dst('kval', o)}, &{dst('kind', o)}, &{src('kval', o)}, "
+                f"&{src('kind', o)}, (int64_t){self.k});"
+            )
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        d, k = self.d, self.k
+        with b.block(f"for (int64_t r = 0; r < {k}; ++r)"):
+            for c in range(d):
+                src = f"{c * k} + r"
+                dst = f"r * {d} + {c}" if d > 1 else "r"
+                if self.name == "KMin":
+                    b.line(f"{out[0]('', dst)} = {st('kval', src)};")
+                elif self.name == "ArgKMin":
+                    b.line(f"{out[0]('', dst)} = {st('kind', src)};")
+                else:
+                    b.line(f"{out[0]('', dst)} = {st('kval', src)};")
+                    b.line(f"{out[1]('', dst)} = {st('kind', src)};")
+
+
+class ShiftExpRed(CppReduction):
+    """The log-sum-exp family: state ``(m, s[ns])`` with ``sum_j e^(F_j - m) w_j = s``.
+
+    Weights ``w``: LogSumExp and Max_SumShiftExp: [1]; LogSumExpWeight and
+    Max_SumShiftExpWeight: G; SumSoftMaxWeight: [1, G]. Each tile: evaluate F (and G) into
+    buffers with a simd max, rescale ``s`` if the running max grows, then a simd sum of
+    ``exp(F - m) w``. Rows whose values are all ``-inf`` keep ``m = -inf, s = 0``.
+    """
+
+    helpers = frozenset({"lk_exp"})
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        if self.d != 1:
+            raise DimensionError(f"{self.name}: the formula must be scalar, got dimension {self.d}")
+        weighted = self.name in ("LogSumExpWeight", "Max_SumShiftExpWeight", "SumSoftMaxWeight")
+        if weighted and self.dg < 1:
+            raise FormulaError(f"{self.name} needs a weight formula (formula2)")
+        self.unit = self.name in ("LogSumExp", "Max_SumShiftExp", "SumSoftMaxWeight")
+        self.ns = int(self.unit) + (self.dg if weighted else 0)
+        if self.scheme == "kahan_scheme":
+            self.helpers = self.helpers | {"lk_kahan_add"}
+
+    def fields(self) -> list[Field]:
+        out = [Field("m", "A", 1, f"(-{INF_A})"), Field("s", "A", self.ns, "0")]
+        if self.scheme == "kahan_scheme":
+            out.append(Field("comp", "A", self.ns, "0"))
+        return out
+
+    def outputs(self) -> list[Output]:
+        width = {
+            "LogSumExp": 1,
+            "LogSumExpWeight": self.dg,
+            "SumSoftMaxWeight": self.dg,
+            "Max_SumShiftExp": 2,
+            "Max_SumShiftExpWeight": 1 + self.dg,
+        }[self.name]
+        return [Output(width, "T")]
+
+    def n_buffers(self) -> int:
+        return 1 + self.ns - int(self.unit)
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        ns, kahan = self.ns, self.scheme == "kahan_scheme"
+        # weight c: None (the unit weight) or (atom in the loop, its tile buffer)
+        weights: list[tuple[str, str] | None] = [None] if self.unit else []
+        weights += [(w, f"tb{1 + c}") for c, w in enumerate(tc.g)]
+        stmts = ["tb0[j - j0] = " + tc.f[0] + ";"]
+        stmts += [f"{w[1]}[j - j0] = {w[0]};" for w in weights if w is not None]
+        stmts.append(f"tm = {tc.f[0]} > tm ? {tc.f[0]} : tm;")
+        b.line(f"T tm = (T){tc.st('m', '0')};")
+        tc.eval_loop(b, "reduction(max:tm)", stmts)
+        m = tc.st("m", "0")
+        with b.block(f"if ({tc.acc('tm')} > {m})"):
+            b.line(f"const A sc = lk_exp({m} - {tc.acc('tm')});")
+            for c in map(str, range(ns)):
+                b.line(f"{tc.st('s', c)} *= sc;")
+                if kahan:
+                    b.line(f"{tc.st('comp', c)} *= sc;")
+            b.line(f"{m} = {tc.acc('tm')};")
+        with b.block(f"if ({m} > (-{INF_A}))"):
+            b.line(f"const A mm = {m};")
+            ps = [f"ps{c}" for c in range(ns)]
+            direct = self.scheme == "direct_sum"
+            b.line(_partials(ps, [tc.st("s", str(c)) if direct else "0" for c in range(ns)]))
+            b.pragma(f"omp simd reduction(+:{','.join(ps)})")
+            with b.block("for (int64_t t = 0; t < j1 - j0; ++t)"):
+                b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
+                for c, w in enumerate(weights):
+                    term = "e" if w is None else f"e * {tc.acc(w[1] + '[t]')}"
+                    b.line(f"ps{c} += {term};")
+            for c, p in enumerate(ps):
+                s = tc.st("s", str(c))
+                if direct:
+                    b.line(f"{s} = {p};")
+                elif kahan:
+                    b.line(f"lk_kahan_add({s}, {tc.st('comp', str(c))}, {p});")
+                else:
+                    b.line(f"{s} += {p};")
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        dm, sm = dst("m", "0"), src("m", "0")
+        kahan = self.scheme == "kahan_scheme"
+
+        def value(c: str) -> str:
+            return f"({src('s', c)} - {src('comp', c)})" if kahan else src("s", c)
+
+        with b.block(f"if ({sm} > {dm})"):
+            b.line(f"const A sc = lk_exp({dm} - {sm});")
+            for c in map(str, range(self.ns)):
+                if kahan:
+                    b.line(f"{dst('comp', c)} *= sc;")
+                b.line(f"{dst('s', c)} *= sc;")
+                b.line(self._add(dst, c, value(c)))
+            b.line(f"{dm} = {sm};")
+        with b.block(f"else if ({sm} > (-{INF_A}))"):
+            b.line(f"const A sc = lk_exp({sm} - {dm});")
+            for c in map(str, range(self.ns)):
+                b.line(self._add(dst, c, f"sc * {value(c)}"))
+
+    def _add(self, st: Access, c: str, value: str) -> str:
+        if self.scheme == "kahan_scheme":
+            return f"lk_kahan_add({st('s', c)}, {st('comp', c)}, (A)({value}));"
+        return f"{st('s', c)} += {value};"
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        m = st("m", "0")
+
+        def s(c: int) -> str:
+            if self.scheme == "kahan_scheme":
+                return f"({st('s', str(c))} - {st('comp', str(c))})"
+            return st("s", str(c))
+
+        o = out[0]
+        if self.name in ("Max_SumShiftExp", "Max_SumShiftExpWeight"):
+            b.line(f"{o('', '0')} = (T){m};")
+            for c in range(self.ns):
+                b.line(f"{o('', str(c + 1))} = (T){s(c)};")
+        elif self.name in ("LogSumExp", "LogSumExpWeight"):
+            for c in range(self.ns):
+                b.line(f"{o('', str(c))} = (T)({m} + std::log({s(c)}));")
+        else:  # SumSoftMaxWeight: s[0] is the sum of the softmax weights
+            for c in range(self.dg):
+                b.line(f"{o('', str(c))} = (T)({s(0)} > 0 ? {s(c + 1)} / {s(0)} : 0);")
+
+
+_FAMILIES: dict[str, type[CppReduction]] = {
+    "Sum": SumRed,
+    "Min": MinMaxRed,
+    "Max": MinMaxRed,
+    **dict.fromkeys(("ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"), ArgMinMaxRed),
+    **dict.fromkeys(("KMin", "ArgKMin", "KMin_ArgKMin"), KMinRed),
+    **dict.fromkeys(
+        (
+            "LogSumExp",
+            "LogSumExpWeight",
+            "SumSoftMaxWeight",
+            "Max_SumShiftExp",
+            "Max_SumShiftExpWeight",
+        ),
+        ShiftExpRed,
+    ),
+}
+
+
+def cpp_reduction(name: str, d: int, dg: int = 0, k: int | None = None, scheme: str = "block_sum"):
+    """The fragments of reduction ``name`` for a formula of dim ``d`` (weight dim ``dg``).
+
+    Raises:
+        FormulaError: unknown reduction, missing K, or a non-scalar log-sum-exp formula.
+    """
+    try:
+        family = _FAMILIES[name]
+    except KeyError:
+        raise FormulaError(f"unknown reduction {name!r}") from None
+    if family is KMinRed and (k is None or k < 1):
+        raise FormulaError(f"{name} needs K >= 1, got {k!r}")
+    if family is not SumRed and family is not ShiftExpRed:
+        scheme = "direct_sum"  # sum schemes only concern sum-type reductions
+    return family(name, d, dg, k or 0, scheme)

@@ -1,0 +1,8 @@
+"""The array-library-neutral core: plan and call contract, validation, dispatch.
+
+Pipeline position: between the formula engine and the backends. :mod:`.plan` defines what a
+backend receives (``ReductionPlan``, ``BoundCall``, ``Ranges``, ``ArgSlot``), :mod:`.genred`
+builds plans from ``Genred``'s arguments, :mod:`.bind` validates the arrays of a call and
+allocates its outputs, and :mod:`.backends` picks the function that fills them. The NumPy
+and PyTorch front ends are thin adapters over this package.
+"""

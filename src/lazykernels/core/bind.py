@@ -1,0 +1,246 @@
+"""Validation of a call's arrays into a :class:`~lazykernels.core.plan.BoundCall`.
+
+Everything a backend may assume is checked here, before any backend runs, and every problem
+is raised with a message that names the argument (``ArgSlot.describe()``): the number of
+arguments, each array's number of dimensions and last dimension, the sizes M and N, the
+batch dimensions, dtypes, NaN values, ranges, K and ``out=``. Then the outputs are
+allocated with the shapes of :mod:`lazykernels.reductions`.
+
+Shapes (SPEC §3, §5.4): ``Vi(D)`` takes ``(..., M, D)``, ``Vj(D)`` takes ``(..., N, D)``,
+``Pm(D)`` takes ``(..., D)``. M is read from the first i-argument and N from the first
+j-argument (1 when there is none). ``nbatchdims = max(ndim) - 2`` over the i/j arguments
+(``max(ndim) - 1`` over the parameters); every argument must spell all batch dimensions,
+with 1 where it broadcasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentError, DtypeError, ShapeError
+from ..formula.ir import Cat
+from ..reductions import SPECS
+from .plan import ArgSlot, BoundCall, Ranges, ReductionPlan
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def bind(
+    plan: ReductionPlan,
+    args: Sequence[Any],
+    ranges: Sequence[Any] | None = None,
+    out: Any = None,
+) -> BoundCall:
+    """Validate ``args`` (and ``ranges``, ``out``) against ``plan``; allocate the outputs.
+
+    Args:
+        plan: the reduction plan.
+        args: one array per slot of the plan, in position order.
+        ranges: KeOps's 6-tuple of block-sparse ranges, or None.
+        out: preallocated output (a tuple for two-output reductions), or None. It is used
+            directly when its dtype is the computation dtype; float16 outputs are computed
+            in float32 and must be copied into ``out`` by the caller.
+
+    Returns:
+        The bound call, outputs allocated (not filled).
+
+    Raises:
+        ArgumentError, ShapeError, DtypeError: a message naming the faulty argument.
+    """
+    if len(args) != len(plan.slots):
+        names = ", ".join(s.describe() for s in plan.slots) or "none"
+        raise ArgumentError(
+            f"expected {len(plan.slots)} input arrays, got {len(args)}; the inputs are: {names}"
+        )
+    arrays = [np.asarray(a) for a in args]
+    user_dtype = input_dtype(plan, arrays)
+    dtype = np.dtype(np.float32) if user_dtype == np.float16 else user_dtype
+    if plan.dtype_acc == "float32" and dtype == np.float64:
+        raise ArgumentError("dtype_acc='float32' cannot accumulate float64 data; use 'float64'")
+    batch_shape = _check_shapes(plan.slots, arrays)
+    ni = _size(plan.slots, arrays, Cat.I, "M")
+    nj = _size(plan.slots, arrays, Cat.J, "N")
+    for slot, array in zip(plan.slots, arrays):
+        if np.isnan(array).any():
+            raise ArgumentError(f"{slot.describe()} contains NaN values")
+    arrays = [a.astype(dtype) if a.dtype != dtype else a for a in arrays]
+    call = BoundCall(plan, tuple(arrays), dtype, batch_shape, ni, nj, None)
+    if ranges is not None:
+        call.ranges = orient_ranges(ranges, plan.output_cat, call.n_out, call.n_red)
+    spec = SPECS[plan.reduction]
+    if spec.needs_k and call.ranges is None and plan.k is not None and plan.k > call.n_red:
+        axis = "j" if plan.output_cat is Cat.I else "i"
+        raise ArgumentError(
+            f"{plan.reduction}: K = {plan.k} is larger than the number of reduction indices "
+            f"({axis}: {call.n_red})"
+        )
+    call.outputs = _outputs(call, user_dtype, out)
+    return call
+
+
+def input_dtype(plan: ReductionPlan, arrays: Sequence[np.ndarray]) -> np.dtype:
+    """The common floating dtype of the inputs (float64 when there are none).
+
+    Raises:
+        DtypeError: a complex, non-floating or unsupported dtype, or mixed dtypes.
+    """
+    first: tuple[ArgSlot, np.dtype] | None = None
+    for slot, array in zip(plan.slots, arrays):
+        dt = array.dtype
+        if dt.kind == "c":
+            raise DtypeError(f"{slot.describe()}: complex arrays are not supported ({dt})")
+        if dt not in FLOAT_DTYPES:
+            raise DtypeError(
+                f"{slot.describe()}: dtype {dt} is not supported; use float16, float32 or float64"
+            )
+        if first is None:
+            first = (slot, dt)
+        elif dt != first[1]:
+            raise DtypeError(
+                f"all inputs must have the same dtype: {first[0].describe()} is {first[1]} "
+                f"but {slot.describe()} is {dt}"
+            )
+    return np.dtype(np.float64) if first is None else first[1]
+
+
+def _expected(slot: ArgSlot, nbatch: int) -> str:
+    size = {Cat.I: "M", Cat.J: "N"}.get(slot.cat)
+    dims = [f"B{k + 1}" for k in range(nbatch)] + ([size] if size else []) + [str(slot.dim)]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _check_shapes(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray]) -> tuple[int, ...]:
+    """Check ndim and last dims; return the broadcast batch shape."""
+    nbatch, source = 0, None
+    for slot, array in zip(slots, arrays):
+        extra = array.ndim - (1 if slot.cat is Cat.PARAM else 2)
+        if extra > nbatch:
+            nbatch, source = extra, slot
+    for slot, array in zip(slots, arrays):
+        core = 1 if slot.cat is Cat.PARAM else 2
+        if array.ndim != nbatch + core or array.shape[-1] != slot.dim:
+            why = ""
+            if array.ndim != nbatch + core and source is not None:
+                why = f" ({source.describe()} has {nbatch} batch dimension(s))"
+            raise ShapeError(
+                f"{slot.describe()}: expected an array of shape {_expected(slot, nbatch)}"
+                f"{why}, got shape {array.shape}"
+            )
+    batch = []
+    for k in range(nbatch):
+        first: tuple[ArgSlot, int] | None = None
+        for slot, array in zip(slots, arrays):
+            size = array.shape[k]
+            if size == 1:
+                continue
+            if first is None:
+                first = (slot, size)
+            elif size != first[1]:
+                raise ShapeError(
+                    f"batch dimension {k} does not broadcast: {first[0].describe()} has size "
+                    f"{first[1]} but {slot.describe()} has size {size} (batch sizes must be "
+                    f"equal or 1)"
+                )
+        batch.append(1 if first is None else first[1])
+    return tuple(batch)
+
+
+def _size(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray], cat: Cat, label: str) -> int:
+    """M (i) or N (j) from the first argument of ``cat``; 1 when there is none."""
+    first: tuple[ArgSlot, int] | None = None
+    for slot, array in zip(slots, arrays):
+        if slot.cat is not cat:
+            continue
+        n = array.shape[-2]
+        if first is None:
+            first = (slot, n)
+        elif n != first[1]:
+            raise ShapeError(
+                f"inconsistent {label}: {first[0].describe()} has {first[1]} rows but "
+                f"{slot.describe()} has {n}"
+            )
+    return 1 if first is None else first[1]
+
+
+def orient_ranges(ranges: Sequence[Any], output_cat: Cat, n_out: int, n_red: int) -> Ranges:
+    """Validate KeOps's 6-tuple of ranges and keep the triple for ``output_cat``.
+
+    ``(ranges_i, slices_i, redranges_j)`` serve an i-indexed output, ``(ranges_j, slices_j,
+    redranges_i)`` a j-indexed one.
+
+    Raises:
+        ArgumentError: not a 6-tuple, wrong shapes or dtypes, decreasing or inconsistent
+            slices, reversed or out-of-bounds ranges.
+    """
+    if not isinstance(ranges, list | tuple) or len(ranges) != 6:
+        raise ArgumentError(
+            "ranges must be a 6-tuple (ranges_i, slices_i, redranges_j, ranges_j, slices_j, "
+            "redranges_i)"
+        )
+    if output_cat is Cat.I:
+        names, triple = ("ranges_i", "slices_i", "redranges_j"), ranges[:3]
+    else:
+        names, triple = ("ranges_j", "slices_j", "redranges_i"), ranges[3:]
+    out_r, slices, red_r = (_int_array(name, a) for name, a in zip(names, triple))
+    if out_r.ndim != 2 or out_r.shape[1] != 2:
+        raise ArgumentError(f"ranges: {names[0]} must have shape (C, 2), got {out_r.shape}")
+    if slices.shape != (out_r.shape[0],):
+        raise ArgumentError(
+            f"ranges: {names[1]} must have shape ({out_r.shape[0]},) like {names[0]}, "
+            f"got {slices.shape}"
+        )
+    if red_r.ndim != 2 or red_r.shape[1] != 2:
+        raise ArgumentError(f"ranges: {names[2]} must have shape (S, 2), got {red_r.shape}")
+    if len(slices) and (
+        slices[0] < 0 or np.any(np.diff(slices) < 0) or slices[-1] != red_r.shape[0]
+    ):
+        raise ArgumentError(
+            f"ranges: {names[1]} must be non-decreasing cumulative ends in [0, "
+            f"{red_r.shape[0]}] ending at len({names[2]}) = {red_r.shape[0]}"
+        )
+    for name, r, bound in ((names[0], out_r, n_out), (names[2], red_r, n_red)):
+        if np.any(r[:, 0] > r[:, 1]) or np.any(r[:, 0] < 0) or np.any(r[:, 1] > bound):
+            raise ArgumentError(
+                f"ranges: every [start, end) of {name} needs 0 <= start <= end <= {bound}"
+            )
+    return Ranges(out_r, slices, red_r)
+
+
+def _int_array(name: str, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise ArgumentError(f"ranges: {name} must be an integer array, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _outputs(call: BoundCall, user_dtype: np.dtype, out: Any) -> tuple[np.ndarray, ...]:
+    plan = call.plan
+    spec = SPECS[plan.reduction]
+    weight_dim = plan.weight.dim if plan.weight is not None else 0
+    tails = spec.output_tails(plan.formula.dim, weight_dim, plan.k or 0)
+    head = (*call.batch_shape, call.n_out)
+    shapes = [(*head, *tail) for tail in tails]
+    kinds = [np.dtype(np.int64) if o.index else call.dtype for o in spec.outputs]
+    if out is None:
+        return tuple(np.empty(s, dtype=k) for s, k in zip(shapes, kinds))
+    given = tuple(out) if isinstance(out, list | tuple) else (out,)
+    if len(given) != len(shapes):
+        raise ArgumentError(
+            f"out: {plan.reduction} returns {len(shapes)} array(s), got {len(given)} in out="
+        )
+    buffers = []
+    for o, shape, kind, spec_out in zip(given, shapes, kinds, spec.outputs):
+        want = kind if spec_out.index else user_dtype
+        if not isinstance(o, np.ndarray):
+            raise ArgumentError(f"out: expected a NumPy array, got {type(o).__name__}")
+        if o.shape != shape or o.dtype != want:
+            raise ArgumentError(
+                f"out: expected shape {shape} and dtype {want}, got {o.shape} and {o.dtype}"
+            )
+        if not o.flags.c_contiguous or not o.flags.writeable:
+            raise ArgumentError("out: the output array must be C-contiguous and writeable")
+        buffers.append(o if o.dtype == kind else np.empty(shape, dtype=kind))
+    return tuple(buffers)

@@ -1,0 +1,302 @@
+"""Compiler discovery, capability probes and flag selection.
+
+The compiler is ``$CXX`` when set, else the first of ``g++``, ``c++``, ``clang++`` on
+``PATH``. What it accepts (``-march=native``, ``-mprefer-vector-width=512``, OpenMP) is
+probed once by compiling tiny programs; the answer is stored as JSON in the cache directory,
+keyed by the compiler's path and version, and memoised per process.
+
+Floating point: the flags allow reassociation, reciprocals, contraction and ignore signed
+zeros, errno and traps, which is what vectorised reductions need, but deliberately *not*
+``-ffinite-math-only`` (nor ``-ffast-math``, which implies it): max, argmin and log-sum-exp
+rely on ``inf`` and ``isnan``/``isinf`` must keep working.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+from filelock import FileLock
+
+from ..errors import CompileError
+from .cache import PROBE_DIR_PREFIX, atomic_write_text, cache_dir, debug
+
+COMPILER_NAMES = ("g++", "c++", "clang++")
+
+# Bump when the probe programs or the meaning of their answers change.
+PROBE_SCHEMA = 1
+
+FAST_MATH_FLAGS = (
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-fno-signed-zeros",
+    "-fassociative-math",
+    "-freciprocal-math",
+    "-ffp-contract=fast",
+)
+
+_PLAIN_PROBE = "int lk_probe(int x) { return x + 1; }\n"
+
+# Checks the header, the link and that the runtime loads; it starts no thread team, so a
+# process that forks later is not left with a live OpenMP pool by the probe.
+_OPENMP_PROBE = """\
+#include <omp.h>
+extern "C" int lk_probe_openmp(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads() >= 1 ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+"""
+
+
+@dataclass(frozen=True)
+class CompilerInfo:
+    """The C++ compiler the JIT uses and how it calls it.
+
+    Attributes:
+        path: absolute path of the compiler executable.
+        version: first line of ``<compiler> --version``.
+        flags: every flag passed when building a kernel (``CXXFLAGS`` last).
+        openmp: whether ``-fopenmp`` is among the flags (the compiler and runtime work).
+        target: what ``-march=native`` resolves to on this machine ("" when unused), so a
+            cache shared between different CPUs never hands one machine's code to another.
+    """
+
+    path: str
+    version: str
+    flags: tuple[str, ...]
+    openmp: bool
+    target: str = ""
+
+
+def find_compiler() -> str:
+    """The absolute path of the C++ compiler: ``$CXX``, else g++, c++ or clang++ on PATH.
+
+    Raises:
+        CompileError: no compiler is found, or ``CXX`` names no executable.
+    """
+    requested = os.environ.get("CXX", "").strip()
+    if requested:
+        found = shutil.which(requested)
+        if found is None:
+            raise CompileError(
+                f"no C++ compiler found: CXX={requested!r} does not name an executable; "
+                "set CXX to a C++ compiler (a path or a program on PATH) or install g++"
+            )
+        return os.path.abspath(found)
+    for name in COMPILER_NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return os.path.abspath(found)
+    raise CompileError("no C++ compiler found: set CXX or install g++")
+
+
+def compiler_version(path: str) -> str:
+    """The first line of ``<path> --version``.
+
+    Raises:
+        CompileError: the compiler cannot be run or prints no version.
+    """
+    try:
+        result = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError as exc:
+        raise CompileError(f"cannot run the C++ compiler {path}: {exc}") from exc
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0 or not lines:
+        raise CompileError(
+            f"{path} --version failed (status {result.returncode}); is it a C++ compiler?\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return lines[0]
+
+
+def native_target(path: str) -> str:
+    """The concrete CPU options ``-march=native`` expands to, from the driver's ``-###`` dump.
+
+    GCC lists ``-march=<cpu>`` plus one ``-m[no-]<feature>`` per ISA extension and cache
+    ``--param``s; Clang lists ``-target-cpu`` and ``-target-feature`` pairs. Paths and other
+    machine-independent options are dropped. Returns "" if the driver prints nothing useful.
+    """
+    try:
+        result = subprocess.run(
+            [path, "-march=native", "-###", "-E", "-x", "c++", os.devnull],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError:
+        return ""
+    kept: list[str] = []
+    paired = {"-target-cpu", "-target-feature", "-tune-cpu", "--param"}
+    for line in (result.stdout + result.stderr).splitlines():
+        if not line.startswith(" "):
+            continue  # only the sub-command lines, not "COLLECT_GCC=..." environment echoes
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            continue
+        for previous, token in zip([""] + tokens, tokens):
+            if token.startswith("-m") or token in paired or previous in paired:
+                kept.append(token)
+    return " ".join(kept)
+
+
+def _compiles(path: str, flags: list[str], source: str, workdir: Path, *, shared: bool) -> bool:
+    source_path = workdir / "probe.cpp"
+    source_path.write_text(source, encoding="utf-8")
+    output = workdir / ("probe.so" if shared else "probe.o")
+    output.unlink(missing_ok=True)
+    kind = ["-fPIC", "-shared"] if shared else ["-c"]
+    command = [path, *flags, *kind, "-Werror", "-o", str(output), str(source_path)]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError:
+        return False
+    ok = result.returncode == 0 and output.is_file()
+    debug(f"probe {'ok' if ok else 'failed'}: {shlex.join(command)}")
+    return ok
+
+
+def _openmp_runs(library: Path) -> bool:
+    try:
+        probe = ctypes.CDLL(str(library))
+    except OSError:
+        return False
+    return bool(probe.lk_probe_openmp() == 1)
+
+
+def _run_probes(path: str) -> dict[str, bool]:
+    workdir = Path(tempfile.mkdtemp(prefix=PROBE_DIR_PREFIX, dir=cache_dir()))
+    try:
+        march = ["-march=native"]
+        native = _compiles(path, march, _PLAIN_PROBE, workdir, shared=False)
+        wide_flags = [*march] if native else []
+        wide = _compiles(
+            path, [*wide_flags, "-mprefer-vector-width=512"], _PLAIN_PROBE, workdir, shared=False
+        )
+        openmp = _compiles(
+            path, ["-O1", "-fopenmp"], _OPENMP_PROBE, workdir, shared=True
+        ) and _openmp_runs(workdir / "probe.so")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"march_native": native, "prefer_vector_width_512": wide, "openmp": openmp}
+
+
+def probe_capabilities(path: str, version: str) -> dict[str, bool]:
+    """What the compiler accepts, probed once and cached as JSON in the cache directory.
+
+    Returns:
+        ``{"march_native": bool, "prefer_vector_width_512": bool, "openmp": bool}``.
+    """
+    digest = sha256(json.dumps([PROBE_SCHEMA, path, version]).encode()).hexdigest()
+    directory = cache_dir()
+    record = directory / f"compiler-{digest}.json"
+    names = ("march_native", "prefer_vector_width_512", "openmp")
+
+    def load() -> dict[str, bool] | None:
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or (data.get("path"), data.get("version")) != (
+            path,
+            version,
+        ):
+            return None
+        if not all(isinstance(data.get(name), bool) for name in names):
+            return None
+        return {name: data[name] for name in names}
+
+    cached = load()
+    if cached is not None:
+        return cached
+    with FileLock(str(directory / f"compiler-{digest}.lock")):
+        cached = load()
+        if cached is not None:
+            return cached
+        debug(f"probing {path} ({version})")
+        found = _run_probes(path)
+        content = {"schema": PROBE_SCHEMA, "path": path, "version": version, **found}
+        atomic_write_text(record, json.dumps(content, indent=2) + "\n")
+        return found
+
+
+def select_flags(capabilities: dict[str, bool], extra: str = "") -> tuple[str, ...]:
+    """The kernel build flags for a compiler with ``capabilities``; ``extra`` (CXXFLAGS) last.
+
+    Example:
+        >>> select_flags({"march_native": False, "prefer_vector_width_512": False,
+        ...               "openmp": True}, "-g")[:4]
+        ('-O3', '-fPIC', '-shared', '-std=c++17')
+    """
+    flags = ["-O3"]
+    if capabilities["march_native"]:
+        flags.append("-march=native")
+    if capabilities["prefer_vector_width_512"]:
+        flags.append("-mprefer-vector-width=512")
+    flags += ["-fPIC", "-shared", "-std=c++17", *FAST_MATH_FLAGS]
+    if capabilities["openmp"]:
+        flags.append("-fopenmp")
+    flags += shlex.split(extra)
+    return tuple(flags)
+
+
+_ENVIRONMENT = ("CXX", "CXXFLAGS", "PATH")
+_INFO: dict[tuple[str, ...], CompilerInfo] = {}
+_INFO_LOCK = threading.Lock()
+
+
+def compiler_environment() -> tuple[str, ...]:
+    """The environment variables that decide :func:`compiler_info` (CXX, CXXFLAGS, PATH)."""
+    return tuple(os.environ.get(name, "") for name in _ENVIRONMENT)
+
+
+def compiler_info() -> CompilerInfo:
+    """The compiler, version and flags the JIT uses (memoised per ``CXX``/``CXXFLAGS``/``PATH``).
+
+    Raises:
+        CompileError: no usable compiler (set ``CXX`` or install g++).
+
+    Example:
+        >>> "-O3" in compiler_info().flags  # doctest: +SKIP
+        True
+    """
+    environment = compiler_environment()
+    info = _INFO.get(environment)
+    if info is not None:
+        return info
+    with _INFO_LOCK:
+        info = _INFO.get(environment)
+        if info is not None:
+            return info
+        path = find_compiler()
+        version = compiler_version(path)
+        capabilities = probe_capabilities(path, version)
+        target = native_target(path) if capabilities["march_native"] else ""
+        flags = select_flags(capabilities, environment[1])
+        info = CompilerInfo(path, version, flags, capabilities["openmp"], target)
+        debug(f"compiler {path} ({version}); flags: {shlex.join(flags)}")
+        _INFO[environment] = info
+        return info
+
+
+def _forget_compiler_info() -> None:
+    """Drop the per-process memo (tests; after installing a compiler)."""
+    with _INFO_LOCK:
+        _INFO.clear()

@@ -1,0 +1,23 @@
+"""LazyTensor: symbolic matrices ``K[i, j] = F(x_i, y_j)`` built with Python operators.
+
+Pipeline position: a LazyTensor wraps a formula IR node (built through the shared operator
+surface, :mod:`lazykernels.formula.surface`) plus the arrays bound to its variables. Its
+reduction methods build a :class:`~lazykernels.core.plan.ReductionPlan` straight from the
+node and run it through the array library's adapter (:class:`.tools.ArrayTools`).
+
+- :mod:`.core`: ``GenericLazyTensor`` (construction, operands, shapes, transposition);
+- :mod:`.reductions`: the reduction methods, ``@``, ``matvec``, ``solve``;
+- :mod:`.complex`: ``ComplexGenericLazyTensor``;
+- :mod:`.tools`: the adapter interface an array library implements.
+
+The front ends (:mod:`lazykernels.numpy.lazytensor`, later torch) only subclass these with
+their ``tools``.
+"""
+
+from __future__ import annotations
+
+from .complex import ComplexGenericLazyTensor
+from .core import GenericLazyTensor
+from .tools import ArrayTools
+
+__all__ = ["ArrayTools", "ComplexGenericLazyTensor", "GenericLazyTensor"]

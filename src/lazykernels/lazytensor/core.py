@@ -1,0 +1,653 @@
+"""``GenericLazyTensor``: a symbolic array ``F(x_i, y_j, p)`` that holds an IR node.
+
+A LazyTensor is a formula :class:`~lazykernels.formula.ir.Node` plus what is needed to reduce
+it later: the array (or Python float) bound to each data variable of the formula, the batch
+dimensions, the numbers of i and j indices, the dtype, and the user's default ``ranges`` and
+``backend``. It never holds a formula string. Operators and math methods come from the
+shared :class:`~lazykernels.formula.surface.FormulaSurface` through the ``_apply`` hook, the
+reductions from :class:`~lazykernels.lazytensor.reductions.ReductionMethods`.
+
+Variables. A data variable (an array given to the constructor) becomes a fresh
+``Var(index, dim, cat)`` whose index is at least :data:`DATA_INDEX_BASE`, so it never collides
+with a *symbolic* variable ``Vi(ind, dim)``, whose index is the user's. A reduction renumbers
+every variable to positions ``0..n-1`` (symbolic ones first, by index, then the data ones in
+creation order) and builds its plan from the renumbered node.
+
+An array library plugs in through class attributes set by its adapter (see
+:mod:`lazykernels.numpy.lazytensor`): ``tools`` (an
+:class:`~lazykernels.lazytensor.tools.ArrayTools`), and ``_real_cls`` / ``_complex_cls``, the
+adapter's real and complex LazyTensor classes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ArgumentError, DtypeError, ShapeError
+from ..formula.ir import Cat, Node, const, make, substitute, var
+from ..formula.surface import FormulaSurface
+from .reductions import ReductionMethods
+from .tools import ArrayTools
+
+DATA_INDEX_BASE = 1 << 32
+"""Smallest index of the ``Var`` nodes that stand for bound arrays."""
+
+_fresh_index = itertools.count(DATA_INDEX_BASE)
+
+# Ops whose result is a complex (interleaved) vector, and ops that return real values.
+COMPLEX_RESULT = frozenset(
+    (
+        "Real2Complex",
+        "Imag2Complex",
+        "ComplexExp1j",
+        "ComplexAdd",
+        "ComplexSubtract",
+        "ComplexMult",
+        "ComplexDivide",
+        "ComplexExp",
+        "ComplexRealScal",
+        "Conj",
+        "ComplexSum",
+        "ComplexSumT",
+    )
+)
+REAL_RESULT = frozenset(
+    ("ComplexReal", "ComplexImag", "ComplexAbs", "ComplexAngle", "ComplexSquareAbs")
+)
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """Python numbers bound to a parameter; their dtype is fixed when the reduction runs."""
+
+    values: tuple[float, ...]
+
+
+class Variables(tuple):
+    """The bound arrays: a tuple (KeOps's ``variables`` attribute) that is also callable."""
+
+    def __call__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+def is_scalar(x: Any, value: float) -> bool:
+    """True when ``x`` is a real Python/NumPy number equal to ``value`` (KeOps shortcuts)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
+
+
+def _is_number_list(x: Any) -> bool:
+    return isinstance(x, list) and len(x) > 0 and all(isinstance(v, numbers.Number) for v in x)
+
+
+class GenericLazyTensor(ReductionMethods, FormulaSurface):
+    """The array-library-neutral LazyTensor; adapters subclass it (SPEC §4.5).
+
+    Args:
+        x: an array (``(..., M, 1, D)`` -> Vi, ``(..., 1, N, D)`` -> Vj, ``(..., 1, 1, D)`` ->
+            Pm, ``(M, D)`` with ``axis`` 0 or 1, ``(D,)`` or a 0-d array -> Pm), a float or a
+            list of floats (a parameter whose dtype is fixed later), an int (``IntCst``), or a
+            tuple ``(ind, dim, cat)`` (a symbolic variable filled at call time).
+        axis: 0 (Vi), 1 (Vj) or 2 (Pm) for 1-D and 2-D arrays; must be None for >= 3-D arrays.
+        is_complex: build a ComplexLazyTensor (automatic for complex data).
+    """
+
+    tools: ClassVar[ArrayTools]
+    _real_cls: ClassVar[type[GenericLazyTensor]]
+    _complex_cls: ClassVar[type[GenericLazyTensor]]
+    is_complex: ClassVar[bool] = False
+
+    __array_ufunc__ = None  # ndarray (op) LazyTensor dispatches to the LazyTensor
+    __hash__ = None  # type: ignore[assignment]  # __eq__ builds a formula
+
+    node: Node
+    _bindings: dict[Node, Any]
+    batchdims: tuple[int, ...]
+    ni: int | None
+    nj: int | None
+    _dtype: Any
+    ranges: Any
+    backend: str | None
+    axis: int | None
+
+    def __new__(cls, x: Any = None, axis: int | None = None, is_complex: bool = False):
+        if not cls.is_complex and (is_complex or cls._is_complex_data(x)):
+            return cls._complex_cls(x, axis)
+        return object.__new__(cls)
+
+    def __init__(self, x: Any = None, axis: int | None = None, is_complex: bool = False):
+        if x is None:
+            raise ArgumentError("LazyTensor needs data: an array, a number or (ind, dim, cat)")
+        self._set_state(const(0), {}, (), None, None, None)
+        if isinstance(x, tuple):
+            self._init_symbolic(x, axis)
+        elif isinstance(x, numbers.Integral) and not self.tools.is_array(x):
+            self.node = const(int(x))
+            self.axis = 2
+        elif isinstance(x, numbers.Number) and not self.tools.is_array(x):
+            self._init_numbers([x])
+        elif _is_number_list(x):
+            self._init_numbers(x)
+        elif self.tools.is_array(x):
+            self._init_array(x, axis)
+        else:
+            raise TypeError(
+                f"LazyTensor: cannot build a {self.tools.name} LazyTensor from "
+                f"{type(x).__name__}; expected a {self.tools.name} array, a number, a list of "
+                f"numbers or a tuple (ind, dim, cat)"
+            )
+
+    # --- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def _is_complex_data(cls, x: Any) -> bool:
+        if isinstance(x, complex) or (
+            _is_number_list(x) and any(isinstance(v, complex) for v in x)
+        ):
+            return True
+        return cls.tools.is_array(x) and cls.tools.is_complex_array(x)
+
+    def _set_state(
+        self,
+        node: Node,
+        bindings: dict[Node, Any],
+        batchdims: tuple[int, ...],
+        ni: int | None,
+        nj: int | None,
+        dtype: Any,
+        ranges: Any = None,
+        backend: str | None = None,
+        axis: int | None = None,
+    ) -> None:
+        self.node = node
+        self._bindings = bindings
+        self.batchdims = tuple(batchdims)
+        self.ni = ni
+        self.nj = nj
+        self._dtype = dtype
+        self.ranges = ranges
+        self.backend = backend
+        self.axis = axis
+        self._reduction = None
+
+    def _init_symbolic(self, x: tuple, axis: int | None) -> None:
+        if axis is not None:
+            raise ArgumentError("LazyTensor((ind, dim, cat)): do not give axis, cat sets it")
+        if len(x) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in x):
+            raise ArgumentError(
+                f"a symbolic variable is a tuple of 3 ints (ind, dim, cat), got {x}"
+            )
+        ind, dim, cat = x
+        if cat not in (0, 1, 2) or dim < 1 or not 0 <= ind < DATA_INDEX_BASE:
+            raise ArgumentError(
+                f"symbolic variable {x}: need ind >= 0, dim >= 1 and cat 0 (i), 1 (j) or 2 (param)"
+            )
+        self.node = var(ind, dim, Cat(cat))
+        self.axis = cat
+
+    def _init_numbers(self, values: Sequence[Any]) -> None:
+        floats: list[float] = []
+        for v in values:
+            if isinstance(v, complex):
+                floats += [v.real, v.imag]
+            else:
+                floats.append(float(v))
+        if self.is_complex and not any(isinstance(v, complex) for v in values):
+            floats = [p for v in floats for p in (v, 0.0)]
+        self._bind_new(FloatParam(tuple(floats)), len(floats), Cat.PARAM)
+        self.axis = 2
+
+    def _init_array(self, x: Any, axis: int | None) -> None:
+        tools = self.tools
+        if tools.is_complex_array(x):
+            x = tools.view_as_real(x)
+        elif self.is_complex:
+            raise DtypeError("ComplexLazyTensor: got a real array; use x.real2complex()")
+        if not tools.is_floating(tools.dtype_of(x)):
+            raise DtypeError(
+                f"LazyTensor: arrays must be float16, float32 or float64 (or complex), got "
+                f"{tools.dtype_name(tools.dtype_of(x))}"
+            )
+        if axis not in (None, 0, 1, 2):
+            raise ArgumentError(f"axis must be 0 (i), 1 (j) or 2 (parameter), got {axis!r}")
+        shape = tools.shape(x)
+        self._dtype = tools.dtype_of(x)
+        if len(shape) <= 1:
+            if len(shape) == 0:
+                x, shape = tools.reshape(x, (1,)), (1,)
+            if axis in (0, 1):  # a vector of M (or N) scalars
+                self._bind_rows(tools.reshape(x, (shape[0], 1)), Cat(axis), (), shape[0])
+            else:
+                self._bind_new(x, shape[0], Cat.PARAM)
+                self.axis = 2
+        elif len(shape) == 2:
+            if axis is None:
+                raise ArgumentError(
+                    f"LazyTensor: a 2D array of shape {shape} needs axis=0 (indexed by i), "
+                    f"axis=1 (indexed by j) or axis=2 (a batch of parameters)"
+                )
+            if axis == 2:
+                self.batchdims = (shape[0],)
+                self._bind_new(x, shape[1], Cat.PARAM)
+                self.axis = 2
+            else:
+                self._bind_rows(x, Cat(axis), (), shape[0])
+        else:
+            self._init_batched(x, shape, axis)
+
+    def _init_batched(self, x: Any, shape: tuple[int, ...], axis: int | None) -> None:
+        if axis is not None:
+            raise ArgumentError(
+                f"LazyTensor: do not give axis for an array of shape {shape}; the axis is read "
+                f"from the shape (..., M, 1, D), (..., 1, N, D) or (..., 1, 1, D)"
+            )
+        batch, (m, n, d) = shape[:-3], shape[-3:]
+        if m == 1 and n == 1:
+            self.batchdims = batch
+            self._bind_new(self.tools.reshape(x, (*batch, d)), d, Cat.PARAM)
+            self.axis = 2
+        elif n == 1:
+            self._bind_rows(self.tools.reshape(x, (*batch, m, d)), Cat.I, batch, m)
+        elif m == 1:
+            self._bind_rows(self.tools.reshape(x, (*batch, n, d)), Cat.J, batch, n)
+        else:
+            raise ShapeError(
+                f"LazyTensor: an array of shape {shape} must look like (..., M, 1, D) (i), "
+                f"(..., 1, N, D) (j) or (..., 1, 1, D) (parameter)"
+            )
+
+    def _bind_rows(self, x: Any, cat: Cat, batch: tuple[int, ...], n: int) -> None:
+        self.batchdims = batch
+        if cat is Cat.I:
+            self.ni = n
+        else:
+            self.nj = n
+        self._bind_new(x, self.tools.shape(x)[-1], cat)
+        self.axis = cat.value
+
+    def _bind_new(self, value: Any, dim: int, cat: Cat) -> None:
+        if dim < 1:
+            raise ShapeError("LazyTensor: the vector dimension (last axis) must be at least 1")
+        node = var(next(_fresh_index), dim, cat)
+        self.node = node
+        self._bindings = {node: value}
+
+    @classmethod
+    def _wrap(cls, node: Node, state: dict[str, Any]) -> GenericLazyTensor:
+        """A new LazyTensor of class ``cls`` holding ``node`` and ``state`` (from ``_merge``)."""
+        obj = object.__new__(cls)
+        obj._set_state(node, **state)
+        return obj
+
+    # --- combining operands ----------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._reduction is not None:
+            raise ArgumentError(
+                "this LazyTensor is a reduced LazyTensor (the result of a reduction with "
+                "call=False or with symbolic variables): call it to get the result, it cannot "
+                "be used in further symbolic operations"
+            )
+
+    def _lift(self, other: Any) -> GenericLazyTensor:
+        """``other`` as a LazyTensor of this array library (numbers, arrays, constant nodes)."""
+        if isinstance(other, GenericLazyTensor):
+            if other.tools is not self.tools:
+                raise TypeError(
+                    f"cannot mix a {self.tools.name} LazyTensor with a {other.tools.name} one"
+                )
+            return other
+        if isinstance(other, Node):
+            if other.variables():
+                raise ArgumentError("only constant formula nodes can be combined with LazyTensors")
+            return self._real_cls._wrap(other, _empty_state())
+        if (
+            isinstance(other, numbers.Number)
+            or _is_number_list(other)
+            or self.tools.is_array(other)
+        ):
+            return self._real_cls(other)
+        raise TypeError(
+            f"cannot combine a {self.tools.name} LazyTensor with a {type(other).__name__}; "
+            f"use {self.tools.name} arrays, numbers or LazyTensors"
+        )
+
+    _rlift = _lift
+
+    def _merge(self, operands: Sequence[GenericLazyTensor]) -> dict[str, Any]:
+        """The shared state of an operation on ``operands``; raises on any inconsistency."""
+        bindings: dict[Node, Any] = {}
+        dtype = None
+        ranges = None
+        backend = None
+        batch: tuple[int, ...] = ()
+        ni = nj = None
+        for o in operands:
+            o._check_usable()
+            if o.tools is not self.tools:
+                raise TypeError(
+                    f"cannot mix a {self.tools.name} LazyTensor with a {o.tools.name} one"
+                )
+            if o._dtype is not None:
+                if dtype is not None and o._dtype != dtype:
+                    raise DtypeError(
+                        f"cannot mix LazyTensors of dtypes {self.tools.dtype_name(dtype)} and "
+                        f"{self.tools.dtype_name(o._dtype)}; convert the arrays to one dtype"
+                    )
+                dtype = o._dtype
+            if o.ranges is not None:
+                if ranges is not None and not _same_ranges(ranges, o.ranges):
+                    raise ArgumentError("cannot mix LazyTensors with different ranges")
+                ranges = o.ranges
+            backend = backend or o.backend
+            batch = _broadcast_batch(batch, o.batchdims)
+            ni = _merge_size("i", ni, o.ni)
+            nj = _merge_size("j", nj, o.nj)
+            bindings.update(o._bindings)
+        return {
+            "bindings": bindings,
+            "batchdims": batch,
+            "ni": ni,
+            "nj": nj,
+            "dtype": dtype,
+            "ranges": ranges,
+            "backend": backend,
+        }
+
+    def _apply(self, name: str, *args: Any, params: tuple = ()) -> Any:
+        """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor."""
+        operands = [self, *(self._lift(a) for a in args)]
+        state = self._merge(operands)
+        node = make(name, tuple(o.node for o in operands), params)
+        if name in COMPLEX_RESULT:
+            cls = self._complex_cls
+        elif name in REAL_RESULT:
+            cls = self._real_cls
+        else:
+            cls = type(self)
+        return cls._wrap(node, state)
+
+    def _state(self) -> dict[str, Any]:
+        return self._merge([self])
+
+    # --- arithmetic with KeOps's shortcuts (SPEC §4.5) -------------------------------------
+
+    def _binary(self, name: str, other: Any, reflected: str) -> Any:
+        lifted = self._lift(other)
+        if lifted.is_complex and not self.is_complex:  # the complex class handles it
+            return getattr(lifted, reflected)(self)
+        return self._apply(name, lifted)
+
+    def __add__(self, other: Any) -> Any:
+        if is_scalar(other, 0):
+            return self
+        return self._binary("Add", other, "__radd__")
+
+    def __radd__(self, other: Any) -> Any:
+        if is_scalar(other, 0):
+            return self
+        return self._lift(other).__add__(self)
+
+    def __sub__(self, other: Any) -> Any:
+        if is_scalar(other, 0):
+            return self
+        return self._binary("Subtract", other, "__rsub__")
+
+    def __rsub__(self, other: Any) -> Any:
+        if is_scalar(other, 0):
+            return -self
+        return self._lift(other).__sub__(self)
+
+    def __mul__(self, other: Any) -> Any:
+        if is_scalar(other, 0):
+            return 0
+        if is_scalar(other, 1):
+            return self
+        if is_scalar(other, -1):
+            return -self
+        return self._binary("Mult", other, "__rmul__")
+
+    def __rmul__(self, other: Any) -> Any:
+        if is_scalar(other, 0) or is_scalar(other, 1) or is_scalar(other, -1):
+            return self.__mul__(other)
+        return self._lift(other).__mul__(self)
+
+    def __truediv__(self, other: Any) -> Any:
+        if is_scalar(other, 1):
+            return self
+        return self._binary("Divide", other, "__rtruediv__")
+
+    def __rtruediv__(self, other: Any) -> Any:
+        if is_scalar(other, 0):
+            return 0
+        if is_scalar(other, 1):
+            return self._apply("Inv")
+        return self._lift(other).__truediv__(self)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._apply("Equal", other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._apply("NotEqual", other)
+
+    # --- indexing and shape-like methods ---------------------------------------------------
+
+    def __getitem__(self, key: Any) -> Any:
+        """``x[k]`` -> Elem, ``x[a:b]`` -> Extract, ``x[:, :, k]`` on the last axis only."""
+        if isinstance(key, tuple):
+            if len(key) == len(self._shape) and all(k == slice(None) for k in key[:-1]):
+                key = key[-1]
+            else:
+                raise IndexError(
+                    f"LazyTensor indexing: only the last axis can be indexed, as x[k], x[a:b] "
+                    f"or x[{':, ' * (len(self._shape) - 1)}k]; got {key!r}"
+                )
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.ndim)
+            if step != 1:
+                raise IndexError(f"LazyTensor slices take no step, got step {key.step}")
+            if stop <= start:
+                raise IndexError(f"empty slice {key} of a LazyTensor of ndim {self.ndim}")
+            return self.extract(start, stop - start)
+        if isinstance(key, numbers.Integral):
+            k = int(key) + self.ndim if key < 0 else int(key)
+            if not 0 <= k < self.ndim:
+                raise IndexError(f"index {key} out of range for ndim {self.ndim}")
+            return self.elem(k)
+        raise IndexError(f"LazyTensor: unsupported index {key!r}")
+
+    def norm(self, dim: int) -> Any:
+        """``Norm2`` over the vector dimension; ``dim`` must be -1 or the last axis."""
+        if dim not in (-1, len(self._shape) - 1):
+            raise ArgumentError(f"norm(dim): dim must be -1 (the vector dimension), got {dim}")
+        return self.norm2()
+
+    def difference_matrix(self, other: Any) -> Any:
+        """Component ``k * m + l`` is ``self_k - other_l`` (``m = other.ndim``; dim ``n * m``).
+
+        KeOps 2.3 emits an undefined ``DifferenceMatrix`` op (SPEC §8.1); this builds it from
+        tensor products with vectors of ones.
+        """
+        other = self._lift(other)
+        ones_m = make("SumT", (const(1),), (other.ndim,)) if other.ndim > 1 else const(1)
+        ones_n = make("SumT", (const(1),), (self.ndim,)) if self.ndim > 1 else const(1)
+        return self.tensorprod(ones_m) - self._lift(ones_n).tensorprod(other)
+
+    @staticmethod
+    def concatenate(tensors: Sequence[GenericLazyTensor], axis: int = -1) -> Any:
+        """Concatenate LazyTensors along the vector dimension (``axis`` -1 or the last)."""
+        tensors = tuple(tensors)
+        if not tensors:
+            raise ArgumentError("concatenate needs at least one LazyTensor")
+        if axis not in (-1, len(tensors[0]._shape) - 1):
+            raise ArgumentError(f"LazyTensors are concatenated along axis -1 only, got {axis}")
+        result = tensors[0]
+        for t in tensors[1:]:
+            result = result.concat(t)
+        return result
+
+    @staticmethod
+    def cat(tensors: Sequence[GenericLazyTensor], dim: int) -> Any:
+        """Torch spelling of :meth:`concatenate`."""
+        return GenericLazyTensor.concatenate(tensors, dim)
+
+    # --- transposition ---------------------------------------------------------------------
+
+    def t(self) -> GenericLazyTensor:
+        """The transposed matrix: i and j swapped (variables, sizes and ranges)."""
+        self._check_usable()
+        mapping: dict[Node, Node] = {}
+        for v in self.node.variables():
+            index, dim, cat = v.params
+            if cat in (Cat.I, Cat.J):
+                mapping[v] = var(index, dim, cat.opposite())
+        bindings = {mapping.get(v, v): value for v, value in self._bindings.items()}
+        state = self._state()
+        state.update(bindings=bindings, ni=self.nj, nj=self.ni)
+        if self.ranges is not None:
+            state["ranges"] = (*self.ranges[3:6], *self.ranges[0:3])
+        return type(self)._wrap(substitute(self.node, mapping), state)
+
+    @property
+    def T(self) -> GenericLazyTensor:  # noqa: N802 (NumPy's name)
+        """The transposed matrix, see :meth:`t`."""
+        return self.t()
+
+    # --- properties ------------------------------------------------------------------------
+
+    @property
+    def ndim(self) -> int:
+        """The vector dimension of the formula (KeOps's ``ndim``, not a number of axes)."""
+        return self.node.dim
+
+    @property
+    def nbatchdims(self) -> int:
+        """Number of batch dimensions."""
+        return len(self.batchdims)
+
+    @property
+    def _shape(self) -> tuple[int, ...]:
+        inner = self.ndim // 2 if self.is_complex else self.ndim
+        return (*self.batchdims, self.ni or 1, self.nj or 1, inner)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``batchdims + (M, N)``, plus the vector dimension when it is not 1."""
+        shape = self._shape
+        return shape[:-1] if shape[-1] == 1 else shape
+
+    def dim(self) -> int:
+        """Number of axes of ``_shape``."""
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> Any:
+        """The data dtype (None while only Python numbers are bound)."""
+        if self._dtype is None:
+            return None
+        return self.tools.public_dtype(self._dtype, self.is_complex)
+
+    @property
+    def variables(self) -> Variables:
+        """The bound arrays (and Python numbers), in creation order."""
+        values = []
+        for value in self._bindings.values():
+            if isinstance(value, FloatParam):
+                values.append(value.values[0] if len(value.values) == 1 else list(value.values))
+            else:
+                values.append(value)
+        return Variables(values)
+
+    @property
+    def symbolic_variables(self) -> tuple[tuple[int, int, int], ...]:
+        """``(ind, dim, cat)`` of each symbolic variable, by index."""
+        return tuple((v.params[0], v.dim, v.params[2].value) for v in self._symbolic_vars())
+
+    def _symbolic_vars(self) -> list[Node]:
+        roots = [self.node] if self._reduction is None else self._reduction.roots(self.node)
+        found = {
+            v: None
+            for root in roots
+            for v in root.variables()
+            if v not in self._bindings and v.params[2] is not Cat.TEMP
+        }
+        ordered = sorted(found, key=lambda v: (v.params[0], v.params[2].value))
+        for a, b in zip(ordered, ordered[1:]):
+            if a.params[0] == b.params[0]:
+                raise ArgumentError(
+                    f"symbolic variable index {a.params[0]} is used with two types: "
+                    f"{_describe(a)} and {_describe(b)}"
+                )
+        return ordered
+
+    def _layout(self) -> tuple[list[Node], dict[Node, Node]]:
+        """Every variable in call order and its renumbered ``Var(position, dim, cat)``."""
+        order = [*self._symbolic_vars(), *self._bindings]
+        mapping = {v: var(p, v.dim, v.params[2]) for p, v in enumerate(order)}
+        return order, mapping
+
+    @property
+    def formula(self) -> str:
+        """The formula, its variables numbered by call position."""
+        return str(substitute(self.node, self._layout()[1]))
+
+    def __str__(self) -> str:
+        order, mapping = self._layout()
+        lines = [f"{self.tools.name} {type(self).__name__}", f"    formula: {self.formula}"]
+        symbolic = self._symbolic_vars()
+        if symbolic:
+            lines.append("    symbolic variables: " + ", ".join(_describe(v) for v in symbolic))
+        lines.append(f"    shape: {self.shape}")
+        if self._reduction is not None:
+            lines.append(f"    reduction: {self._reduction.describe(mapping)}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _describe(v: Node) -> str:
+    index, dim, cat = v.params
+    return {Cat.I: "Vi", Cat.J: "Vj", Cat.PARAM: "Pm"}.get(cat, "Var") + f"({index},{dim})"
+
+
+def _empty_state() -> dict[str, Any]:
+    return {"bindings": {}, "batchdims": (), "ni": None, "nj": None, "dtype": None}
+
+
+def _broadcast_batch(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + a
+    b = (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise ShapeError(
+                f"batch dimensions {a} and {b} do not broadcast (sizes must be 1 or equal)"
+            )
+        out.append(max(x, y))
+    return tuple(out)
+
+
+def _merge_size(label: str, a: int | None, b: int | None) -> int | None:
+    if a is not None and b is not None and a != b:
+        raise ShapeError(f"cannot combine LazyTensors with {a} and {b} {label}-indices")
+    return a if a is not None else b
+
+
+def _same_ranges(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if len(a) != len(b):
+        return False
+    try:
+        return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+__all__ = ["DATA_INDEX_BASE", "FloatParam", "GenericLazyTensor", "Variables"]

@@ -1,0 +1,451 @@
+"""The reduction methods of LazyTensor (SPEC §2.2, §4.5): from a symbolic matrix to arrays.
+
+A reduction renumbers the LazyTensor's variables to call positions (symbolic variables first,
+by index, then the bound arrays), builds a :class:`~lazykernels.core.plan.ReductionPlan`
+directly from the IR node with :func:`lazykernels.core.genred.build_plan` (no formula string
+in between), and runs it through the array library's ``tools.run_reduction`` hook.
+
+``axis`` (or ``dim``) follows KeOps: it must be ``nbatchdims`` (reduce over i, the result is
+indexed by j) or ``nbatchdims + 1`` (reduce over j, the result is indexed by i). ``sum()``,
+``min()``, ``max()``, ``argmin()``, ``argmax()`` default to ``axis=-1``: the inner-dimension
+*operation* on the vector, not a reduction. With ``call=False``, or when the formula has
+symbolic variables, the result is a *reduced LazyTensor*: call it with one array per symbolic
+variable (then keyword options ``backend``, ``ranges``, ``out``...).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core.genred import build_plan
+from ..core.plan import ReductionPlan
+from ..errors import ArgumentError, DimensionError
+from ..formula.aliases import Alias
+from ..formula.ir import Cat, Node, substitute
+from ..formula.surface import FormulaSurface
+from ..reductions import SPECS
+
+if TYPE_CHECKING:
+    from .core import GenericLazyTensor
+
+GENRED_KEYS = frozenset(
+    (
+        "dtype_acc",
+        "use_double_acc",
+        "sum_scheme",
+        "enable_chunks",
+        "use_fast_math",
+        "rec_multVar_highdim",
+        "optional_flags",
+    )
+)
+"""Keyword options of a reduction that configure the plan (KeOps's Genred constructor)."""
+
+CALL_KEYS = frozenset(("backend", "device_id", "ranges", "out"))
+"""Keyword options of a reduction that configure the call."""
+
+_PLAN_KEYS = ("dtype_acc", "use_double_acc", "sum_scheme")
+
+
+class MissingAxisError(ArgumentError, TypeError):
+    """A reduction was asked without ``axis`` (a TypeError in KeOps, kept for compatibility)."""
+
+
+def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a reduction's keyword options into (plan options, call options).
+
+    Raises:
+        TypeError: an unknown keyword.
+    """
+    unknown = set(kwargs) - GENRED_KEYS - CALL_KEYS
+    if unknown:
+        known = ", ".join(sorted(GENRED_KEYS | CALL_KEYS))
+        raise TypeError(f"unexpected reduction option(s) {sorted(unknown)}; known options: {known}")
+    options = {k: v for k, v in kwargs.items() if k in GENRED_KEYS}
+    return options, {k: v for k, v in kwargs.items() if k in CALL_KEYS}
+
+
+@dataclass(frozen=True)
+class ReductionInfo:
+    """What a reduced LazyTensor computes when called.
+
+    Attributes:
+        reduction_op: the user-level name (``"Sum"``, ``"LogSumExp"``...).
+        axis: KeOps's Genred axis: 0 reduces over i, 1 over j.
+        opt_arg: K of the KMin family.
+        weight: the weight formula of the weighted log-sum-exp family, else None.
+        options: plan options (``dtype_acc``, ``sum_scheme``...).
+        call_kwargs: default call options (``backend``, ``ranges``, ``out``...).
+        is_complex: the outputs are complex (interleaved values viewed as complex).
+    """
+
+    reduction_op: str
+    axis: int
+    opt_arg: int | None
+    weight: Node | None
+    options: dict[str, Any] = field(default_factory=dict)
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+    is_complex: bool = False
+
+    def roots(self, node: Node) -> list[Node]:
+        """The formulas the reduction reads."""
+        return [node] if self.weight is None else [node, self.weight]
+
+    def describe(self, mapping: dict[Node, Node]) -> str:
+        text = f"{self.reduction_op} (axis={self.axis})"
+        if self.opt_arg is not None:
+            text += f", K={self.opt_arg}"
+        if self.weight is not None:
+            text += f", weight: {substitute(self.weight, mapping)}"
+        return text
+
+
+def _pad_batch(tools: Any, array: Any, cat: Cat, nbatch: int) -> Any:
+    """``array`` with leading 1s so that it spells all ``nbatch`` batch dimensions."""
+    shape = tools.shape(array)
+    core = 1 if cat is Cat.PARAM else 2
+    missing = nbatch - (len(shape) - core)
+    return tools.reshape(array, (1,) * missing + shape) if missing > 0 else array
+
+
+class ReductionMethods:
+    """Mixin of :class:`~lazykernels.lazytensor.core.GenericLazyTensor`: every reduction."""
+
+    # --- the generic entry point -----------------------------------------------------------
+
+    def reduction(
+        self: GenericLazyTensor,
+        reduction_op: str,
+        other: Any = None,
+        opt_arg: int | None = None,
+        axis: int | None = None,
+        dim: int | None = None,
+        call: bool = True,
+        is_complex: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Reduce with any user-level ``reduction_op`` of SPEC §2.2 over ``axis`` (or ``dim``).
+
+        Args:
+            reduction_op: ``"Sum"``, ``"LogSumExp"``, ``"Min"``, ``"ArgKMin"``...
+            other: the weight of the weighted log-sum-exp family.
+            opt_arg: K of the KMin family.
+            axis, dim: ``nbatchdims`` (reduce over i) or ``nbatchdims + 1`` (over j).
+            call: False returns a reduced LazyTensor to call later.
+            is_complex: view the outputs as complex (default: this LazyTensor's kind).
+            kwargs: ``dtype_acc``, ``use_double_acc``, ``sum_scheme``, ``backend``,
+                ``ranges``, ``out``, ``device_id``...
+
+        Returns:
+            The result array(s), or a reduced LazyTensor (``call=False`` or symbolic
+            variables).
+        """
+        k = self._reduction_axis(reduction_op, axis, dim)
+        return self._reduce(reduction_op, k, other, opt_arg, call, is_complex, **kwargs)
+
+    def _reduction_axis(self: GenericLazyTensor, name: str, axis: Any, dim: Any) -> int:
+        if axis is not None and dim is not None and axis != dim:
+            raise ArgumentError(f"{name} reduction: axis={axis} and dim={dim} disagree")
+        a = axis if axis is not None else dim
+        nb = self.nbatchdims
+        expected = f"axis={nb} (reduce over i) or axis={nb + 1} (reduce over j)"
+        if a is None:
+            raise MissingAxisError(f"{name} reduction: give {expected}")
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise ArgumentError(f"{name} reduction: axis must be an int, got {a!r}")
+        if a < 0:
+            raise ArgumentError(f"{name} reduction: negative axes are not allowed; use {expected}")
+        if a - nb not in (0, 1):
+            raise ArgumentError(
+                f"{name} reduction: axis {a} is not a reduction axis of a LazyTensor with "
+                f"{nb} batch dimension(s); use {expected}"
+            )
+        return int(a) - nb
+
+    def _reduce(
+        self: GenericLazyTensor,
+        reduction_op: str,
+        axis: int,
+        other: Any = None,
+        opt_arg: int | None = None,
+        call: bool = True,
+        is_complex: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Like :meth:`reduction` with KeOps's Genred ``axis`` (0: over i, 1: over j)."""
+        self._check_usable()
+        options, call_kwargs = split_kwargs(kwargs)
+        operands = [self] if other is None else [self, self._lift(other)]
+        state = self._merge(operands)
+        res = type(self)._wrap(self.node, state)
+        weight = None if other is None else operands[1].node
+        res._reduction = ReductionInfo(
+            reduction_op,
+            axis,
+            opt_arg,
+            weight,
+            options,
+            call_kwargs,
+            self.is_complex if is_complex is None else bool(is_complex),
+        )
+        res.axis = axis
+        res._plan = res._build_plan()  # options and dimensions are checked now
+        if call and not res._symbolic_vars():
+            return res()
+        return res
+
+    def _build_plan(self: GenericLazyTensor) -> ReductionPlan:
+        info = self._reduction
+        order, mapping = self._layout()
+        opts = {k: info.options[k] for k in _PLAN_KEYS if k in info.options}
+        return build_plan(
+            substitute(self.node, mapping),
+            [Alias(None, mapping[v]) for v in order],
+            info.reduction_op,
+            info.axis,
+            info.opt_arg,
+            None if info.weight is None else substitute(info.weight, mapping),
+            **opts,
+        )
+
+    def __call__(self: GenericLazyTensor, *args: Any, **kwargs: Any) -> Any:
+        """Run a reduced LazyTensor: one array per symbolic variable, then call options."""
+        info = self._reduction
+        if info is None:
+            raise TypeError(
+                "only a reduced LazyTensor can be called; reduce it first, e.g. "
+                "K.sum(axis=1, call=False)"
+            )
+        options, call_kwargs = split_kwargs(kwargs)
+        if options:
+            raise TypeError(
+                f"{sorted(options)} configure the reduction: pass them to the reduction method"
+            )
+        call_kwargs = {**info.call_kwargs, **call_kwargs}
+        symbolic = self._symbolic_vars()
+        if len(args) != len(symbolic):
+            names = ", ".join(str(s) for s in self.symbolic_variables) or "none"
+            raise ArgumentError(
+                f"this reduction takes {len(symbolic)} array(s) for its symbolic variables "
+                f"(ind, dim, cat) = {names}; got {len(args)}"
+            )
+        arrays = self._call_arrays(args, symbolic)
+        backend = call_kwargs.get("backend") or self.backend or "auto"
+        ranges = call_kwargs.get("ranges", self.ranges)
+        outputs = self.tools.run_reduction(
+            self._plan, arrays, backend=backend, ranges=ranges, out=call_kwargs.get("out")
+        )
+        if info.is_complex:
+            specs = SPECS[self._plan.reduction].outputs
+            outputs = tuple(
+                o if s.index else self.tools.view_as_complex(o) for o, s in zip(outputs, specs)
+            )
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _call_arrays(self: GenericLazyTensor, args: tuple[Any, ...], symbolic: list[Node]) -> list:
+        from .core import FloatParam, GenericLazyTensor
+
+        tools = self.tools
+        nb = self.nbatchdims
+        arrays = []
+        for v, a in zip(symbolic, args):
+            if isinstance(a, GenericLazyTensor) or not tools.is_array(a):
+                raise TypeError(
+                    f"symbolic variable {v}: expected a {tools.name} array, got {type(a).__name__}"
+                )
+            if tools.is_complex_array(a):
+                a = tools.view_as_real(a)
+            arrays.append(_pad_batch(tools, a, v.params[2], nb))
+        dtype = self._dtype
+        if dtype is None:
+            dtype = tools.dtype_of(arrays[0]) if arrays else tools.default_dtype()
+        for v, value in self._bindings.items():
+            if isinstance(value, FloatParam):
+                value = tools.from_values(value.values, dtype)
+            arrays.append(_pad_batch(tools, value, v.params[2], nb))
+        return arrays
+
+    # --- sums ------------------------------------------------------------------------------
+
+    def _inner(self: GenericLazyTensor, axis: Any, dim: Any) -> bool:
+        a = dim if dim is not None else axis
+        return a is not None and not isinstance(a, bool) and a in (-1, len(self._shape) - 1)
+
+    def sum(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:
+        """``axis=-1``: the inner ``Sum`` op; ``axis=nbatchdims(+1)``: a Sum reduction."""
+        if self._inner(axis, dim):
+            return FormulaSurface.sum(self)
+        return self.reduction("Sum", axis=axis, dim=dim, **kwargs)
+
+    def sum_reduction(self, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:
+        """Sum reduction over ``axis``."""
+        return self.reduction("Sum", axis=axis, dim=dim, **kwargs)
+
+    def logsumexp(
+        self,
+        axis: int | None = None,
+        dim: int | None = None,
+        weight: Any = None,
+        call: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """``log sum exp F`` over ``axis``; with ``weight=g`` (or ``other=g``): LogSumExpWeight."""
+        if weight is None:
+            weight = kwargs.pop("other", None)
+        return self.reduction("LogSumExp", weight, axis=axis, dim=dim, call=call, **kwargs)
+
+    def logsumexp_reduction(self, **kwargs: Any) -> Any:
+        """Same as :meth:`logsumexp`."""
+        return self.logsumexp(**kwargs)
+
+    def sumsoftmaxweight(
+        self, weight: Any, axis: int | None = None, dim: int | None = None, **kwargs: Any
+    ) -> Any:
+        """``sum exp(F) g / sum exp(F)`` over ``axis``."""
+        return self.reduction("SumSoftMaxWeight", weight, axis=axis, dim=dim, **kwargs)
+
+    def sumsoftmaxweight_reduction(self, **kwargs: Any) -> Any:
+        """Same as :meth:`sumsoftmaxweight`."""
+        return self.sumsoftmaxweight(**kwargs)
+
+    # --- min / max -------------------------------------------------------------------------
+
+    def _minmax(self, name: str, axis: Any, dim: Any, kwargs: dict[str, Any]) -> Any:
+        if self._inner(axis, dim):
+            return getattr(FormulaSurface, name.lower())(self)
+        return self.reduction(name, axis=axis, dim=dim, **kwargs)
+
+    def min(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:
+        """``axis=-1``: the inner ``Min`` op; else a Min reduction."""
+        return self._minmax("Min", axis, dim, kwargs)
+
+    def max(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:
+        """``axis=-1``: the inner ``Max`` op; else a Max reduction."""
+        return self._minmax("Max", axis, dim, kwargs)
+
+    def argmin(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:
+        """``axis=-1``: the inner ``ArgMin`` op; else an ArgMin reduction (int64)."""
+        return self._minmax("ArgMin", axis, dim, kwargs)
+
+    def argmax(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:
+        """``axis=-1``: the inner ``ArgMax`` op; else an ArgMax reduction (int64)."""
+        return self._minmax("ArgMax", axis, dim, kwargs)
+
+    def __min__(self, **kwargs: Any) -> Any:
+        return self.min(**kwargs)
+
+    def __max__(self, **kwargs: Any) -> Any:
+        return self.max(**kwargs)
+
+    def min_reduction(self, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:
+        """Min reduction over ``axis``."""
+        return self.reduction("Min", axis=axis, dim=dim, **kwargs)
+
+    def max_reduction(self, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:
+        """Max reduction over ``axis``."""
+        return self.reduction("Max", axis=axis, dim=dim, **kwargs)
+
+    def argmin_reduction(
+        self, axis: int | None = None, dim: int | None = None, **kwargs: Any
+    ) -> Any:
+        """ArgMin reduction over ``axis`` (int64)."""
+        return self.reduction("ArgMin", axis=axis, dim=dim, **kwargs)
+
+    def argmax_reduction(
+        self, axis: int | None = None, dim: int | None = None, **kwargs: Any
+    ) -> Any:
+        """ArgMax reduction over ``axis`` (int64)."""
+        return self.reduction("ArgMax", axis=axis, dim=dim, **kwargs)
+
+    def min_argmin(self, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:
+        """(values, int64 indices) of the Min reduction."""
+        return self.reduction("Min_ArgMin", axis=axis, dim=dim, **kwargs)
+
+    def max_argmax(self, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:
+        """(values, int64 indices) of the Max reduction."""
+        return self.reduction("Max_ArgMax", axis=axis, dim=dim, **kwargs)
+
+    def min_argmin_reduction(self, **kwargs: Any) -> Any:
+        """Same as :meth:`min_argmin`."""
+        return self.min_argmin(**kwargs)
+
+    def max_argmax_reduction(self, **kwargs: Any) -> Any:
+        """Same as :meth:`max_argmax`."""
+        return self.max_argmax(**kwargs)
+
+    # --- K-min -----------------------------------------------------------------------------
+
+    def Kmin(self, K: int, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:  # noqa: N802, N803
+        """The K smallest values, sorted: (..., n, K, D), (..., n, K) when D == 1."""
+        return self.reduction("KMin", opt_arg=K, axis=axis, dim=dim, **kwargs)
+
+    def argKmin(
+        self, K: int, axis: int | None = None, dim: int | None = None, **kwargs: Any
+    ) -> Any:  # noqa: N802, N803
+        """Indices (int64) of the K smallest values."""
+        return self.reduction("ArgKMin", opt_arg=K, axis=axis, dim=dim, **kwargs)
+
+    def Kmin_argKmin(  # noqa: N802
+        self,
+        K: int,  # noqa: N803
+        axis: int | None = None,
+        dim: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """(values, int64 indices) of the K smallest values."""
+        return self.reduction("KMin_ArgKMin", opt_arg=K, axis=axis, dim=dim, **kwargs)
+
+    def Kmin_reduction(self, **kwargs: Any) -> Any:  # noqa: N802
+        """Same as :meth:`Kmin`."""
+        return self.Kmin(**kwargs)
+
+    def argKmin_reduction(self, **kwargs: Any) -> Any:  # noqa: N802
+        """Same as :meth:`argKmin`."""
+        return self.argKmin(**kwargs)
+
+    def Kmin_argKmin_reduction(self, **kwargs: Any) -> Any:  # noqa: N802
+        """Same as :meth:`Kmin_argKmin`."""
+        return self.Kmin_argKmin(**kwargs)
+
+    # --- linear algebra --------------------------------------------------------------------
+
+    def __matmul__(self: GenericLazyTensor, v: Any, **kwargs: Any) -> Any:
+        """``K @ v``: the Sum over j of ``K_ij v_j``; v is ``(N,)`` or ``(..., N, D)``."""
+        from .core import GenericLazyTensor
+
+        self._check_usable()
+        tools = self.tools
+        if self.ndim != (2 if self.is_complex else 1):
+            raise DimensionError(
+                f"K @ v needs a LazyTensor of vector dimension 1, got ndim = {self.ndim}"
+            )
+        if isinstance(v, GenericLazyTensor) or not tools.is_array(v):
+            raise TypeError(f"K @ v: v must be a {tools.name} array, got {type(v).__name__}")
+        shape = tools.shape(v)
+        if not shape:
+            raise ArgumentError("K @ v: v must be a (N,) or (..., N, D) array, got a 0-d array")
+        vector = len(shape) == 1
+        if vector:
+            v = tools.reshape(v, (shape[0], 1))
+            shape = (shape[0], 1)
+        v_j = self._real_cls(tools.reshape(v, (*shape[:-2], 1, *shape[-2:])))
+        res = (self * v_j)._reduce("Sum", 1, **kwargs)
+        if isinstance(res, GenericLazyTensor):
+            raise ArgumentError("K @ v: K has symbolic variables; use K.sum(axis, call=False)")
+        return tools.reshape(res, tools.shape(res)[:-1]) if vector else res
+
+    def matvec(self, v: Any, **kwargs: Any) -> Any:
+        """``K @ v`` (SciPy's LinearOperator protocol)."""
+        return self.__matmul__(v, **kwargs)
+
+    def rmatvec(self, v: Any, **kwargs: Any) -> Any:
+        """``K.T @ v`` (SciPy's LinearOperator protocol)."""
+        return self.T.__matmul__(v, **kwargs)
+
+    def solve(self, other: Any, var: Any = None, call: bool = True, **kwargs: Any) -> Any:
+        """Solve ``(alpha Id + K) a = other`` by conjugate gradient (:func:`..solve.lazy_solve`)."""
+        from ..solve import lazy_solve  # solve imports this package
+
+        return lazy_solve(self, other, var=var, call=call, **kwargs)

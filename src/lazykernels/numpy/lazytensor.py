@@ -1,0 +1,160 @@
+"""The NumPy LazyTensor: the neutral core (:mod:`lazykernels.lazytensor`) plus NumPy tools.
+
+``LazyTensor``, ``ComplexLazyTensor``, the ``Vi`` / ``Vj`` / ``Pm`` helpers and
+``KernelSolve`` of ``pykeops.numpy`` (SPEC §4.3, §4.5). Everything NumPy-specific is the
+:class:`NumpyTools` adapter below; a NumPy LazyTensor also satisfies SciPy's LinearOperator
+protocol (``shape``, ``dtype``, ``matvec``, ``rmatvec``, ``.T``), so
+``scipy.sparse.linalg.aslinearoperator(K)`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.genred import run_plan
+from ..core.plan import ReductionPlan
+from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
+from ..solve import GenericKernelSolve
+from .genred import Genred
+
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+class NumpyTools(ArrayTools):
+    """The :class:`~lazykernels.lazytensor.tools.ArrayTools` adapter of NumPy."""
+
+    name = "numpy"
+
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray)
+
+    def is_complex_array(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray) and np.iscomplexobj(x)
+
+    def is_float_scalar(self, x: Any) -> bool:
+        return isinstance(x, float | np.floating)
+
+    def is_floating(self, dtype: Any) -> bool:
+        return np.dtype(dtype) in _FLOATS
+
+    def dtype_of(self, x: Any) -> np.dtype:
+        dtype = np.asarray(x).dtype
+        return np.empty(0, dtype).real.dtype if dtype.kind == "c" else dtype
+
+    def dtype_name(self, dtype: Any) -> str:
+        return str(np.dtype(dtype))
+
+    def public_dtype(self, dtype: Any, is_complex: bool) -> np.dtype:
+        return np.result_type(dtype, np.complex64) if is_complex else np.dtype(dtype)
+
+    def default_dtype(self) -> np.dtype:
+        return np.dtype(np.float64)
+
+    def view_as_real(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        parts = np.stack([x.real, x.imag], axis=-1)
+        return parts.reshape(*x.shape[:-1], 2 * x.shape[-1]) if x.ndim else parts
+
+    def view_as_complex(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        return x[..., 0::2] + 1j * x[..., 1::2]
+
+    def from_values(self, values: Sequence[float], dtype: Any) -> np.ndarray:
+        return np.asarray(values, dtype=dtype)
+
+    def to_dtype(self, x: Any, dtype: Any) -> np.ndarray:
+        return np.asarray(x, dtype=dtype)
+
+    def zeros_like(self, x: Any) -> np.ndarray:
+        return np.zeros_like(x)
+
+    def sum_rows(self, x: Any) -> np.ndarray:
+        return np.sum(x, axis=-2, keepdims=True)
+
+    def where(self, cond: Any, a: Any, b: Any) -> np.ndarray:
+        return np.where(cond, a, b)
+
+    def all(self, cond: Any) -> bool:
+        return bool(np.all(cond))
+
+    def run_reduction(
+        self,
+        plan: ReductionPlan,
+        arrays: Sequence[Any],
+        backend: str = "auto",
+        ranges: Any = None,
+        out: Any = None,
+    ) -> tuple[Any, ...]:
+        return run_plan(plan, arrays, backend=backend, ranges=ranges, out=out)
+
+
+NUMPY_TOOLS = NumpyTools()
+
+
+class LazyTensor(GenericLazyTensor):
+    """A symbolic NumPy matrix ``K[i, j] = F(x_i, y_j)`` (KeOps's ``pykeops.numpy.LazyTensor``).
+
+    Example:
+        >>> import numpy as np
+        >>> x = LazyTensor(np.arange(3.0).reshape(3, 1, 1))
+        >>> y = LazyTensor(np.arange(2.0).reshape(1, 2, 1))
+        >>> ((x - y) ** 2).sum(axis=1, backend="reference").ravel()
+        array([1., 1., 5.])
+    """
+
+    tools = NUMPY_TOOLS
+
+
+class ComplexLazyTensor(ComplexGenericLazyTensor):
+    """A symbolic NumPy matrix of complex vectors (KeOps's ``ComplexLazyTensor``)."""
+
+    tools = NUMPY_TOOLS
+
+
+for _cls in (LazyTensor, ComplexLazyTensor):
+    _cls._real_cls = LazyTensor
+    _cls._complex_cls = ComplexLazyTensor
+
+
+def _variable(x_or_ind: Any, dim: int | None, cat: int) -> GenericLazyTensor:
+    if dim is None:
+        return LazyTensor(x_or_ind, axis=cat)
+    return LazyTensor((x_or_ind, dim, cat))
+
+
+def Vi(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802 (KeOps's name)
+    """An i-indexed LazyTensor: ``Vi(x)`` for an (M, D) array, ``Vi(ind, dim)`` symbolic."""
+    return _variable(x_or_ind, dim, 0)
+
+
+def Vj(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802
+    """A j-indexed LazyTensor: ``Vj(y)`` for an (N, D) array, ``Vj(ind, dim)`` symbolic."""
+    return _variable(x_or_ind, dim, 1)
+
+
+def Pm(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802
+    """A parameter: ``Pm(p)`` for a number or a (D,) array, ``Pm(ind, dim)`` symbolic."""
+    return _variable(x_or_ind, dim, 2)
+
+
+class KernelSolve(GenericKernelSolve):
+    """Conjugate-gradient solver of ``(alpha Id + K) a = b`` for NumPy arrays (SPEC §4.3).
+
+    Example:
+        >>> import numpy as np
+        >>> solver = KernelSolve("Exp(-SqDist(x, y)) * b", ["x = Vi(1)", "y = Vj(1)",
+        ...                      "b = Vj(1)"], "b", axis=1)
+        >>> x = np.array([[0.0], [1.0]])
+        >>> a = solver(x, x, np.ones((2, 1)), alpha=1.0, backend="reference")
+        >>> bool(np.allclose(2 * a + np.exp(-1.0) * a[::-1], 1.0))
+        True
+    """
+
+    genred_class = Genred
+    tools = NUMPY_TOOLS
+
+
+__all__ = ["ComplexLazyTensor", "KernelSolve", "LazyTensor", "NumpyTools", "Pm", "Vi", "Vj"]
