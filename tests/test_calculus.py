@@ -309,3 +309,9 @@ def test_factorize_and_auto_factorize_return_the_formula():
     f = gaussian() * b + gaussian()
     assert make("Factorize", (f, gaussian())) is f
     assert make("AutoFactorize", (f,)) is f
+
+
+def test_divergence_of_a_linear_field_simplifies_to_the_compact_form():
+    # SPEC §1.7: Divergence(x*p, x) -> 3*p (KeOps prints exactly this)
+    x, p = var(0, 3, Cat.I), var(1, 1, Cat.PARAM)
+    assert make("Divergence", (x * p, x)) is 3 * p

@@ -161,7 +161,9 @@ def test_python_precedence():
     assert parse("x + y * b") is make("Add", (X, make("Mult", (Y, B))))
     assert parse("x - y - b") is make("Add", (make("Add", (X, minus(Y))), minus(B)))
     assert parse("x - (y - b)") is make("Add", (X, minus(make("Add", (Y, minus(B))))))
-    assert parse("x / b / s") is make("Mult", (make("Mult", (X, make("Inv", (B,)))), make("Inv", (S,))))
+    assert parse("x / b / s") is make(
+        "Mult", (make("Mult", (X, make("Inv", (B,)))), make("Inv", (S,)))
+    )
     # ** is right-associative: 2**3**2 = 2**(3**2)
     nine = make("Square", (const(3),))
     assert parse("2**3**2") is make("Powf", (const(2), nine))
@@ -187,7 +189,12 @@ def test_number_literals():
 def test_parsed_formula_evaluates_like_numpy():
     f = parse("Exp(-SqDist(x, y) / s) * b + (x | y) / 2 - x ** 2 * 3")
     rng = np.random.default_rng(0)
-    xv, yv, bv, sv = rng.random((4, 1, 3)), rng.random((1, 5, 3)), rng.random((1, 5, 1)), rng.random(1) + 1
+    xv, yv, bv, sv = (
+        rng.random((4, 1, 3)),
+        rng.random((1, 5, 3)),
+        rng.random((1, 5, 1)),
+        rng.random(1) + 1,
+    )
     got = evaluate(f, {X: xv, Y: yv, B: bv, S: sv}, np.float64)
     sq = ((xv - yv) ** 2).sum(-1, keepdims=True)
     want = np.exp(-sq / sv) * bv + (xv * yv).sum(-1, keepdims=True) / 2 - xv**2 * 3
@@ -241,7 +248,12 @@ def test_grad_without_gradient_input_creates_the_next_variable():
     assert info.aliases[-1] == Alias(None, e)
     # Numbers: d/dy [exp(-|x-y|^2) b] . e = 2 (x - y) exp(-|x-y|^2) b e
     rng = np.random.default_rng(1)
-    xv, yv, bv, ev = rng.random((4, 1, 3)), rng.random((1, 5, 3)), rng.random((1, 5, 1)), rng.random((4, 1, 1))
+    xv, yv, bv, ev = (
+        rng.random((4, 1, 3)),
+        rng.random((1, 5, 3)),
+        rng.random((1, 5, 1)),
+        rng.random((4, 1, 1)),
+    )
     got = evaluate(info.formula, {X: xv, Y: yv, B: bv, e: ev}, np.float64)
     k = np.exp(-((xv - yv) ** 2).sum(-1, keepdims=True))
     np.testing.assert_allclose(got, 2 * (xv - yv) * k * bv * ev, rtol=1e-12)
@@ -279,11 +291,16 @@ def test_reductions():
         ("Sum_Reduction(x, 2)", "tagI must be 0 (output indexed by i", 17),
         ("KMin_Reduction(x, 0, 0)", "K must be a positive integer, got 0", 18),
         ("KMin_Reduction(x, 0)", "KMin_Reduction expects (formula, K, tagI): expected ','", 19),
-        ("Summ_Reduction(x, 0)", "unknown reduction 'Summ_Reduction' (did you mean 'Sum_Reduction'", 0),
+        (
+            "Summ_Reduction(x, 0)",
+            "unknown reduction 'Summ_Reduction' (did you mean 'Sum_Reduction'",
+            0,
+        ),
         ("Sum_Reduction(x, 0, y)", "Sum_Reduction expects (formula, tagI)", 20),
         (
             "SumSoftMaxWeight_Reduction(x, 0)",
-            "SumSoftMaxWeight_Reduction expects (formula, tagI, formula2): the second formula is missing",
+            "SumSoftMaxWeight_Reduction expects (formula, tagI, formula2): "
+            "the second formula is missing",
             31,
         ),
         ("Exp(x)", "expected a reduction such as 'Sum_Reduction(formula, 0)', got 'Exp'", 0),
@@ -312,9 +329,22 @@ def test_reduction_errors(text, reason, column):
         ("Exp(x, y)", "Exp expects 1 formula argument", 7),
         ("Elem(x, y)", "expected an integer for m of Elem, got 'y'", 8),
         ("x * z", "unknown variable 'z': declare it in the aliases, e.g. 'z = Vi(3)'", 4),
-        ("x * xx", "unknown variable 'xx': declare it in the aliases, e.g. 'xx = Vi(3)' (did you mean 'x'", 4),
-        ("Vi(3) * x", "Vi(...) cannot be used inside a formula: declare the variable in the aliases", 0),
-        ("x * Vx(3)", "Vx(...) cannot be used inside a formula: declare the variable in the aliases (e.g. 'x = Vi(3)')", 4),
+        (
+            "x * xx",
+            "unknown variable 'xx': declare it in the aliases, e.g. 'xx = Vi(3)' (did you mean 'x'",
+            4,
+        ),
+        (
+            "Vi(3) * x",
+            "Vi(...) cannot be used inside a formula: declare the variable in the aliases",
+            0,
+        ),
+        (
+            "x * Vx(3)",
+            "Vx(...) cannot be used inside a formula: declare the variable in the aliases "
+            "(e.g. 'x = Vi(3)')",
+            4,
+        ),
         ("x(3)", "'x' is a variable, not an operation", 0),
         ("Exp + x", "'Exp' is an operation: call it, as in 'Exp(...)'", 0),
         ("x # y", "unexpected character '#'", 2),

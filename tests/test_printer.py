@@ -83,7 +83,9 @@ def inv(a):
         (make("Elem", (X,), (1,)), "Elem(x, 1)"),
         (make("ClampInt", (X,), (-1, 1)), "ClampInt(x, -1, 1)"),
         (
-            make("TensorDot", (var(8, 24, Cat.I), var(9, 20, Cat.J)), ((2, 3, 4), (4, 5), (2,), (0,))),
+            make(
+                "TensorDot", (var(8, 24, Cat.I), var(9, 20, Cat.J)), ((2, 3, 4), (4, 5), (2,), (0,))
+            ),
             "TensorDot(Var(8,24,0), Var(9,20,1), [2, 3, 4], [4, 5], [2], [0])",
         ),
     ],
@@ -161,7 +163,9 @@ def formulas(draw, dim: int, depth: int):
     if depth == 0 or draw(st.integers(0, 4)) == 0:
         return draw(leaves(dim))
     fixed = [c for c in _CARDS if _FIXED.get(c.name) == dim]
-    kind = draw(st.sampled_from(["elementwise", "fixed", "sugar"] if fixed else ["elementwise", "sugar"]))
+    kind = draw(
+        st.sampled_from(["elementwise", "fixed", "sugar"] if fixed else ["elementwise", "sugar"])
+    )
     if kind == "sugar":
         return draw(_operator_forms(dim, depth))
     card = draw(st.sampled_from(_ELEMENTWISE if kind == "elementwise" else fixed))
@@ -201,7 +205,11 @@ def _operator_forms(draw, dim: int, depth: int):
     return draw(st.sampled_from(forms))()
 
 
-_PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+_PROPERTY = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @_PROPERTY

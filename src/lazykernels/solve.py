@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import ArgumentError, FormulaError
 from .formula.ir import Cat
+from .lazytensor.reductions import split_kwargs
 
 if TYPE_CHECKING:
     from .lazytensor.core import GenericLazyTensor
@@ -127,7 +128,8 @@ def lazy_solve(
             ``b``'s dim), with ``var`` (a symbolic variable of K) it is ``K(var = a)``.
         other: ``b``, an ``(..., M, D)`` array (i-indexed) or a Vi / Vj LazyTensor.
         var: the symbolic variable of K that stands for the unknown, or None.
-        call: False returns a function of K's other symbolic variables.
+        call: False returns a function of K's other symbolic variables (then call options
+            such as ``backend``).
         kwargs: ``alpha`` (1e-10), ``eps`` (1e-6), ``max_iter``, and reduction options
             (``backend``, ``ranges``, ``dtype_acc``, ``sum_scheme``...).
 
@@ -161,18 +163,30 @@ def lazy_solve(
     position = symbolic.index(unknown.node)
     rhs = b._bindings[b.node]
 
-    def run(*args: Any) -> Any:
+    def run(*args: Any, **call_kwargs: Any) -> Any:
         if len(args) != len(symbolic) - 1:
             raise ArgumentError(
                 f"this solver takes {len(symbolic) - 1} array(s) for K's symbolic variables, "
                 f"got {len(args)}"
             )
 
-        def linop(a: Any) -> Any:
-            full = [*args[:position], a, *args[position:]]
-            return reduced(*full) + alpha * a
+        options, call_kwargs = split_kwargs(call_kwargs)
+        if options:
+            raise TypeError(f"{sorted(options)} configure the reduction: pass them to solve()")
+        call_kwargs = {**reduced._reduction.call_kwargs, **call_kwargs}
+        # every array the reduction reads (the unknown's slot holds rhs for now), so that
+        # tools.solve_linear sees them all (PyTorch differentiates with respect to them)
+        arrays = reduced._call_arrays((*args[:position], rhs, *args[position:]), symbolic)
+        inputs = [*arrays[:position], *arrays[position + 1 :]]
+        backend = call_kwargs.get("backend") or reduced.backend or "auto"
+        ranges = call_kwargs.get("ranges", reduced.ranges)
 
-        return conjugate_gradient(linop, rhs, K.tools, eps, max_iter)
+        def apply(a: Any, inputs: Sequence[Any]) -> Any:
+            full = [*inputs[:position], a, *inputs[position:]]
+            (ka,) = K.tools.run_reduction(reduced._plan, full, backend=backend, ranges=ranges)
+            return ka + alpha * a
+
+        return K.tools.solve_linear(apply, rhs, inputs, eps, max_iter)
 
     if call and len(symbolic) == 1:
         return run()
@@ -266,8 +280,9 @@ class GenericKernelSolve:
                 f"KernelSolve: expected {len(self.genred.plan.slots)} arrays, got {len(args)}"
             )
 
-        def linop(a: Any) -> Any:
-            full = (*args[:pos], a, *args[pos + 1 :])
+        def apply(a: Any, inputs: Sequence[Any]) -> Any:
+            full = (*inputs[:pos], a, *inputs[pos:])
             return self.genred(*full, backend=backend, ranges=ranges) + alpha * a
 
-        return conjugate_gradient(linop, args[pos], self.tools, eps, max_iter)
+        inputs = [*args[:pos], *args[pos + 1 :]]
+        return self.tools.solve_linear(apply, args[pos], inputs, eps, max_iter)

@@ -40,7 +40,10 @@ class IndentedBuffer:
     @contextmanager
     def block(self, header: str = "", close: str = "}") -> Iterator[None]:
         """``header {`` ... ``}`` with the body indented one level."""
-        self.line(f"{header} {{" if header else "{")
+        if header.startswith(("else", "catch")) and self._lines and self._lines[-1].strip() == "}":
+            self._lines[-1] += f" {header} {{"  # "} else {"
+        else:
+            self.line(f"{header} {{" if header else "{")
         self._level += 1
         try:
             yield

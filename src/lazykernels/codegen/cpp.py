@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.plan import REDUCTIONS, ReductionPlan
+from ..core.plan import REDUCTIONS, SUM_SCHEMES, ReductionPlan
 from ..errors import FormulaError
 from . import helpers as op_helpers
 from .buffer import IndentedBuffer
@@ -64,11 +64,11 @@ class KernelSource:
     n_slots: int
 
 
-def _tile_len(red: CppReduction, dtype: np.dtype) -> int:
-    n = red.n_buffers()
-    if n == 0:
+def _tile_len(red: CppReduction, dtype: np.dtype, acc_dtype: np.dtype) -> int:
+    row_bytes = red.n_buffers() * dtype.itemsize + red.n_acc_buffers() * acc_dtype.itemsize
+    if row_bytes == 0:
         return TJ_FUSED
-    tj = TILE_BUFFER_BYTES // (n * dtype.itemsize)
+    tj = TILE_BUFFER_BYTES // row_bytes
     tj = 1 << (max(tj, 1).bit_length() - 1)
     return max(64, min(TJ_FUSED, tj))
 
@@ -91,15 +91,19 @@ class _Printer:
     def __init__(self, plan: ReductionPlan, dtype: np.dtype) -> None:
         if plan.reduction not in REDUCTIONS:
             raise FormulaError(f"unknown reduction {plan.reduction!r}")
+        if plan.sum_scheme not in SUM_SCHEMES:
+            raise FormulaError(f"unknown sum scheme {plan.sum_scheme!r}")
         self.plan, self.dtype = plan, dtype
         self.acc_dtype = np.dtype(plan.dtype_acc) if plan.dtype_acc else dtype
+        if self.acc_dtype not in _CTYPES:
+            raise FormulaError(f"accumulators are float32 or float64, not {plan.dtype_acc!r}")
         roots = [plan.formula] + ([plan.weight] if plan.weight is not None else [])
         self.prog: ScalarProgram = lower(roots, dtype, plan.output_cat)
         dg = plan.weight.dim if plan.weight is not None else 0
         self.red = cpp_reduction(plan.reduction, plan.formula.dim, dg, plan.k, plan.sum_scheme)
         self.fields = self.red.fields()
         self.outputs = self.red.outputs()
-        self.tj = _tile_len(self.red, dtype)
+        self.tj = _tile_len(self.red, dtype, self.acc_dtype)
         self.pre = self.prog.precomputed
         self.b = IndentedBuffer()
 
@@ -190,7 +194,7 @@ class _Printer:
         b.lines([f"typedef {_CTYPES[self.dtype]} T;", f"typedef {acc} A;", ""])
         helpers = set(self.prog.helpers) | set(self.red.helpers)
         for text in _helper_sources(helpers):
-            b.line(text)
+            b.line(text.strip("\n"))
             b.line()
         b.line('extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,')
         b.line("                         const void* const* args, const int64_t* offsets,")
@@ -268,6 +272,11 @@ class _Printer:
             b.line(f"std::vector<T> tb_v(TJ * {nbuf});")
             for c in range(nbuf):
                 b.line(f"T* __restrict tb{c} = tb_v.data() + {c} * TJ;")
+        nacc = self.red.n_acc_buffers()
+        if nacc:
+            b.line(f"std::vector<A> kb_v(TJ * {nacc});")
+            for c in range(nacc):
+                b.line(f"A* __restrict kb{c} = kb_v.data() + {c} * TJ;")
         with b.block("for (int64_t b0 = 0; b0 < n_batch; b0 += bc)"):
             b.line("const int64_t b1 = std::min(n_batch, b0 + bc);")
             if self.pre:
@@ -280,8 +289,17 @@ class _Printer:
                     self.out_pointers()
                     self.init_row()
                     self.finalize_row()
-            b.pragma("omp barrier")
+            if self.pre:
+                b.pragma("omp barrier")
+            else:
+                with b.block("if (n_ranges >= 0)"):
+                    b.pragma("omp barrier")
             self.work_items()
+            b.line(
+                "// the merge reads every part; the next chunk overwrites the precomputed values"
+            )
+            with b.block("if (q > 1 || b1 < n_batch)"):
+                b.pragma("omp barrier")
             with b.block("if (q > 1)"):
                 self.merge_parts()
 
@@ -299,7 +317,7 @@ class _Printer:
 
     def work_items(self) -> None:
         b, prog = self.b, self.prog
-        b.pragma("omp for schedule(dynamic, 1)")
+        b.pragma("omp for schedule(dynamic, 1) nowait")
         with b.block("for (int64_t w = 0; w < (b1 - b0) * n_blk * q; ++w)"):
             b.line("const int64_t b = b0 + w / (n_blk * q), ib = (w / q) % n_blk, iq = w % q;")
             self.params()

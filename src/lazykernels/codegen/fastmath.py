@@ -23,43 +23,37 @@ from __future__ import annotations
 
 _LK_EXP = r"""
 static inline float lk_exp(float x) {
-  // e^x = 2^n e^r with n = rint(x / ln2), r = x - n ln2 (ln2 split in two), |r| <= ln2/2.
-  const float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
-  const float n = __builtin_rintf(xc * 1.44269504088896341f);
-  float r = __builtin_fmaf(-n, 0.693145751953125f, xc);
+  // e^x = 2^n e^r, n = rint(x / ln2), r = x - n ln2 (ln2 in two parts), |r| <= ln2/2.
+  const float n = __builtin_rintf(x * 1.44269504088896341f);
+  float r = __builtin_fmaf(-n, 0.693145751953125f, x);
   r = __builtin_fmaf(-n, 1.428606765330187045e-06f, r);
-  float p = 1.98412698e-4f;
-  p = p * r + 1.38888889e-3f;
-  p = p * r + 8.33333333e-3f;
-  p = p * r + 4.16666667e-2f;
-  p = p * r + 1.66666667e-1f;
-  p = p * r + 0.5f;
+  float p = 1.3836845755577087e-3f;  // minimax fit of e^r, relative error 1.9e-9
+  p = p * r + 8.374815806746483e-3f;
+  p = p * r + 4.166822507977486e-2f;
+  p = p * r + 1.6666419804096222e-1f;
+  p = p * r + 4.9999991059303284e-1f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  // 2^n = 2^n1 2^n2: n1 goes into the exponent field of p (an exact integer add), 2^n2 is a
-  // normal float; integers come from the bits of n + magic (no float-to-int conversion).
-  const float n1 = __builtin_floorf(n * 0.5f);
-  const float f1 = n1 + 12582912.0f;        // 1.5 * 2^23: the bits hold 0x4B400000 + n1
-  const float f2 = (n - n1) + 8388735.0f;   // 2^23 + 127: the low bits hold n2 + 127
-  uint32_t u1, u2, up;
-  std::memcpy(&u1, &f1, 4);
-  std::memcpy(&u2, &f2, 4);
+  // 2^n goes into the exponent field of p (an integer add); n comes from the bits of
+  // n + 1.5 * 2^23, not from a float-to-int conversion. Exact while the result is normal.
+  const float fn = n + 12582912.0f;
+  uint32_t un, up;
+  std::memcpy(&un, &fn, 4);
   std::memcpy(&up, &p, 4);
-  up += (u1 - 0x4B400000u) << 23;
-  u2 <<= 23;
-  float y, s2;
+  up += (un - 0x4B400000u) << 23;
+  float y;
   std::memcpy(&y, &up, 4);
-  std::memcpy(&s2, &u2, 4);
-  y *= s2;
+  // Outside [-87, 88.72283] (and for inf / NaN) the value above is garbage: select.
+  y = x > 88.72283f ? std::numeric_limits<float>::infinity() : y;
+  y = x >= -87.0f ? y : 0.0f;
   return x != x ? x : y;
 }
 
 static inline double lk_exp(double x) {
-  const double xc = x < -746.0 ? -746.0 : (x > 710.0 ? 710.0 : x);
-  const double n = __builtin_rint(xc * 1.4426950408889634);
-  double r = __builtin_fma(-n, 6.93147180369123816490e-01, xc);
+  const double n = __builtin_rint(x * 1.4426950408889634);
+  double r = __builtin_fma(-n, 6.93147180369123816490e-01, x);
   r = __builtin_fma(-n, 1.90821492927058770002e-10, r);
-  double p = 1.6059043836821613e-10;
+  double p = 1.6059043836821613e-10;  // Taylor, truncation error 4.1e-18
   p = p * r + 2.08767569878681e-09;
   p = p * r + 2.505210838544172e-08;
   p = p * r + 2.755731922398589e-07;
@@ -73,35 +67,79 @@ static inline double lk_exp(double x) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  const double n1 = __builtin_floor(n * 0.5);
-  const double f1 = n1 + 6755399441055744.0;        // 1.5 * 2^52
-  const double f2 = (n - n1) + 4503599627371519.0;   // 2^52 + 1023
-  uint64_t u1, u2, up;
-  std::memcpy(&u1, &f1, 8);
-  std::memcpy(&u2, &f2, 8);
+  const double fn = n + 6755399441055744.0;  // 1.5 * 2^52
+  uint64_t un, up;
+  std::memcpy(&un, &fn, 8);
   std::memcpy(&up, &p, 8);
-  up += (u1 - 0x4338000000000000ull) << 52;
-  u2 <<= 52;
-  double y, s2;
+  up += (un - 0x4338000000000000ull) << 52;
+  double y;
   std::memcpy(&y, &up, 8);
-  std::memcpy(&s2, &u2, 8);
-  y *= s2;
+  y = x > 709.782712893 ? std::numeric_limits<double>::infinity() : y;
+  y = x >= -708.0 ? y : 0.0;
   return x != x ? x : y;
 }
 """
 
-_LK_KAHAN_ADD = r"""
+KAHAN_LANES = 8
+"""Independent compensated sums per accumulator (so that the Kahan loop vectorises)."""
+
+# Compensated sums must not be re-associated ((t - s) - y would fold to 0): these helpers
+# are compiled without -fassociative-math (GCC's optimize attribute, clang's fp pragma) and
+# are never inlined into the fast-math kernel; they run once per tile, not per pair.
+_LK_KAHAN = r"""
+#if defined(__clang__)
+#define LK_EXACT_FP __attribute__((noinline))
+#define LK_EXACT_FP_BODY _Pragma("clang fp reassociate(off)")
+#else
+#define LK_EXACT_FP __attribute__((noinline, optimize("no-associative-math")))
+#define LK_EXACT_FP_BODY
+#endif
+
 template <typename A>
-static inline void lk_kahan_add(A& s, A& c, A x) {
-  // Compensated sum: s - c is the running total. The volatile store keeps fast-math from
-  // simplifying (t - s) - y to 0.
+static LK_EXACT_FP void lk_kahan_add(A& s, A& c, A x) {
+  // s - c is the running total, c the compensation of the rounding errors so far.
+  LK_EXACT_FP_BODY
   const A y = x - c;
-  volatile A t = s + y;
-  const A tt = t;
-  c = (tt - s) - y;
-  s = tt;
+  const A t = s + y;
+  c = (t - s) - y;
+  s = t;
 }
-"""
+
+template <typename A>
+static LK_EXACT_FP void lk_kahan_tile(const A* v, int64_t n, A* s, A* c) {
+  // Adds v[0..n) into the LANES compensated sums (s[l], c[l]), element i in lane i % LANES.
+  LK_EXACT_FP_BODY
+  int64_t i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    for (int l = 0; l < LANES; ++l) {
+      const A y = v[i + l] - c[l];
+      const A t = s[l] + y;
+      c[l] = (t - s[l]) - y;
+      s[l] = t;
+    }
+  }
+  for (int l = 0; i < n; ++i, ++l) {
+    const A y = v[i] - c[l];
+    const A t = s[l] + y;
+    c[l] = (t - s[l]) - y;
+    s[l] = t;
+  }
+}
+
+template <typename A>
+static LK_EXACT_FP A lk_kahan_total(const A* s, const A* c) {
+  // The compensated sum of the LANES partial sums.
+  LK_EXACT_FP_BODY
+  A total = 0, comp = 0;
+  for (int l = 0; l < LANES; ++l) {
+    const A y = (s[l] - c[l]) - comp;
+    const A t = total + y;
+    comp = (t - total) - y;
+    total = t;
+  }
+  return total - comp;
+}
+""".replace("LANES", str(KAHAN_LANES))
 
 _LK_KMIN_INSERT = r"""
 template <typename T>
@@ -153,7 +191,7 @@ static inline void lk_kmin_merge(T* v, int64_t* ind, const T* sv, const int64_t*
 
 CPU_HELPERS: dict[str, str] = {
     "lk_exp": _LK_EXP.strip("\n"),
-    "lk_kahan_add": _LK_KAHAN_ADD.strip("\n"),
+    "lk_kahan": _LK_KAHAN.strip("\n"),
     "lk_kmin_insert": _LK_KMIN_INSERT.strip("\n"),
     "lk_kmin_merge": _LK_KMIN_MERGE.strip("\n"),
 }

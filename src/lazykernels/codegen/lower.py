@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -241,6 +242,7 @@ class _Lowerer:
         prog.inner = self.ctx[Level.INNER].lines
         prog.mixed = self.ctx[Level.MIXED].lines
         prog.roots = [self._arg_scalars(r, levels[r], Level.MIXED) for r in roots]
+        _prune(prog)
         return prog
 
     def _arg_scalars(self, arg: Node, arg_level: Level, user_level: Level) -> list[str]:
@@ -319,6 +321,39 @@ class _Lowerer:
 
 def _is_name(atom: str) -> bool:
     return atom.isidentifier()
+
+
+_DEFINED = re.compile(r"^const T (\w+)")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def _live_lines(lines: list[str], live: set[str]) -> list[str]:
+    """``lines`` without the definitions nobody reads; ``live`` gains what the rest reads."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        m = _DEFINED.match(line)
+        if m is not None and m.group(1) not in live:
+            continue
+        live.update(_IDENT.findall(line if m is None else line[m.end() :]))
+        kept.append(line)
+    return kept[::-1]
+
+
+def _prune(prog: ScalarProgram) -> None:
+    """Dead-code elimination: drop statements, loads and stores whose value is never read
+    (e.g. a dim-1 reduction variable read in place, or an unused temporary of a rule)."""
+    live = {a for root in prog.roots for a in root}
+    prog.mixed = _live_lines(prog.mixed, live)
+    prog.inner_values = [v for v in prog.inner_values if v.load in live]
+    prog.row_loads = [(local, array) for local, array in prog.row_loads if local in live]
+    arrays = {array for _, array in prog.row_loads}
+    prog.outer_store = [(a, v) for a, v in prog.outer_store if a in arrays]
+    live.update(v.pointer for v in prog.inner_values)
+    live.update(v.source for v in prog.inner_values if v.source is not None)
+    prog.inner = _live_lines(prog.inner, live)
+    live.update(v for _, v in prog.outer_store)
+    prog.outer = _live_lines(prog.outer, live)
+    prog.param = _live_lines(prog.param, live)
 
 
 def lower(

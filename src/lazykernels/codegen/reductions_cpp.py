@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import DimensionError, FormulaError
 from .buffer import IndentedBuffer
+from .fastmath import KAHAN_LANES
 
 Access = Callable[[str, str], str]  # (field or output name, index expression) -> C lvalue
 
@@ -95,7 +96,11 @@ class CppReduction:
         raise NotImplementedError
 
     def n_buffers(self) -> int:
-        """Number of tile buffers (of TJ scalars of type T) the tile fragment uses."""
+        """Number of tile buffers (``tb*``: TJ scalars of type T) the tile fragment uses."""
+        return 0
+
+    def n_acc_buffers(self) -> int:
+        """Number of tile buffers of the accumulator type (``kb*``)."""
         return 0
 
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
@@ -113,53 +118,74 @@ def _partials(names: list[str], init: list[str]) -> str:
 
 
 class SumRed(CppReduction):
-    """Sum: ``acc += F`` per component, with block, direct or Kahan summation."""
+    """Sum: ``acc += F`` per component, with block, direct or Kahan summation.
 
-    fused = True
+    block_sum: per tile, a simd reduction into fresh partial sums, added to the total;
+    direct_sum: the simd reduction starts from the total; kahan_scheme: the tile's values
+    go to a buffer, then into ``KAHAN_LANES`` compensated sums per component (``lk_kahan``).
+    """
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        if self.scheme == "kahan_scheme":
-            self.helpers = frozenset({"lk_kahan_add"})
+        self.kahan = self.scheme == "kahan_scheme"
+        self.fused = not self.kahan
+        if self.kahan:
+            self.helpers = frozenset({"lk_kahan"})
 
     def fields(self) -> list[Field]:
-        out = [Field("acc", "A", self.d, "0")]
-        if self.scheme == "kahan_scheme":
-            out.append(Field("comp", "A", self.d, "0"))
-        return out
+        if self.kahan:
+            n = self.d * KAHAN_LANES
+            return [Field("acc", "A", n, "0"), Field("comp", "A", n, "0")]
+        return [Field("acc", "A", self.d, "0")]
 
     def outputs(self) -> list[Output]:
         return [Output(self.d, "T")]
 
+    def n_acc_buffers(self) -> int:
+        return self.d if self.kahan else 0
+
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        if self.kahan:
+            tc.eval_loop(b, "", [f"kb{c}[j - j0] = {tc.acc(f)};" for c, f in enumerate(tc.f)])
+            for c in range(self.d):
+                o = str(c * KAHAN_LANES)
+                b.line(f"lk_kahan_tile(kb{c}, j1 - j0, &{tc.st('acc', o)}, &{tc.st('comp', o)});")
+            return
         ps = [f"ps{c}" for c in range(self.d)]
         direct = self.scheme == "direct_sum"
         b.line(_partials(ps, [tc.st("acc", str(c)) if direct else "0" for c in range(self.d)]))
         stmts = [f"{p} += {tc.acc(f)};" for p, f in zip(ps, tc.f)]
         tc.eval_loop(b, f"reduction(+:{','.join(ps)})", stmts)
         for c, p in enumerate(ps):
-            b.line(self._add(tc.st, str(c), p, direct))
-
-    def _add(self, st: Access, c: str, value: str, direct: bool = False) -> str:
-        if direct:
-            return f"{st('acc', c)} = {value};"
-        if self.scheme == "kahan_scheme":
-            return f"lk_kahan_add({st('acc', c)}, {st('comp', c)}, {value});"
-        return f"{st('acc', c)} += {value};"
+            op = "=" if direct else "+="
+            b.line(f"{tc.st('acc', str(c))} {op} {p};")
 
     def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        for c in range(self.d):
-            if self.scheme == "kahan_scheme":
-                b.line(self._add(dst, str(c), f"{src('acc', str(c))} - {src('comp', str(c))}"))
-            else:
-                b.line(f"{dst('acc', str(c))} += {src('acc', str(c))};")
+        if self.kahan:
+            _merge_kahan_lanes(b, dst, src, "acc", self.d * KAHAN_LANES)
+            return
+        for c in map(str, range(self.d)):
+            b.line(f"{dst('acc', c)} += {src('acc', c)};")
 
     def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
         for c in range(self.d):
-            value = st("acc", str(c))
-            if self.scheme == "kahan_scheme":
-                value = f"({value} - {st('comp', str(c))})"
+            if self.kahan:
+                o = str(c * KAHAN_LANES)
+                value = f"lk_kahan_total(&{st('acc', o)}, &{st('comp', o)})"
+            else:
+                value = st("acc", str(c))
             b.line(f"{out[0]('', str(c))} = (T){value};")
+
+
+def _merge_kahan_lanes(
+    b: IndentedBuffer, dst: Access, src: Access, name: str, n: int, scale: str = ""
+) -> None:
+    """Add the compensated lanes of ``src`` (times ``scale``) to those of ``dst``."""
+    with b.block(f"for (int64_t l = 0; l < {n}; ++l)"):
+        value = f"({src(name, 'l')} - {src('comp', 'l')})"
+        if scale:
+            value = f"{scale} * {value}"
+        b.line(f"lk_kahan_add({dst(name, 'l')}, {dst('comp', 'l')}, (A)({value}));")
 
 
 class MinMaxRed(CppReduction):
@@ -325,7 +351,8 @@ class ShiftExpRed(CppReduction):
     Weights ``w``: LogSumExp and Max_SumShiftExp: [1]; LogSumExpWeight and
     Max_SumShiftExpWeight: G; SumSoftMaxWeight: [1, G]. Each tile: evaluate F (and G) into
     buffers with a simd max, rescale ``s`` if the running max grows, then a simd sum of
-    ``exp(F - m) w``. Rows whose values are all ``-inf`` keep ``m = -inf, s = 0``.
+    ``exp(F - m) w`` (with kahan_scheme: the terms go to buffers, then to compensated
+    lanes). Rows whose values are all ``-inf`` keep ``m = -inf, s = 0``.
     """
 
     helpers = frozenset({"lk_exp"})
@@ -339,13 +366,16 @@ class ShiftExpRed(CppReduction):
             raise FormulaError(f"{self.name} needs a weight formula (formula2)")
         self.unit = self.name in ("LogSumExp", "Max_SumShiftExp", "SumSoftMaxWeight")
         self.ns = int(self.unit) + (self.dg if weighted else 0)
-        if self.scheme == "kahan_scheme":
-            self.helpers = self.helpers | {"lk_kahan_add"}
+        self.kahan = self.scheme == "kahan_scheme"
+        self.lanes = KAHAN_LANES if self.kahan else 1
+        if self.kahan:
+            self.helpers = self.helpers | {"lk_kahan"}
 
     def fields(self) -> list[Field]:
-        out = [Field("m", "A", 1, f"(-{INF_A})"), Field("s", "A", self.ns, "0")]
-        if self.scheme == "kahan_scheme":
-            out.append(Field("comp", "A", self.ns, "0"))
+        n = self.ns * self.lanes
+        out = [Field("m", "A", 1, f"(-{INF_A})"), Field("s", "A", n, "0")]
+        if self.kahan:
+            out.append(Field("comp", "A", n, "0"))
         return out
 
     def outputs(self) -> list[Output]:
@@ -361,8 +391,16 @@ class ShiftExpRed(CppReduction):
     def n_buffers(self) -> int:
         return 1 + self.ns - int(self.unit)
 
+    def n_acc_buffers(self) -> int:
+        return self.ns if self.kahan else 0
+
+    def _rescale(self, b: IndentedBuffer, st: Access, sc: str) -> None:
+        with b.block(f"for (int64_t c = 0; c < {self.ns * self.lanes}; ++c)"):
+            b.line(f"{st('s', 'c')} *= {sc};")
+            if self.kahan:
+                b.line(f"{st('comp', 'c')} *= {sc};")
+
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
-        ns, kahan = self.ns, self.scheme == "kahan_scheme"
         # weight c: None (the unit weight) or (atom in the loop, its tile buffer)
         weights: list[tuple[str, str] | None] = [None] if self.unit else []
         weights += [(w, f"tb{1 + c}") for c, w in enumerate(tc.g)]
@@ -374,75 +412,73 @@ class ShiftExpRed(CppReduction):
         m = tc.st("m", "0")
         with b.block(f"if ({tc.acc('tm')} > {m})"):
             b.line(f"const A sc = lk_exp({m} - {tc.acc('tm')});")
-            for c in map(str, range(ns)):
-                b.line(f"{tc.st('s', c)} *= sc;")
-                if kahan:
-                    b.line(f"{tc.st('comp', c)} *= sc;")
+            self._rescale(b, tc.st, "sc")
             b.line(f"{m} = {tc.acc('tm')};")
         with b.block(f"if ({m} > (-{INF_A}))"):
             b.line(f"const A mm = {m};")
-            ps = [f"ps{c}" for c in range(ns)]
+            terms = [
+                "e" if w is None else f"e * {tc.acc(w[1] + '[t]')}" for c, w in enumerate(weights)
+            ]
+            if self.kahan:
+                b.pragma("omp simd")
+                with b.block("for (int64_t t = 0; t < j1 - j0; ++t)"):
+                    b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
+                    b.lines([f"kb{c}[t] = {term};" for c, term in enumerate(terms)])
+                for c in range(self.ns):
+                    o = str(c * KAHAN_LANES)
+                    b.line(f"lk_kahan_tile(kb{c}, j1 - j0, &{tc.st('s', o)}, &{tc.st('comp', o)});")
+                return
+            ps = [f"ps{c}" for c in range(self.ns)]
             direct = self.scheme == "direct_sum"
-            b.line(_partials(ps, [tc.st("s", str(c)) if direct else "0" for c in range(ns)]))
+            b.line(_partials(ps, [tc.st("s", str(c)) if direct else "0" for c in range(self.ns)]))
             b.pragma(f"omp simd reduction(+:{','.join(ps)})")
             with b.block("for (int64_t t = 0; t < j1 - j0; ++t)"):
                 b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
-                for c, w in enumerate(weights):
-                    term = "e" if w is None else f"e * {tc.acc(w[1] + '[t]')}"
-                    b.line(f"ps{c} += {term};")
+                b.lines([f"{p} += {term};" for p, term in zip(ps, terms)])
             for c, p in enumerate(ps):
-                s = tc.st("s", str(c))
-                if direct:
-                    b.line(f"{s} = {p};")
-                elif kahan:
-                    b.line(f"lk_kahan_add({s}, {tc.st('comp', str(c))}, {p});")
-                else:
-                    b.line(f"{s} += {p};")
+                b.line(f"{tc.st('s', str(c))} {'=' if direct else '+='} {p};")
 
     def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
         dm, sm = dst("m", "0"), src("m", "0")
-        kahan = self.scheme == "kahan_scheme"
-
-        def value(c: str) -> str:
-            return f"({src('s', c)} - {src('comp', c)})" if kahan else src("s", c)
-
+        n = self.ns * self.lanes
         with b.block(f"if ({sm} > {dm})"):
             b.line(f"const A sc = lk_exp({dm} - {sm});")
-            for c in map(str, range(self.ns)):
-                if kahan:
-                    b.line(f"{dst('comp', c)} *= sc;")
-                b.line(f"{dst('s', c)} *= sc;")
-                b.line(self._add(dst, c, value(c)))
+            self._rescale(b, dst, "sc")
+            if self.kahan:
+                _merge_kahan_lanes(b, dst, src, "s", n)
+            else:
+                with b.block(f"for (int64_t c = 0; c < {n}; ++c)"):
+                    b.line(f"{dst('s', 'c')} += {src('s', 'c')};")
             b.line(f"{dm} = {sm};")
         with b.block(f"else if ({sm} > (-{INF_A}))"):
             b.line(f"const A sc = lk_exp({sm} - {dm});")
-            for c in map(str, range(self.ns)):
-                b.line(self._add(dst, c, f"sc * {value(c)}"))
-
-    def _add(self, st: Access, c: str, value: str) -> str:
-        if self.scheme == "kahan_scheme":
-            return f"lk_kahan_add({st('s', c)}, {st('comp', c)}, (A)({value}));"
-        return f"{st('s', c)} += {value};"
+            if self.kahan:
+                _merge_kahan_lanes(b, dst, src, "s", n, scale="sc")
+            else:
+                with b.block(f"for (int64_t c = 0; c < {n}; ++c)"):
+                    b.line(f"{dst('s', 'c')} += sc * {src('s', 'c')};")
 
     def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
         m = st("m", "0")
-
-        def s(c: int) -> str:
-            if self.scheme == "kahan_scheme":
-                return f"({st('s', str(c))} - {st('comp', str(c))})"
-            return st("s", str(c))
-
+        sums = []
+        for c in range(self.ns):
+            if self.kahan:
+                o = str(c * KAHAN_LANES)
+                b.line(f"const A s{c} = lk_kahan_total(&{st('s', o)}, &{st('comp', o)});")
+            else:
+                b.line(f"const A s{c} = {st('s', str(c))};")
+            sums.append(f"s{c}")
         o = out[0]
         if self.name in ("Max_SumShiftExp", "Max_SumShiftExpWeight"):
             b.line(f"{o('', '0')} = (T){m};")
-            for c in range(self.ns):
-                b.line(f"{o('', str(c + 1))} = (T){s(c)};")
+            for c, v in enumerate(sums):
+                b.line(f"{o('', str(c + 1))} = (T){v};")
         elif self.name in ("LogSumExp", "LogSumExpWeight"):
-            for c in range(self.ns):
-                b.line(f"{o('', str(c))} = (T)({m} + std::log({s(c)}));")
-        else:  # SumSoftMaxWeight: s[0] is the sum of the softmax weights
+            for c, v in enumerate(sums):
+                b.line(f"{o('', str(c))} = (T)({m} + std::log({v}));")
+        else:  # SumSoftMaxWeight: s0 is the sum of the softmax weights
             for c in range(self.dg):
-                b.line(f"{o('', str(c))} = (T)({s(0)} > 0 ? {s(c + 1)} / {s(0)} : 0);")
+                b.line(f"{o('', str(c))} = (T)(s0 > 0 ? s{c + 1} / s0 : 0);")
 
 
 _FAMILIES: dict[str, type[CppReduction]] = {

@@ -22,7 +22,7 @@ from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
 from ..formula.ir import Cat
 
-__all__ = ["available", "kernel_source", "run", "unavailable_reason"]
+__all__ = ["available", "kernel_source", "prepare", "run", "unavailable_reason"]
 
 _ARGTYPES = [
     ctypes.c_int64,  # n_out
@@ -114,8 +114,17 @@ def _offsets(array: np.ndarray, core: int, batch_shape: tuple[int, ...]) -> np.n
     return off.reshape(-1)
 
 
-def run(call: BoundCall) -> None:
+def prepare(plan: ReductionPlan, dtype: np.dtype | str) -> None:
+    """Compile (or fetch) the kernel of ``plan`` for ``dtype`` ahead of the first call."""
+    _kernel(plan, np.dtype(dtype))
+
+
+def run(call: BoundCall, n_threads: int = 0) -> None:
     """Fill ``call.outputs`` with the reduction of ``call.plan`` (compiled C++).
+
+    Args:
+        call: the validated call.
+        n_threads: OpenMP threads (0: the OpenMP default, e.g. ``OMP_NUM_THREADS``).
 
     Raises:
         CompileError: the kernel does not compile (the message holds the compiler log).
@@ -155,7 +164,7 @@ def run(call: BoundCall) -> None:
         ctypes.addressof(outs),
         n_ranges,
         *pointers,
-        0,
+        int(n_threads),
     )
     if status != 0:
         raise LazyKernelsError(f"the CPU kernel of {plan.reduction} failed (out of memory?)")

@@ -11,6 +11,9 @@ from .evaluate import evaluate
 from .grad import grad
 from .ir import Cat, Node, const, lift, make, substitute, var, zero
 from .ops import OPS
+from .parse import parse_aliases, parse_formula, parse_reduction
+from .printer import to_string
+from .simplify import simplify
 
 __all__ = [
     "OPS",
@@ -21,7 +24,12 @@ __all__ = [
     "grad",
     "lift",
     "make",
+    "parse_aliases",
+    "parse_formula",
+    "parse_reduction",
+    "simplify",
     "substitute",
+    "to_string",
     "var",
     "zero",
 ]

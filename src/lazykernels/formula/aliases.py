@@ -138,6 +138,21 @@ def check_aliases(aliases: Iterable[Alias]) -> dict[int, Alias]:
     return positions
 
 
+def as_aliases(aliases: Sequence[str] | Sequence[Alias] | str | None) -> list[Alias]:
+    """Alias declarations given as strings (parsed) or as :class:`Alias` objects (checked)."""
+    if aliases is None:
+        return []
+    if isinstance(aliases, str):
+        aliases = [aliases]
+    aliases = list(aliases)
+    if all(isinstance(a, Alias) for a in aliases):
+        check_aliases(aliases)  # type: ignore[arg-type]
+        return aliases  # type: ignore[return-value]
+    if all(isinstance(a, str) for a in aliases):
+        return parse_aliases(aliases)  # type: ignore[arg-type]
+    raise FormulaError("aliases must be all strings ('x = Vi(3)') or all Alias objects")
+
+
 def alias_names(aliases: Iterable[Alias]) -> dict[Node, str]:
     """``{var node: name}`` of the named aliases, for :func:`~.printer.to_string`."""
     return {a.node: a.name for a in aliases if a.name is not None}
@@ -232,7 +247,7 @@ def _parse_one(text: object, number: int) -> tuple[Alias, Token | None]:
             f"alias {text.strip()!r}: {kind.text!r} is the old name of {replacement!r}; "
             f"write {replacement!r} instead",
             UserWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
     cur.expect("(", f"expected '(' after {kind.text!r}")
     values: list[tuple[int, Token]] = [cur.signed_int("dimension or position")]

@@ -28,7 +28,6 @@ offending token; nothing else escapes, whatever the text.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,7 +38,7 @@ from .aliases import (
     LEGACY_CATEGORY_NAMES,
     SPECIAL_FORMS,
     Alias,
-    check_aliases,
+    as_aliases,
     complete_aliases,
     describe_alias,
     describe_var,
@@ -54,6 +53,7 @@ from .syntax import (
     REDUCTION_SYNTAX,
     ReductionSyntax,
     binary_node,
+    close_matches,
     plural,
     power_node,
     signature,
@@ -147,7 +147,7 @@ def parse_formula(text: str, aliases: Sequence[str] | Sequence[Alias] = ()) -> N
 
 def parse_formula_info(text: str, aliases: Sequence[str] | Sequence[Alias] = ()) -> ParsedFormula:
     """:func:`parse_formula`, also returning the completed aliases and created variables."""
-    parser = _Parser(text, _as_aliases(aliases))
+    parser = _Parser(text, as_aliases(aliases))
     formula = parser.run(parser.expression)
     return ParsedFormula(
         formula, complete_aliases(parser.aliases, formula), tuple(parser.new_variables)
@@ -165,27 +165,8 @@ def parse_reduction(text: str, aliases: Sequence[str] | Sequence[Alias] = ()) ->
         >>> r.name, r.k, r.output_cat
         ('KMin', 5, <Cat.I: 0>)
     """
-    parser = _Parser(text, _as_aliases(aliases))
+    parser = _Parser(text, as_aliases(aliases))
     return parser.run(parser.reduction)
-
-
-def _as_aliases(aliases: Sequence[str] | Sequence[Alias] | str) -> list[Alias]:
-    if isinstance(aliases, str):
-        aliases = [aliases]
-    aliases = list(aliases)
-    if all(isinstance(a, Alias) for a in aliases):
-        check_aliases(aliases)  # type: ignore[arg-type]
-        return aliases  # type: ignore[return-value]
-    if all(isinstance(a, str) for a in aliases):
-        return parse_aliases(aliases)  # type: ignore[arg-type]
-    raise FormulaError("aliases must be all strings ('x = Vi(3)') or all Alias objects")
-
-
-def _close_matches(word: str, choices: Sequence[str]) -> str:
-    found = difflib.get_close_matches(word, choices, n=3)
-    if not found:
-        return ""
-    return " (did you mean " + " or ".join(repr(f) for f in found) + "?)"
 
 
 # --- the parser ------------------------------------------------------------------------------
@@ -282,7 +263,7 @@ class _Parser:
 
     def unary(self) -> Node:
         tok = self.peek()
-        if tok.kind != OP or tok.text not in "+-":
+        if tok.kind != OP or tok.text not in ("+", "-"):
             return self.power()
         nxt = self.peek(1)
         if tok.text == "-" and nxt.kind in (INT, FLOAT) and not self.at("**", 2):
@@ -336,7 +317,7 @@ class _Parser:
             return self.names[name]
         if name in OPS or name in SPECIAL_FORMS:
             raise self.error(f"{name!r} is an operation: call it, as in '{name}(...)'", tok)
-        hint = _close_matches(name, list(self.names))
+        hint = close_matches(name, list(self.names))
         raise self.error(
             f"unknown variable {name!r}: declare it in the aliases, e.g. '{name} = Vi(3)'{hint}",
             tok,
@@ -367,7 +348,7 @@ class _Parser:
         if card is None:
             if name.endswith("_Reduction"):
                 raise self.error(f"{name} is a reduction: only allowed around a formula", tok)
-            hint = _close_matches(name, [*OPS, *SPECIAL_FORMS])
+            hint = close_matches(name, [*OPS, *SPECIAL_FORMS])
             raise self.error(f"unknown operation {name!r}{hint}", tok)
         self.advance()
         self.advance()  # "("
@@ -541,7 +522,7 @@ class _Parser:
         name = tok.text[: -len("_Reduction")]
         syntax = REDUCTION_SYNTAX.get(name)
         if syntax is None:
-            hint = _close_matches(tok.text, [f"{n}_Reduction" for n in REDUCTION_SYNTAX])
+            hint = close_matches(tok.text, [f"{n}_Reduction" for n in REDUCTION_SYNTAX])
             raise self.error(f"unknown reduction {tok.text!r}{hint}", tok)
         self.advance()
         self.advance()

@@ -557,7 +557,10 @@ def rule_fold_pow(node: Node) -> Node | None:
     if _is(a, "Zero"):
         return a
     if _is_number(a):
-        return _number(_value(a) ** m)
+        try:
+            return _number(_value(a) ** m)
+        except OverflowError:  # a float constant to a large power: leave it to run time
+            return None
     return None
 
 

@@ -17,6 +17,7 @@ import os
 import sys
 
 from . import rules as r
+from . import rules_vector as rv
 from .ir import Node, make, topological_order
 from .rules import Rule
 
@@ -94,6 +95,16 @@ RULES: tuple[Rule, ...] = (
     Rule("Exp(a)*g -> g*Exp(a)", r.rule_mult_exp_right, _MULT),
     Rule("(u*Exp(a))*Exp(b) -> u*Exp(a+b)", r.rule_mult_exp_regroup, _MULT),
     Rule("f*(v*Exp(b)) -> (f*v)*Exp(b)", r.rule_mult_exp_outward, _MULT),
+    # structural vector ops (rules_vector.py)
+    Rule("Elem(ElemT(a,n,k),m) -> a or 0", rv.rule_elem_of_elemt, _on("Elem")),
+    Rule("Elem(SumT(a,d),m) -> a", rv.rule_elem_of_sumt, _on("Elem")),
+    Rule("Elem(Concat(f,g),m) -> component", rv.rule_elem_of_concat, _on("Elem")),
+    Rule("Elem(f,0) -> f (dim 1)", rv.rule_elem_of_scalar, _on("Elem")),
+    Rule("Elem/ElemT(Zero) -> Zero", rv.rule_elem_of_zero, _on("Elem", "ElemT")),
+    Rule("Extract(f,0,f.dim) -> f", rv.rule_extract_whole, _on("Extract")),
+    Rule("Sum(ElemT(a,n,k)) -> a", rv.rule_sum_of_elemt, _on("Sum")),
+    Rule("ElemT(a,n,k)*b -> ElemT(a*b_k,n,k)", rv.rule_mult_elemt, _MULT),
+    Rule("ElemT(a)+ElemT(b) -> ElemT(a+b)", rv.rule_add_elemt, _ADD),
 )
 """Every rule, in the order the engine tries them at each node."""
 
@@ -144,6 +155,7 @@ class _Simplifier:
         self.trace = trace
         self.done: dict[Node, Node] = {}  # node -> its simplified form (a fixed point)
         self._by_op: dict[str, tuple[Rule, ...]] = {}
+        self._active: set[Node] = set()  # forms being rewritten now (cycle detection)
 
     def rules_for(self, name: str) -> tuple[Rule, ...]:
         found = self._by_op.get(name)
@@ -160,6 +172,8 @@ class _Simplifier:
         for node in topological_order(root):
             if node in done:
                 continue
+            if node in self._active:
+                raise RuntimeError(f"simplify: the rules cycle on {node} (rewritten back to it)")
             done[node] = self.fixed_point(self.rebuild(node))
         return done[root]
 
@@ -178,6 +192,7 @@ class _Simplifier:
         top, so long chains of rewrites at one place do not grow the Python stack.
         """
         chain = [node]
+        self._active.add(node)
         for _ in range(_MAX_PASSES):
             out = self._first_rewrite(node)
             if out is None:
@@ -189,20 +204,29 @@ class _Simplifier:
                 for a in out.args:
                     self.run(a)
                 out = self.rebuild(out)
+            if out in self._active:
+                raise RuntimeError(f"simplify: the rules cycle on {out} (rewritten back to it)")
             node = out
             chain.append(node)
+            self._active.add(node)
         else:
             raise RuntimeError(
                 f"simplify: no fixed point after {_MAX_PASSES} rewrites of {chain[0]}"
             )
         for seen in chain:  # every intermediate form has the same fixed point
             self.done[seen] = node
+            self._active.discard(seen)
         return node
 
     def _first_rewrite(self, node: Node) -> Node | None:
         for rule in self.rules_for(node.op.name):
             out = rule.rewrite(node)
             if out is not None and out is not node:
+                if out.dim != node.dim:
+                    raise RuntimeError(
+                        f"simplify: rule {rule.name!r} changed the dimension of {node} "
+                        f"from {node.dim} to {out.dim}"
+                    )
                 if self.trace:
                     print(f"simplify: {rule.name}: {node} -> {out}", file=sys.stderr)
                 return out

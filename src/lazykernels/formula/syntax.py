@@ -6,7 +6,8 @@ very same node, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
@@ -129,6 +130,7 @@ REDUCTION_SYNTAX: Mapping[str, ReductionSyntax] = MappingProxyType(
 
 
 def plural(n: int, word: str) -> str:
+    """``"1 integer"``, ``"2 integers"``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -144,3 +146,11 @@ def signature(card: OpSpec) -> str:
     if card.param_names:
         text += f" ({', '.join(card.param_names)})"
     return text
+
+
+def close_matches(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'Exp'?)`` for the choices close to ``word``, else ``""``."""
+    found = difflib.get_close_matches(word, choices, n=3)
+    if not found:
+        return ""
+    return " (did you mean " + " or ".join(repr(f) for f in found) + "?)"

@@ -119,6 +119,8 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
         """``axis=-1``: ``ComplexSum`` (sum of the numbers); else a Sum reduction."""
         if self._inner(axis, dim):
             return self._apply("ComplexSum")
+        if dim is not None and axis == -1:  # K.sum(dim=1): dim wins over the default axis
+            axis = None
         return self.reduction("Sum", axis=axis, dim=dim, **kwargs)
 
     def _refuse(self, name: str) -> Any:

@@ -21,10 +21,8 @@ adapter's real and complex LazyTensor classes.
 
 from __future__ import annotations
 
-import itertools
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,13 +30,9 @@ import numpy as np
 from ..errors import ArgumentError, DtypeError, ShapeError
 from ..formula.ir import Cat, Node, const, make, substitute, var
 from ..formula.surface import FormulaSurface
+from .construct import DATA_INDEX_BASE, ConstructionMixin, FloatParam, is_number_list
 from .reductions import ReductionMethods
 from .tools import ArrayTools
-
-DATA_INDEX_BASE = 1 << 32
-"""Smallest index of the ``Var`` nodes that stand for bound arrays."""
-
-_fresh_index = itertools.count(DATA_INDEX_BASE)
 
 # Ops whose result is a complex (interleaved) vector, and ops that return real values.
 COMPLEX_RESULT = frozenset(
@@ -62,13 +56,6 @@ REAL_RESULT = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class FloatParam:
-    """Python numbers bound to a parameter; their dtype is fixed when the reduction runs."""
-
-    values: tuple[float, ...]
-
-
 class Variables(tuple):
     """The bound arrays: a tuple (KeOps's ``variables`` attribute) that is also callable."""
 
@@ -81,11 +68,7 @@ def is_scalar(x: Any, value: float) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
 
 
-def _is_number_list(x: Any) -> bool:
-    return isinstance(x, list) and len(x) > 0 and all(isinstance(v, numbers.Number) for v in x)
-
-
-class GenericLazyTensor(ReductionMethods, FormulaSurface):
+class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     """The array-library-neutral LazyTensor; adapters subclass it (SPEC §4.5).
 
     Args:
@@ -131,7 +114,7 @@ class GenericLazyTensor(ReductionMethods, FormulaSurface):
             self.axis = 2
         elif isinstance(x, numbers.Number) and not self.tools.is_array(x):
             self._init_numbers([x])
-        elif _is_number_list(x):
+        elif is_number_list(x):
             self._init_numbers(x)
         elif self.tools.is_array(x):
             self._init_array(x, axis)
@@ -146,9 +129,7 @@ class GenericLazyTensor(ReductionMethods, FormulaSurface):
 
     @classmethod
     def _is_complex_data(cls, x: Any) -> bool:
-        if isinstance(x, complex) or (
-            _is_number_list(x) and any(isinstance(v, complex) for v in x)
-        ):
+        if isinstance(x, complex) or (is_number_list(x) and any(isinstance(v, complex) for v in x)):
             return True
         return cls.tools.is_array(x) and cls.tools.is_complex_array(x)
 
@@ -174,108 +155,6 @@ class GenericLazyTensor(ReductionMethods, FormulaSurface):
         self.backend = backend
         self.axis = axis
         self._reduction = None
-
-    def _init_symbolic(self, x: tuple, axis: int | None) -> None:
-        if axis is not None:
-            raise ArgumentError("LazyTensor((ind, dim, cat)): do not give axis, cat sets it")
-        if len(x) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in x):
-            raise ArgumentError(
-                f"a symbolic variable is a tuple of 3 ints (ind, dim, cat), got {x}"
-            )
-        ind, dim, cat = x
-        if cat not in (0, 1, 2) or dim < 1 or not 0 <= ind < DATA_INDEX_BASE:
-            raise ArgumentError(
-                f"symbolic variable {x}: need ind >= 0, dim >= 1 and cat 0 (i), 1 (j) or 2 (param)"
-            )
-        self.node = var(ind, dim, Cat(cat))
-        self.axis = cat
-
-    def _init_numbers(self, values: Sequence[Any]) -> None:
-        floats: list[float] = []
-        for v in values:
-            if isinstance(v, complex):
-                floats += [v.real, v.imag]
-            else:
-                floats.append(float(v))
-        if self.is_complex and not any(isinstance(v, complex) for v in values):
-            floats = [p for v in floats for p in (v, 0.0)]
-        self._bind_new(FloatParam(tuple(floats)), len(floats), Cat.PARAM)
-        self.axis = 2
-
-    def _init_array(self, x: Any, axis: int | None) -> None:
-        tools = self.tools
-        if tools.is_complex_array(x):
-            x = tools.view_as_real(x)
-        elif self.is_complex:
-            raise DtypeError("ComplexLazyTensor: got a real array; use x.real2complex()")
-        if not tools.is_floating(tools.dtype_of(x)):
-            raise DtypeError(
-                f"LazyTensor: arrays must be float16, float32 or float64 (or complex), got "
-                f"{tools.dtype_name(tools.dtype_of(x))}"
-            )
-        if axis not in (None, 0, 1, 2):
-            raise ArgumentError(f"axis must be 0 (i), 1 (j) or 2 (parameter), got {axis!r}")
-        shape = tools.shape(x)
-        self._dtype = tools.dtype_of(x)
-        if len(shape) <= 1:
-            if len(shape) == 0:
-                x, shape = tools.reshape(x, (1,)), (1,)
-            if axis in (0, 1):  # a vector of M (or N) scalars
-                self._bind_rows(tools.reshape(x, (shape[0], 1)), Cat(axis), (), shape[0])
-            else:
-                self._bind_new(x, shape[0], Cat.PARAM)
-                self.axis = 2
-        elif len(shape) == 2:
-            if axis is None:
-                raise ArgumentError(
-                    f"LazyTensor: a 2D array of shape {shape} needs axis=0 (indexed by i), "
-                    f"axis=1 (indexed by j) or axis=2 (a batch of parameters)"
-                )
-            if axis == 2:
-                self.batchdims = (shape[0],)
-                self._bind_new(x, shape[1], Cat.PARAM)
-                self.axis = 2
-            else:
-                self._bind_rows(x, Cat(axis), (), shape[0])
-        else:
-            self._init_batched(x, shape, axis)
-
-    def _init_batched(self, x: Any, shape: tuple[int, ...], axis: int | None) -> None:
-        if axis is not None:
-            raise ArgumentError(
-                f"LazyTensor: do not give axis for an array of shape {shape}; the axis is read "
-                f"from the shape (..., M, 1, D), (..., 1, N, D) or (..., 1, 1, D)"
-            )
-        batch, (m, n, d) = shape[:-3], shape[-3:]
-        if m == 1 and n == 1:
-            self.batchdims = batch
-            self._bind_new(self.tools.reshape(x, (*batch, d)), d, Cat.PARAM)
-            self.axis = 2
-        elif n == 1:
-            self._bind_rows(self.tools.reshape(x, (*batch, m, d)), Cat.I, batch, m)
-        elif m == 1:
-            self._bind_rows(self.tools.reshape(x, (*batch, n, d)), Cat.J, batch, n)
-        else:
-            raise ShapeError(
-                f"LazyTensor: an array of shape {shape} must look like (..., M, 1, D) (i), "
-                f"(..., 1, N, D) (j) or (..., 1, 1, D) (parameter)"
-            )
-
-    def _bind_rows(self, x: Any, cat: Cat, batch: tuple[int, ...], n: int) -> None:
-        self.batchdims = batch
-        if cat is Cat.I:
-            self.ni = n
-        else:
-            self.nj = n
-        self._bind_new(x, self.tools.shape(x)[-1], cat)
-        self.axis = cat.value
-
-    def _bind_new(self, value: Any, dim: int, cat: Cat) -> None:
-        if dim < 1:
-            raise ShapeError("LazyTensor: the vector dimension (last axis) must be at least 1")
-        node = var(next(_fresh_index), dim, cat)
-        self.node = node
-        self._bindings = {node: value}
 
     @classmethod
     def _wrap(cls, node: Node, state: dict[str, Any]) -> GenericLazyTensor:
@@ -306,11 +185,7 @@ class GenericLazyTensor(ReductionMethods, FormulaSurface):
             if other.variables():
                 raise ArgumentError("only constant formula nodes can be combined with LazyTensors")
             return self._real_cls._wrap(other, _empty_state())
-        if (
-            isinstance(other, numbers.Number)
-            or _is_number_list(other)
-            or self.tools.is_array(other)
-        ):
+        if isinstance(other, numbers.Number) or is_number_list(other) or self.tools.is_array(other):
             return self._real_cls(other)
         raise TypeError(
             f"cannot combine a {self.tools.name} LazyTensor with a {type(other).__name__}; "
@@ -590,6 +465,19 @@ class GenericLazyTensor(ReductionMethods, FormulaSurface):
         order = [*self._symbolic_vars(), *self._bindings]
         mapping = {v: var(p, v.dim, v.params[2]) for p, v in enumerate(order)}
         return order, mapping
+
+    @property
+    def formula2(self) -> str | None:
+        """The weight formula of a reduced LazyTensor (weighted log-sum-exp), else None."""
+        info = self._reduction
+        if info is None or info.weight is None:
+            return None
+        return str(substitute(info.weight, self._layout()[1]))
+
+    @property
+    def reduction_op(self) -> str | None:
+        """The reduction of a reduced LazyTensor, else None."""
+        return None if self._reduction is None else self._reduction.reduction_op
 
     @property
     def formula(self) -> str:

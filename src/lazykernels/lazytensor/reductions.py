@@ -11,6 +11,12 @@ indexed by j) or ``nbatchdims + 1`` (reduce over j, the result is indexed by i).
 *operation* on the vector, not a reduction. With ``call=False``, or when the formula has
 symbolic variables, the result is a *reduced LazyTensor*: call it with one array per symbolic
 variable (then keyword options ``backend``, ``ranges``, ``out``...).
+
+Keyword options follow KeOps's routing: ``dtype_acc``, ``use_double_acc``, ``sum_scheme``
+configure the plan (checked when the reduction is built, even with ``call=False``);
+``backend``, ``ranges``, ``out``, ``device_id`` configure the call. The GPU-only
+``enable_chunks``, ``use_fast_math``, ``rec_multVar_highdim`` and ``optional_flags`` are
+accepted and ignored (KeOps 2.3 raises TypeError on ``optional_flags``, SPEC §8.2).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ..formula.aliases import Alias
 from ..formula.ir import Cat, Node, substitute
 from ..formula.surface import FormulaSurface
 from ..reductions import SPECS
+from .construct import FloatParam
 
 if TYPE_CHECKING:
     from .core import GenericLazyTensor
@@ -245,7 +252,7 @@ class ReductionMethods:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _call_arrays(self: GenericLazyTensor, args: tuple[Any, ...], symbolic: list[Node]) -> list:
-        from .core import FloatParam, GenericLazyTensor
+        from .core import GenericLazyTensor  # core imports this module
 
         tools = self.tools
         nb = self.nbatchdims
@@ -261,9 +268,11 @@ class ReductionMethods:
         dtype = self._dtype
         if dtype is None:
             dtype = tools.dtype_of(arrays[0]) if arrays else tools.default_dtype()
+        arrays_given = [*arrays, *(v for v in self._bindings.values() if tools.is_array(v))]
+        like = arrays_given[0] if arrays_given else None
         for v, value in self._bindings.items():
             if isinstance(value, FloatParam):
-                value = tools.from_values(value.values, dtype)
+                value = tools.from_values(value.values, dtype, like)
             arrays.append(_pad_batch(tools, value, v.params[2], nb))
         return arrays
 
@@ -277,6 +286,8 @@ class ReductionMethods:
         """``axis=-1``: the inner ``Sum`` op; ``axis=nbatchdims(+1)``: a Sum reduction."""
         if self._inner(axis, dim):
             return FormulaSurface.sum(self)
+        if dim is not None and axis == -1:  # K.sum(dim=1): dim wins over the default axis
+            axis = None
         return self.reduction("Sum", axis=axis, dim=dim, **kwargs)
 
     def sum_reduction(self, axis: int | None = None, dim: int | None = None, **kwargs: Any) -> Any:
@@ -315,6 +326,8 @@ class ReductionMethods:
     def _minmax(self, name: str, axis: Any, dim: Any, kwargs: dict[str, Any]) -> Any:
         if self._inner(axis, dim):
             return getattr(FormulaSurface, name.lower())(self)
+        if dim is not None and axis == -1:  # K.argmin(dim=1): dim wins over the default
+            axis = None
         return self.reduction(name, axis=axis, dim=dim, **kwargs)
 
     def min(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:

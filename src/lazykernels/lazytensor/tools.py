@@ -9,7 +9,7 @@ and the hook that runs a reduction plan (NumPy calls the Genred core; PyTorch wr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.plan import ReductionPlan
@@ -33,10 +33,6 @@ class ArrayTools:
     def is_complex_array(self, x: Any) -> bool:
         """True for a complex array of this library."""
         raise NotImplementedError
-
-    def is_float_scalar(self, x: Any) -> bool:
-        """True for a Python float or a real floating scalar of this library (``np.float32``)."""
-        return isinstance(x, float)
 
     def is_floating(self, dtype: Any) -> bool:
         """True for a supported real floating dtype."""
@@ -76,12 +72,12 @@ class ArrayTools:
         """A real interleaved array ``(..., 2D)`` as a complex ``(..., D)``."""
         raise NotImplementedError
 
-    def from_values(self, values: Sequence[float], dtype: Any) -> Any:
-        """A 1-D array of ``dtype`` holding Python numbers (the float parameters)."""
-        raise NotImplementedError
+    def from_values(self, values: Sequence[float], dtype: Any, like: Any = None) -> Any:
+        """A 1-D array of ``dtype`` holding Python numbers (the float parameters).
 
-    def to_dtype(self, x: Any, dtype: Any) -> Any:
-        """``x`` converted to ``dtype`` (no copy when it already has it)."""
+        ``like`` is another input of the same call (or None), for libraries that also need
+        a device.
+        """
         raise NotImplementedError
 
     # --- what the conjugate-gradient solver needs ------------------------------------------
@@ -114,3 +110,24 @@ class ArrayTools:
     ) -> tuple[Any, ...]:
         """Run ``plan`` on ``arrays`` (one per slot, in position order); return its outputs."""
         raise NotImplementedError
+
+    # --- solving kernel linear systems -----------------------------------------------------
+
+    def solve_linear(
+        self,
+        apply: Callable[[Any, Sequence[Any]], Any],
+        rhs: Any,
+        inputs: Sequence[Any],
+        eps: float,
+        max_iter: int | None,
+    ) -> Any:
+        """Solve ``apply(a, inputs) = rhs`` by conjugate gradient; return ``a``.
+
+        ``apply(a, inputs)`` is ``alpha a + K a`` (symmetric positive definite, linear in
+        ``a``) computed from ``a`` and the other arrays ``inputs`` only, so that an adapter
+        with autograd (PyTorch) can differentiate the solution with respect to ``rhs`` and
+        ``inputs``. The default runs :func:`lazykernels.solve.conjugate_gradient`.
+        """
+        from ..solve import conjugate_gradient  # solve imports this package's core
+
+        return conjugate_gradient(lambda a: apply(a, inputs), rhs, self, eps, max_iter)

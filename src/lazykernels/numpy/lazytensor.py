@@ -34,9 +34,6 @@ class NumpyTools(ArrayTools):
     def is_complex_array(self, x: Any) -> bool:
         return isinstance(x, np.ndarray) and np.iscomplexobj(x)
 
-    def is_float_scalar(self, x: Any) -> bool:
-        return isinstance(x, float | np.floating)
-
     def is_floating(self, dtype: Any) -> bool:
         return np.dtype(dtype) in _FLOATS
 
@@ -62,11 +59,8 @@ class NumpyTools(ArrayTools):
         x = np.asarray(x)
         return x[..., 0::2] + 1j * x[..., 1::2]
 
-    def from_values(self, values: Sequence[float], dtype: Any) -> np.ndarray:
+    def from_values(self, values: Sequence[float], dtype: Any, like: Any = None) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
-
-    def to_dtype(self, x: Any, dtype: Any) -> np.ndarray:
-        return np.asarray(x, dtype=dtype)
 
     def zeros_like(self, x: Any) -> np.ndarray:
         return np.zeros_like(x)

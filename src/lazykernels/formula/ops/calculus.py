@@ -77,6 +77,18 @@ def _free_of(name: str, result: Node, placeholder: Node) -> Node:
     return result
 
 
+MAX_EXPANDED = 1024
+"""Most Jacobian rows/diagonal terms a calculus op expands symbolically (one per component)."""
+
+
+def _check_expansion_size(name: str, count: int) -> None:
+    if count > MAX_EXPANDED:
+        raise FormulaError(
+            f"{name}: expanding {count} components symbolically is too large "
+            f"(limit {MAX_EXPANDED}); use Grad with an explicit gradient input instead"
+        )
+
+
 def _jacobian_row(f: Node, v: Node, k: int) -> Node:
     """Row k of ``J = df/dv``: ``grad(f_k, v, 1)``, of dimension ``v.dim``."""
     component = f if f.dim == 1 else make("Elem", (f,), (k,))
@@ -89,6 +101,7 @@ def _diagonal_sum(f: Node, v: Node) -> Node:
         return make("Sum", (grad(f, v, const(1)),))
     if v.dim == 1:
         return grad(f, v, const(1))
+    _check_expansion_size("trace", v.dim)
     terms = [make("Elem", (_jacobian_row(f, v, k),), (k,)) for k in range(v.dim)]
     return reduce(lambda a, b: make("Add", (a, b)), terms)
 
@@ -150,6 +163,7 @@ def expand_grad_matrix(f: Node, v: Node) -> Node:
     of the Jacobian) stored column-major, as in KeOps.
     """
     _require_var("GradMatrix", v)
+    _check_expansion_size("GradMatrix", f.dim)
     rows = [_simplify(_jacobian_row(f, v, k)) for k in range(f.dim)]
     return reduce(lambda a, b: make("Concat", (a, b)), rows)
 

@@ -12,11 +12,14 @@ from fractions import Fraction
 from ...errors import FormulaError
 from ..opspec import OpSpec, fixed_dim
 
+MAX_DIM = 1 << 16
+"""Largest vector dimension of a variable: formulas are unrolled per component."""
+
 
 def _var_dim(dims: tuple[int, ...], params: tuple) -> int:
     index, dim, _cat = params
-    if dim < 1:
-        raise FormulaError(f"Var({index}, {dim}, ...): the dimension must be >= 1")
+    if not 1 <= dim <= MAX_DIM:
+        raise FormulaError(f"Var({index}, {dim}, ...): the dimension must be in [1, {MAX_DIM}]")
     if index < 0:
         raise FormulaError(f"Var({index}, {dim}, ...): the index must be >= 0")
     return dim

@@ -1,0 +1,24 @@
+"""Code generation: formula IR -> scalar SSA -> a C++ map-reduce kernel.
+
+Pipeline position: a backend hands a :class:`~lazykernels.core.plan.ReductionPlan` to
+:func:`lazykernels.codegen.cpp.render_cpu` and gets C++ source back (then the JIT compiles
+it). Two steps, as in tinygrad's renderers:
+
+- :mod:`.lower` lowers the formula (and the weight formula) to straight-line scalar SSA: a
+  dim-D vector is D scalars, each interned node is emitted once, names come from a
+  per-kernel context (the source is a pure function of the plan), and every value is
+  placed by what it depends on: parameters (once per batch entry), output index (once per
+  row), reduction index (precomputed once per call, dimension-major) or both (the inner
+  loop).
+- :mod:`.cpp` prints the one map-reduce skeleton every reduction shares (row blocks,
+  reduction tiles, ``omp simd`` inner loops, OpenMP threads, a split of the reduction range
+  when rows are few, batch chunks, block-sparse ranges); :mod:`.reductions_cpp` supplies
+  each reduction's state, tile update, merge and finalize fragments.
+
+Helper C++ functions: :mod:`.helpers` (``HELPERS``, filled by op cards' authors) and
+:mod:`.fastmath` (the kernel's own: a vectorisable ``exp``, Kahan and K-min steps).
+Only identifiers chosen here and numbers printed here reach the compiler, never user text.
+
+This package's ``__init__`` imports nothing, so that op modules may import ``.helpers``
+without import cycles.
+"""

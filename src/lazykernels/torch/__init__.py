@@ -1,0 +1,30 @@
+"""PyTorch front end: KeOps's ``pykeops.torch`` API on torch tensors.
+
+A thin adapter over the array-library-neutral core (:mod:`lazykernels.core`): CPU tensors
+are handed to the backends as NumPy views (no copies), results come back as tensors, and
+:mod:`.autograd` makes every reduction differentiable (its derivatives are reductions too,
+built by :mod:`lazykernels.reductions.derivatives`). CUDA tensors raise: there is no GPU
+backend yet. ``lazykernels.torch.cluster`` holds the cluster utilities.
+"""
+
+from __future__ import annotations
+
+from .autograd import GenredFunction, torch_reduce
+from .genred import Genred, generic_argkmin, generic_argmin, generic_logsumexp, generic_sum
+from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj
+
+__all__ = [
+    "ComplexLazyTensor",
+    "Genred",
+    "GenredFunction",
+    "KernelSolve",
+    "LazyTensor",
+    "Pm",
+    "Vi",
+    "Vj",
+    "generic_argkmin",
+    "generic_argmin",
+    "generic_logsumexp",
+    "generic_sum",
+    "torch_reduce",
+]

@@ -1,0 +1,403 @@
+"""Reductions on torch tensors with autograd: ``torch_reduce`` and ``GenredFunction``.
+
+The backends work on NumPy arrays: CPU tensors are viewed as arrays without a copy
+(``.detach().numpy()``) and the outputs the backend allocates are wrapped back with
+``torch.from_numpy`` (no copy either). Tensors on any other device raise: there is no GPU
+backend yet, and nothing is ever copied between devices behind the user's back.
+
+Differentiation follows :mod:`lazykernels.reductions.derivatives`:
+
+- Sum and the log-sum-exp family (LogSumExp, LogSumExpWeight, SumSoftMaxWeight) run
+  through :class:`GenredFunction`, a ``torch.autograd.Function`` whose backward runs the
+  derived reductions of ``vjp_rule`` through this same function, so gradients of
+  gradients work to any order. Its ``jvp`` (``jvp_rule``) and ``vmap`` (the vmapped
+  dimension becomes a leading batch dimension) rules make ``torch.func.grad``, ``vjp``,
+  ``jacrev``, ``jvp``, ``jacfwd``, ``hessian`` and ``vmap`` work.
+- Min, Max, KMin and their ``*_Arg*`` forms: when a gradient may be needed, the values and
+  indices are computed by the reduction, then F is re-evaluated differentiably at the
+  selected pairs (the reduced-category inputs are gathered with torch indexing, and
+  ``selection_plan``'s Sum runs over a dummy axis of size 1). The returned values are the
+  reduction's values exactly; the gradient flows through the selected entries only (on
+  ties, through the index the reduction returned; nothing flows into empty rows).
+- ArgMin, ArgMax, ArgKMin and the index outputs are int64 tensors without gradient.
+- The raw Max_SumShiftExp* reductions raise NotImplementedError when differentiated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.genred import run_plan
+from ..core.plan import ReductionPlan
+from ..errors import ArgumentError, BackendError, DtypeError
+from ..formula.ir import Cat
+from ..reductions.derivatives import (
+    INDEX_ONLY,
+    SELECTION,
+    DerivedPlan,
+    Extra,
+    jvp_rule,
+    selection_plan,
+    vjp_rule,
+    with_index,
+)
+
+__all__ = ["GenredFunction", "check_device", "torch_reduce", "unbroadcast"]
+
+_FLOATS = (torch.float16, torch.float32, torch.float64)
+_N_STATIC = 3  # GenredFunction's non-tensor arguments: plan, backend, ranges
+
+
+def check_device(tensor: torch.Tensor, what: str) -> None:
+    """Raise unless ``tensor`` lives in CPU memory.
+
+    Raises:
+        BackendError: a CUDA (or other non-CPU) tensor.
+    """
+    if tensor.is_cuda:
+        raise BackendError(
+            f"{what} is a CUDA tensor (device {tensor.device}), but lazykernels has no GPU "
+            f"backend yet; move the inputs to the CPU with .cpu()"
+        )
+    if tensor.device.type != "cpu":
+        raise BackendError(
+            f"{what} is on device {tensor.device}; only CPU tensors are supported "
+            f"(no GPU backend yet)"
+        )
+
+
+def _as_array(tensor: Any, what: str) -> np.ndarray:
+    """A NumPy view of a CPU tensor (no copy)."""
+    if not isinstance(tensor, torch.Tensor):
+        raise ArgumentError(f"{what}: expected a torch.Tensor, got {type(tensor).__name__}")
+    check_device(tensor, what)
+    if tensor.is_floating_point() and tensor.dtype not in _FLOATS:
+        raise DtypeError(
+            f"{what}: dtype {tensor.dtype} is not supported; use float16, float32 or float64"
+        )
+    return tensor.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _ranges_arrays(ranges: Sequence[Any] | None) -> tuple[np.ndarray, ...] | None:
+    if ranges is None:
+        return None
+    if not isinstance(ranges, list | tuple):
+        raise ArgumentError("ranges must be a 6-tuple of integer tensors")
+    return tuple(
+        _as_array(r, f"ranges[{k}]") if isinstance(r, torch.Tensor) else np.asarray(r)
+        for k, r in enumerate(ranges)
+    )
+
+
+def _run(
+    plan: ReductionPlan,
+    tensors: Sequence[Any],
+    backend: str,
+    ranges: tuple[np.ndarray, ...] | None,
+    out: Any = None,
+) -> tuple[torch.Tensor, ...]:
+    """Run ``plan`` on the backend, without autograd; outputs as tensors (no copies)."""
+    names = [s.describe() for s in plan.slots]
+    names += [f"argument #{k}" for k in range(len(names), len(tensors))]
+    arrays = [_as_array(t, name) for t, name in zip(tensors, names)]
+    if out is None:
+        results = run_plan(plan, arrays, backend=backend, ranges=ranges)
+        return tuple(torch.from_numpy(r) for r in results)
+    given = tuple(out) if isinstance(out, list | tuple) else (out,)
+    views = tuple(_as_array(o, "out") for o in given)
+    run_plan(plan, arrays, backend=backend, ranges=ranges, out=views)
+    return given
+
+
+def _tracked(tensors: Sequence[Any]) -> bool:
+    """True when a derivative of the result may be asked for."""
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            continue
+        if t.requires_grad and torch.is_grad_enabled():
+            return True
+        if torch._C._functorch.is_functorch_wrapped_tensor(t):
+            return True  # inside torch.func transforms (grad, vjp, jvp, vmap...)
+        if torch.autograd.forward_ad.unpack_dual(t).tangent is not None:
+            return True
+    return False
+
+
+def unbroadcast(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum ``grad`` over the batch dimensions that ``shape`` broadcasts (size 1)."""
+    dims = [k for k, size in enumerate(shape) if size == 1 and grad.shape[k] != 1]
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+class _Constant(torch.autograd.Function):
+    """A reduction run without derivatives (indices, values before re-selection).
+
+    A Function only so that ``torch.func`` transforms can see through it: its outputs are
+    marked non-differentiable and ``vmap`` moves the vmapped dimension to a batch one.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        plan: ReductionPlan,
+        backend: str,
+        ranges: tuple[np.ndarray, ...] | None,
+        *tensors: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        return _run(plan, tensors, backend, ranges)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        ctx.mark_non_differentiable(*output)
+        ctx.n_outputs = len(output)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> tuple[None, ...]:  # type: ignore[override]
+        return (None,) * len(ctx.needs_input_grad)
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> tuple[None, ...]:
+        return (None,) * ctx.n_outputs
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, ...], *args: Any) -> tuple[Any, Any]:
+        plan, backend, ranges, *tensors = args
+        outputs = _Constant.apply(plan, backend, ranges, *_batch_first(tensors, in_dims))
+        return outputs, (0,) * len(outputs)
+
+
+def _batch_first(tensors: Sequence[torch.Tensor], in_dims: tuple[int | None, ...]) -> list:
+    """Make the vmapped dimension a leading batch dimension of every input.
+
+    Unbatched inputs get a broadcast one of size 1: batch dimensions are native to every
+    backend, so a vmapped reduction is one batched reduction.
+    """
+    return [
+        t.unsqueeze(0) if d is None else t.movedim(d, 0)
+        for t, d in zip(tensors, in_dims[_N_STATIC:])
+    ]
+
+
+def _constant(
+    plan: ReductionPlan,
+    tensors: Sequence[Any],
+    backend: str,
+    ranges: tuple[np.ndarray, ...] | None,
+) -> tuple[torch.Tensor, ...]:
+    """Run ``plan`` without derivatives, also on the wrapped tensors of torch.func."""
+    if not any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
+        return _run(plan, tensors, backend, ranges)
+    return _Constant.apply(plan, backend, ranges, *tensors)
+
+
+class GenredFunction(torch.autograd.Function):
+    """A smooth reduction (Sum, log-sum-exp family) as a differentiable torch function.
+
+    ``GenredFunction.apply(plan, backend, ranges, *tensors)`` returns the single output.
+    Backward and forward-mode derivatives are reductions again (run through this class),
+    so they are differentiable in turn.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        plan: ReductionPlan,
+        backend: str,
+        ranges: tuple[np.ndarray, ...] | None,
+        *tensors: torch.Tensor,
+    ) -> torch.Tensor:
+        (result,) = _run(plan, tensors, backend, ranges)
+        return result
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        plan, backend, ranges, *tensors = inputs
+        ctx.plan, ctx.backend, ctx.ranges = plan, backend, ranges
+        ctx.save_for_backward(*tensors, output)
+        ctx.save_for_forward(*tensors, output)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        *tensors, output = ctx.saved_tensors
+        grads: list[torch.Tensor | None] = [None] * _N_STATIC
+        for position, tensor in enumerate(tensors):
+            if not ctx.needs_input_grad[_N_STATIC + position]:
+                grads.append(None)
+                continue
+            rule = vjp_rule(ctx.plan, position)
+            if rule.zero:
+                grads.append(torch.zeros_like(tensor))
+                continue
+            grad = _input_grad(rule, tensors, grad_out, output, ctx.backend, ctx.ranges)
+            grads.append(unbroadcast(grad, tensor.shape))
+        return tuple(grads)
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: torch.Tensor | None) -> torch.Tensor:
+        *tensors, output = ctx.saved_tensors
+        inputs = tangents[_N_STATIC:]
+        positions = tuple(k for k, t in enumerate(inputs) if t is not None)
+        rule = jvp_rule(ctx.plan, positions)
+        if rule.zero:
+            return torch.zeros_like(output)
+        feeds = _feeds(rule, tensors, None, output, inputs, ctx.backend, ctx.ranges)
+        (tangent,) = torch_reduce(rule.plan, feeds, backend=ctx.backend, ranges=ctx.ranges)
+        return tangent
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, ...], *args: Any) -> tuple[Any, int]:
+        plan, backend, ranges, *tensors = args
+        moved = _batch_first(tensors, in_dims)
+        return GenredFunction.apply(plan, backend, ranges, *moved), 0
+
+
+def _feeds(
+    rule: DerivedPlan,
+    tensors: Sequence[torch.Tensor],
+    grad_out: torch.Tensor | None,
+    output: torch.Tensor,
+    tangents: Sequence[torch.Tensor | None],
+    backend: str,
+    ranges: tuple[np.ndarray, ...] | None,
+) -> list[torch.Tensor]:
+    """The inputs of a derived plan: the original inputs, then its feeds."""
+    feeds = list(tensors)
+    for feed in rule.feeds:
+        if feed.kind is Extra.GRADIENT:
+            feeds.append(grad_out)  # type: ignore[arg-type]
+        elif feed.kind is Extra.OUTPUT:
+            feeds.append(output)
+        elif feed.kind is Extra.TANGENT:
+            feeds.append(tangents[feed.position])  # type: ignore[index,arg-type]
+        else:
+            (aux,) = torch_reduce(rule.auxiliary, tensors, backend=backend, ranges=ranges)  # type: ignore[arg-type]
+            feeds.append(aux)
+    return feeds
+
+
+def _input_grad(
+    rule: DerivedPlan,
+    tensors: Sequence[torch.Tensor],
+    grad_out: torch.Tensor,
+    output: torch.Tensor,
+    backend: str,
+    ranges: tuple[np.ndarray, ...] | None,
+) -> torch.Tensor:
+    feeds = _feeds(rule, tensors, grad_out, output, (), backend, ranges)
+    (grad,) = torch_reduce(rule.plan, feeds, backend=backend, ranges=ranges)
+    if rule.sum_rows:
+        grad = grad.sum(dim=-2)
+    return grad
+
+
+def _selected_values(
+    plan: ReductionPlan,
+    tensors: Sequence[torch.Tensor],
+    index: torch.Tensor,
+    backend: str,
+) -> torch.Tensor:
+    """F at the selected pairs, differentiable, shaped ``batch + (n, K, D)``."""
+    dim = plan.formula.dim
+    if plan.reduction.startswith("KMin"):
+        index = index.unsqueeze(-1) if dim == 1 else index  # (..., n, K, D)
+    else:
+        index = index.unsqueeze(-2)  # (..., n, 1, D)
+    nb = index.ndim - 3
+    batch, n, k = index.shape[:nb], index.shape[-3], index.shape[-2]
+    valid = index >= 0
+    # (..., K, D, n): the K and component axes become two extra batch dimensions
+    order = index.clamp(min=0).permute(*range(nb), nb + 1, nb + 2, nb)
+    feeds = []
+    for slot, t in zip(plan.slots, tensors):
+        if slot.cat is Cat.PARAM:
+            feeds.append(t.unsqueeze(-2).unsqueeze(-2))
+        elif slot.cat is plan.output_cat:
+            feeds.append(t.unsqueeze(-3).unsqueeze(-3))
+        else:
+            rows, width = t.shape[-2], t.shape[-1]
+            source = t.expand(*batch, rows, width).unsqueeze(-3).unsqueeze(-3)
+            source = source.expand(*batch, k, dim, rows, width)
+            where = order.unsqueeze(-1).expand(*batch, k, dim, n, width)
+            feeds.append(torch.gather(source, -2, where))
+    (values,) = torch_reduce(selection_plan(plan), feeds, backend=backend)
+    # (..., K, D, n, D): component d of F with the index of component d
+    values = torch.diagonal(values, dim1=-3, dim2=-1).transpose(-3, -2)
+    return torch.where(valid, values, torch.zeros((), dtype=values.dtype))
+
+
+def _selection(
+    plan: ReductionPlan,
+    tensors: Sequence[Any],
+    backend: str,
+    ranges: tuple[np.ndarray, ...] | None,
+) -> tuple[torch.Tensor, ...]:
+    values, index = _constant(with_index(plan), tensors, backend, ranges)
+    red_rows = [t.shape[-2] for s, t in zip(plan.slots, tensors) if s.cat is plan.reduced_cat]
+    if any(r == 0 for r in red_rows) or values.numel() == 0:
+        pass  # nothing selected: no gradient path
+    else:
+        selected = _selected_values(plan, tensors, index, backend).reshape(values.shape)
+        # exactly the reduction's values, with the derivatives of F at the selected pairs
+        values = values + (selected - selected.detach())
+    if plan.reduction in ("Min", "Max", "KMin"):
+        return (values,)
+    return (values, index)
+
+
+def torch_reduce(
+    plan: ReductionPlan,
+    tensors: Sequence[Any],
+    backend: str = "auto",
+    ranges: Sequence[Any] | None = None,
+    out: Any = None,
+) -> tuple[torch.Tensor, ...]:
+    """Run ``plan`` on torch tensors, differentiably; the entry point of the torch adapter.
+
+    Args:
+        plan: the reduction plan (``Genred``'s, or one built by a LazyTensor).
+        tensors: one CPU tensor per slot of the plan, in position order.
+        backend: ``"auto"``, ``"CPU"`` or ``"reference"``.
+        ranges: KeOps's 6-tuple of block-sparse ranges (tensors or arrays), or None.
+        out: preallocated output tensor(s), filled in place; only when no gradient is
+            tracked.
+
+    Returns:
+        The outputs of the reduction (one tensor, or values and int64 indices).
+
+    Raises:
+        BackendError: a CUDA tensor or a GPU backend name.
+        ArgumentError, ShapeError, DtypeError: invalid inputs (see
+            :mod:`lazykernels.core.bind`).
+
+    Example:
+        >>> import torch
+        >>> from lazykernels.core.genred import build_plan
+        >>> plan = build_plan("x * y", ["x = Vi(1)", "y = Vj(1)"], axis=1)
+        >>> x = torch.ones(2, 1, requires_grad=True)
+        >>> (s,) = torch_reduce(plan, [x, torch.full((3, 1), 2.0)], backend="reference")
+        >>> s.sum().backward()
+        >>> x.grad.ravel().tolist()
+        [6.0, 6.0]
+    """
+    tensors = list(tensors)
+    ranges_np = _ranges_arrays(ranges)
+    tracked = _tracked(tensors)
+    if out is not None:
+        if tracked:
+            raise ArgumentError(
+                "out= cannot be used when a gradient is tracked (an input requires grad); "
+                "call under torch.no_grad() or drop out="
+            )
+        return _run(plan, tensors, backend, ranges_np, out)
+    if not tracked:
+        return _run(plan, tensors, backend, ranges_np)
+    if plan.reduction in INDEX_ONLY:
+        return _constant(plan, tensors, backend, ranges_np)
+    if plan.reduction in SELECTION:
+        return _selection(plan, tensors, backend, ranges_np)
+    for k, t in enumerate(tensors):  # validate before autograd sees the inputs
+        if not isinstance(t, torch.Tensor):
+            raise ArgumentError(f"argument #{k}: expected a torch.Tensor, got {type(t).__name__}")
+    return (GenredFunction.apply(plan, backend, ranges_np, *tensors),)
