@@ -7,6 +7,8 @@ hand-tuned limit kernel (``shared/bench/limit_gauss.cpp``), in one run.
 Prints, for out_i = sum_j exp(-|x_i - y_j|^2 g) b_j (D = 3, float32, M = N): the best time
 after a warm-up, Gpairs/s, and ratios. Dense NumPy runs where the M x N matrix fits
 comfortably in memory. Timings on shared machines are noisy: compare ratios of one run.
+On a machine whose cores are busy with other work, OpenMP's spin-then-sleep threads add
+milliseconds per call (``OMP_WAIT_POLICY=passive`` or ``--threads 1`` avoid that).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (params, history), t_lazy = timed(fit, x, init, args.iters, em_step_lazy)
     for it, loglik in enumerate(history):
         print(f"EM iteration {it:3d}: log-likelihood {loglik:.6f}")
-    result: dict[str, Any] = {"loglik": history, "params": params, "dense_loglik": None}
+    result: dict[str, Any] = {"x": x, "loglik": history, "params": params, "dense_loglik": None}
 
     t_dense = None
     if dense_fits(args.n, k * x.shape[1]):

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     assign_lazy(x, c0)  # warm-up: compiles (or loads) the kernel
     (labels, c, history), t_lazy = timed(lloyd, x, c0, args.iters, assign_lazy)
     inertia = float(np.sum((x - c[labels]) ** 2))
-    result: dict[str, Any] = {"labels": labels, "centroids": c, "inertia": inertia}
+    result: dict[str, Any] = {"x": x, "labels": labels, "centroids": c, "inertia": inertia}
 
     t_dense = None
     if dense_fits(args.n, args.clusters):
@@ -105,8 +105,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             dense_centroids=c_d,
             same_labels_every_step=all(map(np.array_equal, history, history_d)),
         )
-        print(f"assignments identical to dense argmin at every step: "
-              f"{result['same_labels_every_step']}")
+        print(
+            f"assignments identical to dense argmin at every step: "
+            f"{result['same_labels_every_step']}"
+        )
     print(f"N = {args.n}, K = {args.clusters}, {args.iters} iterations, inertia {inertia:.4f}")
     print_timings(
         "K-means times (float64, lazykernels warm):",

@@ -143,9 +143,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fits = {kind: interpolate(kind, x, b, t) for kind in SIGMA}
         for kind, fit in fits.items():
             name = f"{dim}d_{kind}"
-            results[name] = {
-                k: fit[k] for k in ("residual", "dense_residual", "interp_gap")
-            }
+            results[name] = {k: fit[k] for k in ("a", "residual", "dense_residual", "interp_gap")}
+            results[name].update(x=x, b=b)
             print(
                 f"{name:>14s}: residual {fit['residual']:.2e} (dense solve "
                 f"{_fmt(fit['dense_residual'])}), max |lazy - dense interpolant| = "

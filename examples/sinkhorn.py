@@ -160,20 +160,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "row_error": float(np.abs(rows - a).sum()),
         "col_error": float(np.abs(cols - b).sum()),
         "cost": solver.transport_cost(f, g),
+        "x": x,
+        "y": y,
+        "eps": args.eps,
         "f": f,
         "g": g,
     }
     print(f"N = M = {args.n}, eps = {args.eps}: {n_iter} iterations")
-    print(f"marginal errors (L1): rows {result['row_error']:.2e}, columns {result['col_error']:.2e}")
+    print(
+        f"marginal errors (L1): rows {result['row_error']:.2e}, columns {result['col_error']:.2e}"
+    )
     print(f"transport cost sum_ij P_ij C_ij = {result['cost']:.6f}")
 
     t_dense = None
     if dense_fits(len(x), len(y)):
         (f_d, g_d), t_dense = timed(sinkhorn_dense, x, y, args.eps, n_iter)
         # same start (g = 0), same number of updates: the potentials themselves must agree
-        result["potential_gap"] = float(
-            max(np.max(np.abs(f - f_d)), np.max(np.abs(g - g_d)))
-        )
+        result["potential_gap"] = float(max(np.max(np.abs(f - f_d)), np.max(np.abs(g - g_d))))
         print(f"largest gap with the dense potentials: {result['potential_gap']:.2e}")
     print_timings(
         "Sinkhorn times (float64; lazykernels warm, with its convergence checks):",

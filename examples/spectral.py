@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (values, vectors, degrees), t_lazy = timed(spectrum_lazy, x, sigma)
     labels = clusters(vectors, degrees)
     accuracy = float(max(np.mean(labels == truth), np.mean(labels != truth)))
-    result: dict[str, Any] = {"eigenvalues": values, "accuracy": accuracy}
+    result: dict[str, Any] = {"x": x, "sigma": sigma, "eigenvalues": values, "accuracy": accuracy}
     print(f"{args.data}, N = {args.n}, sigma = {sigma}")
     print(f"largest eigenvalues of D^-1/2 K D^-1/2 (eigsh, lazykernels): {values}")
 

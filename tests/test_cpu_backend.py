@@ -91,13 +91,17 @@ def _all_kernels():
                 yield plan_for(name, axis), dtype
     for red, acc, scheme in EXTRA_PLANS.values():
         yield plan_for(red, 1, acc, scheme), np.float32
+    for dtype in DTYPES:
+        yield registry_plan()[0], dtype
 
 
 @pytest.fixture(scope="module", autouse=True)
 def compiled():
     """Compile every kernel of this module in parallel (each compile is a subprocess)."""
+    kernels = list(_all_kernels())
+    kernels.sort(key=lambda pd: pd[0] is not registry_plan()[0])  # the slow ones first
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda pd: cpu.prepare(*pd), list(_all_kernels())))
+        list(pool.map(lambda pd: cpu.prepare(*pd), kernels))
 
 
 def data(dtype, m=M, n=N, batch=False, seed=0):
@@ -146,6 +150,11 @@ def test_split_reduction_range_across_threads(name):
     # computed by different threads and merged (4 threads asked, even on fewer cores).
     compare(plan_for(name, 1), data(np.float64, m=3, n=20000, seed=1), n_threads=4)
     compare(plan_for(name, 0), data(np.float32, m=20000, n=2, seed=2), n_threads=4)
+    # with ranges: the parts cut through the reduction intervals of a block
+    ranges_i = (np.array([[0, 2], [2, 3]]), np.array([2, 3]))
+    red_j = np.array([[0, 9000], [12000, 20000], [5000, 5017]])
+    ranges = (*ranges_i, red_j, np.array([[0, 1]]), np.array([1]), np.array([[0, 3]]))
+    compare(plan_for(name, 1), data(np.float64, m=3, n=20000, seed=3), ranges, n_threads=4)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -263,3 +272,62 @@ def test_non_contiguous_output_buffer():
     call.outputs = (target,)
     cpu.run(call)
     np.testing.assert_array_equal(target, want)
+
+
+def _registry_formula():
+    """Concat of every testable primitive op of the registry, on inputs mapped from [0, 1]
+    into each op's test domain; one kernel compiles them all."""
+    from lazykernels.formula import Cat, make, var
+    from lazykernels.formula.ops import OPS
+
+    u, v = var(0, 16, Cat.I), var(1, 16, Cat.J)
+    parts = []
+    for name, card in sorted(OPS.items()):
+        spec = card.test
+        if spec is None or card.is_sugar or (card.c is None and card.lower is None):
+            continue
+        if any(d > 16 for d in spec.arg_dims):
+            continue
+        args = []
+        for k, d in enumerate(spec.arg_dims):
+            src = u if k % 2 == 0 else v
+            comp = make("Extract", (src,), (0, d)) if d < 16 else src
+            scale = make("FloatCst", (), (float(spec.high - spec.low),))
+            args.append(
+                make("Add", (make("Mult", (comp, scale)), make("FloatCst", (), (spec.low,))))
+            )
+        parts.append((name, make(card, tuple(args), spec.params)))
+    formula = parts[0][1]
+    for _, node in parts[1:]:
+        formula = make("Concat", (formula, node))
+    return formula, parts
+
+
+@cache
+def registry_plan():
+    from lazykernels.core.plan import ArgSlot
+    from lazykernels.formula import Cat
+
+    formula, parts = _registry_formula()
+    slots = (ArgSlot(0, 16, Cat.I), ArgSlot(1, 16, Cat.J))
+    return ReductionPlan(formula, "Sum", Cat.I, slots), parts
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_every_registry_op_compiled(dtype):
+    plan, parts = registry_plan()
+    assert len(parts) > 40
+    rng = np.random.default_rng(10)
+    x = rng.uniform(0.05, 0.95, (6, 16)).astype(dtype)
+    y = rng.uniform(0.05, 0.95, (1, 16)).astype(dtype)  # N = 1: the sum is the value
+    got, want = bind(plan, [x, y]), bind(plan, [x, y])
+    cpu.run(got)
+    reference.run(want)
+    tol = {np.float32: 3e-4, np.float64: 1e-9}[dtype]
+    offset = 0
+    for name, node in parts:
+        cols = slice(offset, offset + node.dim)
+        np.testing.assert_allclose(
+            got.outputs[0][:, cols], want.outputs[0][:, cols], rtol=tol, atol=tol, err_msg=name
+        )
+        offset += node.dim

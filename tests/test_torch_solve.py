@@ -77,7 +77,7 @@ def test_solve_gradcheck_and_gradgradcheck():
     assert torch.autograd.gradgradcheck(f, inputs, fast_mode=True)
 
 
-def test_solve_gradients_with_symbolic_var_and_call_false():
+def test_solve_gradients_with_symbolic_var_call_false_and_j_rhs():
     x, b = problem(nrhs=2)
     x.requires_grad_()
     b.requires_grad_()
@@ -88,7 +88,9 @@ def test_solve_gradients_with_symbolic_var_and_call_false():
     solver = (-Vi(0, 2).sqdist(Vj(x))).exp().solve(b, alpha=1.0, eps=1e-13, call=False)
     a2 = solver(x, backend=REF)  # x feeds both the symbolic Vi(0, 2) and the bound Vj
     torch.testing.assert_close(a2, expected)
-    for res in (a, a2):
+    a3 = gauss(x).solve(Vj(b), alpha=1.0, eps=1e-13, backend=REF)  # unknown indexed by i
+    torch.testing.assert_close(a3, expected)
+    for res in (a, a2, a3):
         got = torch.autograd.grad((res**2).sum(), [x, b])
         want = torch.autograd.grad((expected**2).sum(), [x, b], retain_graph=True)
         for g, w in zip(got, want):

@@ -83,7 +83,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
   nt = n_threads > 0 ? (int)n_threads : omp_get_max_threads();
   #endif
   const double pairs = (double)n_batch * (double)n_out * (double)n_red;
-  if (pairs < 32768.0) nt = 1;
+  if (pairs < 131072.0) nt = 1;
   try {
     // blocks of output rows: (first row, end row, range or -1)
     std::vector<int64_t> blk;

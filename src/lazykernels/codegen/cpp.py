@@ -36,14 +36,14 @@ from . import helpers as op_helpers
 from .buffer import IndentedBuffer
 from .fastmath import CPU_HELPERS
 from .lower import ScalarProgram, lower
-from .reductions_cpp import CppReduction, Output, TileCtx, cpp_reduction
+from .reductions_cpp import Access, CppReduction, Output, TileCtx, cpp_reduction
 
 BI = 8  # output rows per block
 TJ_FUSED = 2048  # reduction indices per tile (fused simd reductions: no tile buffers)
 TILE_BUFFER_BYTES = 16384  # budget of the tile buffers of the buffered reductions
 MIN_SPLIT = 2048  # fewest reduction indices per part when the range is split
 PRE_LIMIT = 1 << 24  # precomputed scalars per batch chunk (64 MiB in float32)
-SERIAL_PAIRS = 1 << 15  # below this many pairs, one thread
+SERIAL_PAIRS = 1 << 17  # below this many pairs, one thread (fork/join costs more)
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _HEADERS = ("algorithm", "cmath", "cstdint", "cstring", "limits", "vector")
@@ -119,7 +119,7 @@ class _Printer:
     def part(self, name: str, idx: str) -> str:
         return f"part_{name}[pr * {self._len(name)} + {idx}]"
 
-    def out(self, o: int):
+    def out(self, o: int) -> Access:
         width = self.outputs[o].width
 
         def access(_: str, idx: str) -> str:

@@ -500,7 +500,9 @@ _FAMILIES: dict[str, type[CppReduction]] = {
 }
 
 
-def cpp_reduction(name: str, d: int, dg: int = 0, k: int | None = None, scheme: str = "block_sum"):
+def cpp_reduction(
+    name: str, d: int, dg: int = 0, k: int | None = None, scheme: str = "block_sum"
+) -> CppReduction:
     """The fragments of reduction ``name`` for a formula of dim ``d`` (weight dim ``dg``).
 
     Raises:

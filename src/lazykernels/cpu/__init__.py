@@ -3,7 +3,8 @@
 Pipeline position: :func:`run` receives a validated :class:`~lazykernels.core.plan.BoundCall`,
 prints the plan's kernel with :func:`lazykernels.codegen.cpp.render_cpu`, compiles and loads
 it with :func:`lazykernels.jit.build` (cached on disk by source hash), keeps the loaded
-function in memory by (plan, dtype), and calls it through ctypes (which releases the GIL)
+function in memory by (plan, dtype) (batch dimensions and ranges are runtime arguments of
+the same kernel, not new kernels), and calls it through ctypes (which releases the GIL)
 with pointers, sizes and per-batch-entry offsets. Inputs whose trailing (rows, dim) block is
 contiguous are passed as they are, others are copied; outputs are written in place.
 """

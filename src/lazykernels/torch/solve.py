@@ -101,30 +101,42 @@ class SolveFunction(torch.autograd.Function):
         )
         grad_b = adjoint.sum_to_size(ctx.b_shape) if ctx.needs_input_grad[_N_STATIC] else None
         needs = ctx.needs_input_grad[_N_STATIC + 1 :]
-        grads: list[torch.Tensor | None] = [None] * len(inputs)
         wanted = [k for k, need in enumerate(needs) if need]
-        if wanted:
-            create = torch.is_grad_enabled()  # True when a graph of the gradient is asked
-            with torch.enable_grad():
-                # fresh nodes for the inputs: the gradient is taken at fixed a and a~ (their
-                # own dependence on the inputs stays in the graph for higher orders)
-                proxies = [
-                    (t.view_as(t) if create else t.detach().requires_grad_())
-                    if k in wanted
-                    else t.detach()
-                    for k, t in enumerate(inputs)
-                ]
-                applied = system(a if create else a.detach(), proxies)
-                found = torch.autograd.grad(
-                    applied,
-                    [proxies[k] for k in wanted],
-                    -adjoint,
-                    create_graph=create,
-                    allow_unused=True,
-                )
-            for k, g in zip(wanted, found):
-                grads[k] = torch.zeros_like(inputs[k]) if g is None else g
+        grads = _input_grads(system, a, adjoint, inputs, wanted) if wanted else [None] * len(needs)
         return (None,) * _N_STATIC + (grad_b, *grads)
+
+
+def _input_grads(
+    system: LinearSystem,
+    a: torch.Tensor,
+    adjoint: torch.Tensor,
+    inputs: Sequence[torch.Tensor],
+    wanted: Sequence[int],
+) -> list[torch.Tensor | None]:
+    """``-d/dinput <a~, system(a, inputs)>`` at fixed ``a`` and ``a~``, for ``wanted`` inputs.
+
+    Differentiable when gradients are being recorded (``create_graph=True`` upstream): the
+    inputs are replaced by fresh view nodes, so the gradient is a partial derivative while
+    ``a`` and ``a~`` keep their own dependence on the inputs in the graph.
+    """
+    create = torch.is_grad_enabled()
+    with torch.enable_grad():
+        proxies = []
+        for k, t in enumerate(inputs):
+            if k not in wanted:
+                proxies.append(t.detach())
+            elif create:
+                proxies.append(t.view_as(t))
+            else:
+                proxies.append(t.detach().requires_grad_())
+        applied = system(a if create else a.detach(), proxies)
+        found = torch.autograd.grad(
+            applied, [proxies[k] for k in wanted], -adjoint, create_graph=create, allow_unused=True
+        )
+    grads: list[torch.Tensor | None] = [None] * len(inputs)
+    for k, g in zip(wanted, found):
+        grads[k] = torch.zeros_like(inputs[k]) if g is None else g
+    return grads
 
 
 def solve_linear(
