@@ -8,13 +8,30 @@ the op from its card's ``test`` spec, draws inputs from the card's domain, and c
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-from lazykernels.formula import Cat, Node, evaluate, grad, make, var
+import numpy as np
+import pytest
+
+from lazykernels.formula import OPS, Cat, Node, evaluate, grad, make, var
 from lazykernels.formula.opspec import OpSpec
+
+from .lowercheck import run_lowering
 
 TOL = {np.float64: 1e-10, np.float32: 2e-4}
 N_POINTS = 7
+
+
+def per_row(fn: Callable) -> Callable:
+    """Apply a per-point reference (1-D arrays in, 1-D array out) to every row."""
+
+    def ref(*values_and_params):
+        n_arrays = sum(isinstance(v, np.ndarray) for v in values_and_params)
+        arrays, params = values_and_params[:n_arrays], values_and_params[n_arrays:]
+        return np.array([np.atleast_1d(fn(*row, *params)) for row in zip(*arrays)])
+
+    return ref
 
 
 def build(card: OpSpec) -> tuple[Node, list[Node]]:
@@ -89,3 +106,58 @@ def check_card_grad(card: OpSpec, seed: int = 1) -> None:
     node, variables = build(card)
     values = draw(card, np.random.default_rng(seed))
     check_grad(node, variables, values, seed)
+
+
+def check_lowering(card: OpSpec, tol: float = 1e-13) -> None:
+    """The card's ``lower`` rule, interpreted on drawn inputs, vs its NumPy evaluation."""
+    node, variables = build(card)
+    values = draw(card, np.random.default_rng(3))
+    want = evaluate(node, dict(zip(variables, values)), np.float64)
+    got, _ = run_lowering(card, values, card.test.params)
+    np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=tol, atol=tol)
+
+
+class FamilyTests(NamedTuple):
+    """The standard tests of one op family (see :func:`family_tests`)."""
+
+    forward: Callable
+    gradient: Callable
+    lowering: Callable
+    completeness: Callable
+
+
+def family_tests(family_cards: Sequence[OpSpec], reference: dict) -> FamilyTests:
+    """The tests every op family runs, for its test module to bind to ``test_*`` names.
+
+    Over the family's cards with a ``test`` spec: the forward value vs ``reference`` in
+    float64 and float32, first and second derivatives vs finite differences (cards whose
+    spec says ``grad``), the ``lower`` rule vs the NumPy evaluation (cards that have one),
+    and that ``reference`` covers exactly these cards, each registered in ``OPS``.
+    """
+    tested = [c for c in family_cards if c.test is not None]
+
+    @pytest.mark.parametrize("card", tested, ids=lambda c: c.name)
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    def test_forward_matches_numpy(card, dtype):
+        check_forward(card, reference[card.name], dtype)
+
+    @pytest.mark.parametrize("card", [c for c in tested if c.test.grad], ids=lambda c: c.name)
+    def test_gradient_matches_finite_differences(card):
+        check_card_grad(card)
+
+    @pytest.mark.parametrize(
+        "card", [c for c in tested if c.lower is not None], ids=lambda c: c.name
+    )
+    def test_lowering_matches_numpy_evaluation(card):
+        check_lowering(card)
+
+    def test_every_card_of_the_family_has_a_reference():
+        assert {c.name for c in tested} == set(reference)
+        assert all(OPS[c.name] is c for c in family_cards)
+
+    return FamilyTests(
+        test_forward_matches_numpy,
+        test_gradient_matches_finite_differences,
+        test_lowering_matches_numpy_evaluation,
+        test_every_card_of_the_family_has_a_reference,
+    )

@@ -44,6 +44,17 @@ def _golden_plans() -> dict[str, tuple[ReductionPlan, str]]:
             build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="ArgKMin", axis=1, opt_arg=4),
             "float32",
         ),
+        # D >= 16: the blocked |u|^2 + |w|^2 + 2 u.w path (sqdist_cpp)
+        "argkmin_sqdist_gemm_f32": (
+            build_plan(
+                "SqDist(x,y)",
+                ["x = Vi(16)", "y = Vj(16)"],
+                reduction_op="ArgKMin",
+                axis=1,
+                opt_arg=4,
+            ),
+            "float32",
+        ),
         # The batch and ranges layouts are runtime arguments of the same kernel: this plan
         # is the one the batch + ranges tests run (a weighted softmax, Kahan, double acc).
         "softmax_kahan_f32": (
@@ -145,6 +156,22 @@ def test_lowering_emits_each_node_once():
     assert sum("lk_exp" in rhs for rhs in mixed.values()) == 1
     assert sum(rhs.startswith("(xr") and "+ yr" in rhs for rhs in mixed.values()) == 3
     assert prog.roots[1][0] in mixed and len(prog.roots[0]) == 1
+
+
+GRAD = "Grad(Exp(-SqDist(x,y)*g)*b, x, e)"  # -2 (e b g (x - y) Exp(..)) after simplification
+
+
+def test_products_are_regrouped_by_level():
+    plan = build_plan(GRAD, [*GAUSS, "e = Vi(1)"], axis=1)
+    prog = lower([plan.formula], "float32", Cat.I)
+    mixed = _statements(prog.mixed)
+    products = [r for r in mixed.values() if re.fullmatch(r"\((\w+) \* (?!\1\))\w+\)", r)]
+    # SqDist * g, e * b, then * exp, then one product per component: 6, not 3 + 3 * 3 = 12
+    assert len(products) == 6, mixed
+    assert any("(-2.0f) * p0" in line for line in prog.param)  # -2 g: once per call
+    assert any(re.search(r"\(p\d+ \* x\d+\)", line) for line in prog.outer)  # (-2 g) e: per row
+    # shared sub-products are not duplicated: the exp and each difference appear once
+    assert sum("lk_exp" in r for r in mixed.values()) == 1
 
 
 def test_dim1_reduction_variable_is_read_in_place():
@@ -264,19 +291,32 @@ def test_lk_exp_accuracy_and_special_values(dtype, fn, lo, hi, tol):
     np.testing.assert_array_equal(y[-n:], [0, np.inf, np.nan, 1, 0, np.inf, 0, np.inf])
 
 
+def _loop_lines(lines: list[str], header: str) -> set[int]:
+    """1-based line numbers of the first loop with ``header`` (header to closing brace)."""
+    start = next(k for k, t in enumerate(lines) if header in t)
+    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+    end = next(k for k in range(start, len(lines)) if lines[k] == indent + "}")
+    return set(range(start + 1, end + 2))
+
+
 @pytest.mark.cpu
-def test_inner_loop_is_vectorised():
+@pytest.mark.parametrize(
+    "name, headers",
+    [
+        # the whole-vector loop and the masked last vector of a tile
+        ("gauss_sum_f32", ["for (int64_t j = j0; j < jm; ++j)", "for (int u = 0; u < VW; ++u)"]),
+        # the K-min filter's vectorised threshold test
+        ("argkmin_f32", ["for (int64_t j = j0; j < jm; ++j)", "for (int u = 0; u < 16; ++u)"]),
+    ],
+)
+def test_inner_loops_are_vectorised(name, headers):
     from lazykernels.jit import compiler_info
 
     info = compiler_info()
     if "g++" not in Path(info.path).name and "GCC" not in info.version.upper():
         pytest.skip("the vectorisation report is GCC's")
-    plan, dtype = _golden_plans()["gauss_sum_f32"]
+    plan, dtype = _golden_plans()[name]
     source = render_cpu(plan, dtype).source
-    lines = source.splitlines()
-    start = next(k for k, t in enumerate(lines) if "for (int64_t j = j0; j < j1; ++j)" in t)
-    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
-    end = next(k for k in range(start, len(lines)) if lines[k] == indent + "}")
     flags = [f for f in info.flags if f not in ("-shared",)]
     out = subprocess.run(
         [info.path, *flags, "-x", "c++", "-", "-S", "-o", "/dev/null", "-fopt-info-vec-optimized"],
@@ -287,4 +327,33 @@ def test_inner_loop_is_vectorised():
     assert out.returncode == 0, out.stderr
     reported = {int(m) for m in re.findall(r":(\d+):\d+: optimized: loop vectorized", out.stderr)}
     # GCC reports the loop at its header or its first statement (1-based line numbers)
-    assert reported & set(range(start + 1, end + 1)), out.stderr
+    for header in headers:
+        assert reported & _loop_lines(source.splitlines(), header), (header, out.stderr)
+
+
+def _plan(formula, aliases, red, axis=1, k=None):
+    return build_plan(formula, aliases, reduction_op=red, axis=axis, opt_arg=k)
+
+
+def test_sqdist_gemm_path_selection():
+    big, small = ["x = Vi(16)", "y = Vj(16)"], ["x = Vi(15)", "y = Vj(15)"]
+    for red, k in [("ArgKMin", 3), ("KMin", 2), ("KMin_ArgKMin", 1), ("Min", None)]:
+        for axis in (0, 1):
+            assert render_cpu(_plan("SqDist(x,y)", big, red, axis, k), "float32").path == (
+                "sqdist-gemm"
+            )
+    assert render_cpu(_plan("SqDist(y,x)", big, "ArgMin"), "float64").path == "sqdist-gemm"
+    assert render_cpu(_plan("Sum((x-y)**2)", big, "Min_ArgMin"), "float32").path == "sqdist-gemm"
+    scaled = ["x = Vi(16)", "y = Vj(16)", "s = Pm(1)"]  # u and w may read parameters
+    assert render_cpu(_plan("SqDist(x*s,y)", scaled, "ArgMin"), "float32").path == "sqdist-gemm"
+    not_gemm = [
+        _plan("SqDist(x,y)", small, "ArgKMin", k=3),  # D < 16
+        _plan("SqDist(x,y)", big, "Sum"),  # not a min-type reduction
+        _plan("SqDist(x,y)", big, "Max_ArgMax"),
+        _plan("SqDist(x,y) + 1", big, "ArgMin"),  # the formula is not the distance itself
+        _plan("SqDist(x*y,y)", big, "ArgMin"),  # u reads both indices
+    ]
+    for plan in not_gemm:
+        assert render_cpu(plan, "float32").path == "tiled"
+    forced = render_cpu(_plan("SqDist(x,y)", big, "ArgMin"), "float32", sqdist_gemm=False)
+    assert forced.path == "tiled"

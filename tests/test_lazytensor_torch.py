@@ -1,7 +1,7 @@
 """PyTorch LazyTensor: methods, reductions, linear algebra and autograd against dense values.
 
 The method and reduction tables are shared with the NumPy LazyTensor tests
-(:mod:`tests.lazytensor_cases`, ``test_lazytensor_reductions.REDUCTIONS``,
+(:mod:`tests.lazytensor_cases`, ``reduction_cases.REDUCTIONS``,
 ``test_lazytensor_complex.CASES``): the same formulas are built from torch tensors and
 compared with the same independent dense NumPy references. Derivatives are checked with
 ``torch.autograd.gradcheck`` / ``gradgradcheck`` (float64, finite differences) and against
@@ -21,7 +21,7 @@ from lazykernels.torch import ComplexLazyTensor, LazyTensor, Pm, Vi, Vj  # noqa:
 
 from . import test_lazytensor_complex as complex_cases  # noqa: E402
 from .lazytensor_cases import CASES, TOL, run_case  # noqa: E402
-from .test_lazytensor_reductions import REDUCTIONS  # noqa: E402
+from .reduction_cases import REDUCTIONS, run_reduction_case  # noqa: E402
 
 REF = "reference"
 NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
@@ -48,35 +48,12 @@ def test_method_against_dense(case, dtype, batch):
 # --- every reduction method -------------------------------------------------------------
 
 
-def make(dtype, batch: bool):
-    """Torch version of ``test_lazytensor_reductions.make``: (K, K * W, W) and dense values."""
-    rng = np.random.default_rng(7)
-    b = (2,) if batch else ()
-    x = rng.normal(size=(*b, 5, 1, 2)).astype(dtype)
-    y = rng.normal(size=(*b, 1, 4, 2)).astype(dtype)
-    c = rng.uniform(0.5, 1.5, size=(*b, 5, 1, 2)).astype(dtype)
-    w = rng.uniform(0.5, 1.5, size=(*b, 1, 4, 2)).astype(dtype)
-    K = -LazyTensor(torch.from_numpy(x)).sqdist(LazyTensor(torch.from_numpy(y)))
-    W = LazyTensor(torch.from_numpy(c)) * LazyTensor(torch.from_numpy(w))
-    F = -((x - y) ** 2).sum(-1, keepdims=True).astype(np.float64)
-    G = (c * w).astype(np.float64)
-    return (K, K * W, W), (F, F * G, G)
-
-
 @pytest.mark.parametrize("batch", [False, True], ids=["plain", "batch"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("axis", [0, 1])
 @pytest.mark.parametrize("case", REDUCTIONS, ids=[c[0] for c in REDUCTIONS])
 def test_reduction_against_dense(case, axis, dtype, batch):
-    name, lazy, dense = case
-    (K, H, W), (F, Hd, G) = make(dtype, batch)
-    nb = 1 if batch else 0
-    key = "dim" if name.endswith("reduction") else "axis"
-    got = lazy(K, H, W, {key: nb + axis, "backend": REF})
-    expected = dense(F, Hd, G, -3 if axis == 0 else -2)
-    got_t = got if isinstance(got, tuple) else (got,)
-    exp_t = expected if isinstance(expected, tuple) else (expected,)
-    assert len(got_t) == len(exp_t)
+    got_t, exp_t = run_reduction_case(case, axis, dtype, batch, LazyTensor, torch.from_numpy)
     for g, e in zip(got_t, exp_t):
         assert isinstance(g, torch.Tensor)
         if np.issubdtype(e.dtype, np.integer):

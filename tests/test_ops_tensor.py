@@ -10,8 +10,7 @@ from lazykernels.formula import OPS, Cat, evaluate, make, var
 from lazykernels.formula.ops import tensor
 
 from .lowercheck import run_lowering
-from .opcheck import build, check_card_grad, check_forward, check_grad, draw
-from .test_ops_vector import _rows
+from .opcheck import check_grad, family_tests, per_row
 
 
 def _tensordot(a, b, dimsfa, dimsfb, contfa, contfb, permute=None):
@@ -22,15 +21,13 @@ def _tensordot(a, b, dimsfa, dimsfb, contfa, contfb, permute=None):
 
 
 REFERENCE = {
-    "MatVecMult": _rows(lambda a, b: a.reshape(-1, len(b)) @ b),
-    "VecMatMult": _rows(lambda b, a: b @ a.reshape(len(b), -1)),
-    "TensorProd": _rows(lambda f, g: np.outer(f, g).ravel()),
-    "TensorDot": _rows(_tensordot),
-    "Kron": _rows(lambda a, b, da, db: np.kron(a.reshape(da), b.reshape(db)).ravel()),
-    "SymSqNorm": _rows(lambda a, x: x @ a.reshape(len(x), len(x)) @ x),
+    "MatVecMult": per_row(lambda a, b: a.reshape(-1, len(b)) @ b),
+    "VecMatMult": per_row(lambda b, a: b @ a.reshape(len(b), -1)),
+    "TensorProd": per_row(lambda f, g: np.outer(f, g).ravel()),
+    "TensorDot": per_row(_tensordot),
+    "Kron": per_row(lambda a, b, da, db: np.kron(a.reshape(da), b.reshape(db)).ravel()),
+    "SymSqNorm": per_row(lambda a, x: x @ a.reshape(len(x), len(x)) @ x),
 }
-CARDS = [c for c in tensor.CARDS if c.test is not None]
-LOWERED = [c for c in CARDS if c.lower is not None]
 
 # (arg dims, params): no contraction, full contraction to a scalar, two contractions paired
 # in swapped order, a permutation of three free axes, a rank-0 tensor
@@ -44,29 +41,12 @@ TENSORDOT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("card", CARDS, ids=lambda c: c.name)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_forward_matches_numpy(card, dtype):
-    check_forward(card, REFERENCE[card.name], dtype)
-
-
-@pytest.mark.parametrize("card", [c for c in CARDS if c.test.grad], ids=lambda c: c.name)
-def test_gradient_matches_finite_differences(card):
-    check_card_grad(card)
-
-
-def test_every_card_of_the_family_has_a_reference():
-    assert {c.name for c in CARDS} == set(REFERENCE)
-    assert all(OPS[c.name] is c for c in tensor.CARDS)
-
-
-@pytest.mark.parametrize("card", LOWERED, ids=lambda c: c.name)
-def test_lowering_matches_numpy_evaluation(card):
-    node, variables = build(card)
-    values = draw(card, np.random.default_rng(3))
-    want = evaluate(node, dict(zip(variables, values)), np.float64)
-    got, _ = run_lowering(card, values, card.test.params)
-    np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-13, atol=1e-13)
+(
+    test_forward_matches_numpy,
+    test_gradient_matches_finite_differences,
+    test_lowering_matches_numpy_evaluation,
+    test_every_card_of_the_family_has_a_reference,
+) = family_tests(tensor.CARDS, REFERENCE)
 
 
 @pytest.mark.parametrize("dims, params", TENSORDOT_CASES)

@@ -10,18 +10,7 @@ from lazykernels.formula import OPS, Cat, evaluate, grad, make, var
 from lazykernels.formula.ops import vector
 
 from .lowercheck import run_lowering
-from .opcheck import build, check_card_grad, check_forward, check_grad, draw
-
-
-def _rows(fn):
-    """Apply a per-point reference (1-D arrays in, 1-D array out) to every row."""
-
-    def ref(*values_and_params):
-        n_arrays = sum(isinstance(v, np.ndarray) for v in values_and_params)
-        arrays, params = values_and_params[:n_arrays], values_and_params[n_arrays:]
-        return np.array([np.atleast_1d(fn(*row, *params)) for row in zip(*arrays)])
-
-    return ref
+from .opcheck import check_grad, family_tests, per_row
 
 
 def _elemt(a, n, m):
@@ -36,53 +25,35 @@ def _onehot(a, d):
 
 
 REFERENCE = {
-    "Elem": _rows(lambda a, m: a[m]),
-    "ElemT": _rows(_elemt),
-    "Extract": _rows(lambda a, start, d: a[start : start + d]),
-    "ExtractT": _rows(lambda a, start, d: np.r_[np.zeros(start), a, np.zeros(d - start - len(a))]),
-    "Concat": _rows(lambda a, b: np.r_[a, b]),
-    "OneHot": _rows(_onehot),
-    "Scalprod": _rows(lambda a, b: np.dot(a, b)),
-    "Min": _rows(lambda a: sorted(a)[0]),
-    "Max": _rows(lambda a: sorted(a)[-1]),
-    "ArgMin": _rows(lambda a: float(list(a).index(min(a)))),
-    "ArgMax": _rows(lambda a: float(list(a).index(max(a)))),
-    "SqDist": _rows(lambda a, b: np.linalg.norm(a - b) ** 2),
-    "SqNorm2": _rows(lambda a: np.linalg.norm(a) ** 2),
-    "Norm2": _rows(lambda a: np.linalg.norm(a)),
-    "Normalize": _rows(lambda a: a / np.linalg.norm(a)),
-    "SqNormDiag": _rows(lambda s, a: np.dot(s, a * a)),
-    "SqNormIso": _rows(lambda s, a: s[0] * np.dot(a, a)),
-    "WeightedSqNorm": _rows(lambda m, x: x @ m.reshape(len(x), len(x)) @ x),
-    "WeightedSqDist": _rows(lambda s, f, g: np.dot(s, (f - g) ** 2)),
+    "Elem": per_row(lambda a, m: a[m]),
+    "ElemT": per_row(_elemt),
+    "Extract": per_row(lambda a, start, d: a[start : start + d]),
+    "ExtractT": per_row(
+        lambda a, start, d: np.r_[np.zeros(start), a, np.zeros(d - start - len(a))]
+    ),
+    "Concat": per_row(lambda a, b: np.r_[a, b]),
+    "OneHot": per_row(_onehot),
+    "Scalprod": per_row(lambda a, b: np.dot(a, b)),
+    "Min": per_row(lambda a: sorted(a)[0]),
+    "Max": per_row(lambda a: sorted(a)[-1]),
+    "ArgMin": per_row(lambda a: float(list(a).index(min(a)))),
+    "ArgMax": per_row(lambda a: float(list(a).index(max(a)))),
+    "SqDist": per_row(lambda a, b: np.linalg.norm(a - b) ** 2),
+    "SqNorm2": per_row(lambda a: np.linalg.norm(a) ** 2),
+    "Norm2": per_row(lambda a: np.linalg.norm(a)),
+    "Normalize": per_row(lambda a: a / np.linalg.norm(a)),
+    "SqNormDiag": per_row(lambda s, a: np.dot(s, a * a)),
+    "SqNormIso": per_row(lambda s, a: s[0] * np.dot(a, a)),
+    "WeightedSqNorm": per_row(lambda m, x: x @ m.reshape(len(x), len(x)) @ x),
+    "WeightedSqDist": per_row(lambda s, f, g: np.dot(s, (f - g) ** 2)),
 }
-CARDS = [c for c in vector.CARDS if c.test is not None]
-LOWERED = [c for c in CARDS if c.lower is not None]
 
-
-@pytest.mark.parametrize("card", CARDS, ids=lambda c: c.name)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_forward_matches_numpy(card, dtype):
-    check_forward(card, REFERENCE[card.name], dtype)
-
-
-@pytest.mark.parametrize("card", [c for c in CARDS if c.test.grad], ids=lambda c: c.name)
-def test_gradient_matches_finite_differences(card):
-    check_card_grad(card)
-
-
-def test_every_card_of_the_family_has_a_reference():
-    assert {c.name for c in CARDS} == set(REFERENCE)
-    assert all(OPS[name] is card for name, card in ((c.name, c) for c in vector.CARDS))
-
-
-@pytest.mark.parametrize("card", LOWERED, ids=lambda c: c.name)
-def test_lowering_matches_numpy_evaluation(card):
-    node, variables = build(card)
-    values = draw(card, np.random.default_rng(3))
-    want = evaluate(node, dict(zip(variables, values)), np.float64)
-    got, _ = run_lowering(card, values, card.test.params)
-    np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-13, atol=1e-13)
+(
+    test_forward_matches_numpy,
+    test_gradient_matches_finite_differences,
+    test_lowering_matches_numpy_evaluation,
+    test_every_card_of_the_family_has_a_reference,
+) = family_tests(vector.CARDS, REFERENCE)
 
 
 # --- cases the generic spec does not reach ------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 from lazykernels.formula import OPS
 
 from . import (
+    test_calculus,
     test_ops_complex,
     test_ops_elementwise,
     test_ops_special,
@@ -24,18 +25,7 @@ REFERENCES = {
 LEAVES = {"Var", "IntCst", "RatCst", "FloatCst", "Zero"}
 # Symbolic transformations: they expand to ordinary IR and are checked against dense
 # NumPy / finite differences in tests/test_calculus.py.
-CALCULUS = {
-    "Grad",
-    "Diff",
-    "Laplacian",
-    "Divergence",
-    "GradMatrix",
-    "TraceOperator",
-    "AdjointOperator",
-    "SumLinOperator",
-    "Factorize",
-    "AutoFactorize",
-}
+CALCULUS = test_calculus.CALCULUS_NAMES
 
 # Internal derivative primitives, checked against finite differences of their reference
 # gradient in their family's tests.
@@ -55,7 +45,7 @@ ComplexSumT Conj Imag2Complex Real2Complex
 Var IntCst RatCst Zero
 Grad Diff Laplacian Divergence TraceOperator AdjointOperator SumLinOperator
 Factorize AutoFactorize
-""".split()
+""".split()  # noqa: SIM905 (a word list reads best as text)
 
 
 def test_the_registry_holds_every_keops_formula_name():

@@ -15,13 +15,16 @@ Every function here takes an :class:`ArrayOps` first: a handful of primitives (f
 unique rows, stable argsort, bincount, segment sum...) that the NumPy and PyTorch adapters
 (:mod:`lazykernels.numpy.cluster`, :mod:`lazykernels.torch.cluster`) implement in a few
 lines each, so that the logic and the argument checks are written once. Labels and ranges
-are int64 arrays of the caller's library (and device).
+are int64 arrays of the caller's library (and device). :func:`front_end` binds the functions
+to an adapter, giving a library's public KeOps-style functions (no ``xp`` argument), with
+their docstrings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from .errors import ArgumentError, ShapeError
 
@@ -54,10 +57,6 @@ class ArrayOps(Protocol):
     def floor(self, a: Array) -> Array: ...
 
     def all_finite(self, a: Array) -> bool: ...
-
-    def int_bounds(self, a: Array) -> tuple[int, int]:
-        """``(min, max)`` of a non-empty integer array, as Python ints."""
-        ...
 
     def unique_rows_inverse(self, a: Array) -> Array:
         """For a (M, D) int64 array, the (M,) int64 index of each row among the sorted
@@ -125,14 +124,14 @@ def _labels(xp: ArrayOps, value: Any, name: str = "lab", n: int | None = None) -
         raise ArgumentError(f"{name} must hold integer labels, got dtype {lab.dtype}")
     if n is not None and lab.shape[0] != n:
         raise ShapeError(f"{name} has {lab.shape[0]} labels but there are {n} points")
-    if lab.shape[0] and xp.int_bounds(lab)[0] < 0:
+    if lab.shape[0] and int(lab.min()) < 0:
         raise ArgumentError(f"{name} must hold non-negative labels")
     return xp.int64(lab)
 
 
 def _count(xp: ArrayOps, lab: Array, nlab: Any) -> int:
     """Nlab: the number of clusters, ``max(lab) + 1`` by default."""
-    top = xp.int_bounds(lab)[1] + 1 if lab.shape[0] else 0
+    top = int(lab.max()) + 1 if lab.shape[0] else 0
     if nlab is None:
         return top
     try:
@@ -385,3 +384,144 @@ def swap_axes(ranges: Sequence[Any] | None) -> tuple[Any, ...] | None:
     if not isinstance(ranges, list | tuple) or len(ranges) != 6:
         raise ArgumentError(f"ranges must be None or a 6-tuple {RANGE_NAMES}")
     return (*ranges[3:6], *ranges[0:3])
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+class ClusterFunctions(NamedTuple):
+    """The public cluster functions of one array library, bound to its :class:`ArrayOps`."""
+
+    grid_cluster: Callable[[Any, Any], Array]
+    sort_clusters: Callable[[Any, Any], tuple[Any, Array]]
+    cluster_ranges: Callable[..., Array]
+    cluster_centroids: Callable[..., Array]
+    cluster_ranges_centroids: Callable[..., tuple[Array, Array, Array]]
+    from_matrix: Callable[[Any, Any, Any], tuple[Array, ...]]
+
+
+# The public docstrings: ``{array}`` is what the library calls an array, ``{new}`` builds one
+# from a list (``np.array``); doctest runs the examples in the front end's module.
+_DOCS = {
+    "grid_cluster": """Compact labels of the cubic voxels of side ``size`` that contain the points.
+
+    Args:
+        x: (M, D) points (any D).
+        size: voxel side, a positive float or a (D,) {array}.
+
+    Returns:
+        (M,) int64 labels in ``0..C-1`` (voxels numbered in lexicographic order).
+
+    Example:
+        >>> grid_cluster({new}([[0.5], [3.2], [0.9], [-0.1]]), 1.0).tolist()
+        [1, 2, 1, 0]
+    """,
+    "sort_clusters": """``(x_sorted, lab_sorted)``: x (one {array} or a tuple/list) sorted by label.
+
+    Example:
+        >>> x_sorted, lab_sorted = sort_clusters({new}([10, 11, 12]), {new}([1, 0, 1]))
+        >>> x_sorted.tolist(), lab_sorted.tolist()
+        ([11, 10, 12], [0, 1, 1])
+    """,
+    "cluster_ranges": """(C, 2) int64 ``[start, end)`` of each cluster in the label-sorted order.
+
+    ``Nlab`` is the number of clusters C (default ``max(lab) + 1``).
+
+    Example:
+        >>> cluster_ranges({new}([0, 0, 2])).tolist()
+        [[0, 2], [2, 2], [2, 3]]
+    """,
+    "cluster_centroids": """(C, D) weighted barycentres of the clusters (NaN for an empty cluster).
+
+    ``weights`` are the (M,) point weights (default ones), ``weights_c`` the (C,) cluster
+    weights to divide by (default: the total weight of each cluster).
+
+    Example:
+        >>> cluster_centroids({new}([[0.0], [2.0], [5.0]]), {new}([0, 0, 1])).tolist()
+        [[1.0], [5.0]]
+    """,
+    "cluster_ranges_centroids": """``(ranges, centroids, weights_c)`` of clusters ``0..max(lab)``.
+
+    Example:
+        >>> x, lab = {new}([[0.0], [2.0], [5.0]]), {new}([0, 0, 1])
+        >>> r, c, w = cluster_ranges_centroids(x, lab)
+        >>> r.tolist(), c.ravel().tolist(), w.tolist()
+        ([[0, 2], [2, 3]], [1.0, 5.0], [2.0, 1.0])
+    """,
+    "from_matrix": """KeOps's 6-tuple ``ranges`` from a (Ci, Cj) boolean mask of kept cluster pairs.
+
+    Returns ``(ranges_i, slices_i, redranges_j, ranges_j, slices_j, redranges_i)``, int64
+    {array}s.
+
+    Example:
+        >>> ranges = {new}([[0, 2], [2, 4]])
+        >>> keep = {new}([[True, False], [True, True]])  # i cluster 0 skips j cluster 1
+        >>> ranges_i, slices_i, redranges_j, *_ = from_matrix(ranges, ranges, keep)
+        >>> slices_i.tolist(), redranges_j.tolist()
+        ([1, 3], [[0, 2], [0, 2], [2, 4]])
+    """,
+}
+
+
+_CORES: dict[str, Callable[..., Any]] = {
+    "grid_cluster": grid_cluster,
+    "sort_clusters": sort_clusters,
+    "cluster_ranges": cluster_ranges,
+    "cluster_centroids": cluster_centroids,
+    "cluster_ranges_centroids": cluster_ranges_centroids,
+    "from_matrix": from_matrix,
+}
+PUBLIC_NAMES = (*ClusterFunctions._fields, "swap_axes")  # each front end's, and its ArrayOps
+
+
+def front_end(xp: ArrayOps, module: str, array: str, new: str) -> ClusterFunctions:
+    """The public cluster functions of an array library: this module's, bound to ``xp``.
+
+    Each function has the KeOps signature (no ``xp``), ``__module__`` = ``module`` and a
+    docstring that names the library's arrays and whose example builds them with ``new``.
+    Run the examples from ``module``'s ``__test__``: doctest skips functions defined in
+    another module.
+
+    Args:
+        xp: the library's :class:`ArrayOps`.
+        module: the front end module's name (``lazykernels.numpy.cluster``).
+        array: what the library calls an array ("array", "tensor").
+        new: the expression that builds one of its arrays from a list (``np.array``).
+
+    Returns:
+        The six functions, by name.
+
+    Example:
+        >>> import numpy as np
+        >>> from lazykernels.numpy.cluster import NUMPY
+        >>> api = front_end(NUMPY, "mine", "array", "np.array")
+        >>> api.cluster_ranges(np.array([1, 1])).tolist(), api.cluster_ranges.__module__
+        ([[0, 0], [0, 2]], 'mine')
+    """
+    return ClusterFunctions(
+        **{
+            name: _bind(core_fn, xp, module, _DOCS[name].format(array=array, new=new))
+            for name, core_fn in _CORES.items()
+        }
+    )
+
+
+def _bind(core_fn: Callable[..., Any], xp: ArrayOps, module: str, doc: str) -> Callable[..., Any]:
+    """``core_fn`` with ``xp`` as its first argument: the signature without ``xp`` (nor the
+    torch-only ``min_weight``), named as ``core_fn``, documented by ``doc``."""
+    full = inspect.signature(core_fn)
+    params = [p for p in list(full.parameters.values())[1:] if p.name != "min_weight"]
+    signature = full.replace(parameters=params)
+
+    def public(*args: Any, **kwargs: Any) -> Any:
+        try:  # a TypeError that counts the caller's arguments, not core_fn's
+            signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{core_fn.__name__}(): {err}") from None
+        return core_fn(xp, *args, **kwargs)
+
+    public.__name__ = public.__qualname__ = core_fn.__name__
+    public.__module__ = module
+    public.__doc__ = doc
+    public.__signature__ = signature  # type: ignore[attr-defined]
+    return public

@@ -1,17 +1,29 @@
 // lazykernels CPU kernel: LogSumExp reduction, output indexed by J, float64 data, double accumulator, block_sum.
 // Generated code: a deterministic function of the reduction plan.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <thread>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX512F__)
+#define LK_VBYTES 64
+#else
+#define LK_VBYTES 32
+#endif
 
 typedef double T;
 typedef double A;
+typedef int (*lk_pool_fn)(int, void (*)(void*, int), void*);
+template <typename F> static void lk_invoke(void* f, int slot) {
+  (*static_cast<F*>(f))(slot);
+}
 
 static inline float lk_exp(float x) {
   // e^x = 2^n e^r, n = rint(x / ln2), r = x - n ln2 (ln2 in two parts), |r| <= ln2/2.
@@ -44,20 +56,19 @@ static inline double lk_exp(double x) {
   const double n = __builtin_rint(x * 1.4426950408889634);
   double r = __builtin_fma(-n, 6.93147180369123816490e-01, x);
   r = __builtin_fma(-n, 1.90821492927058770002e-10, r);
-  double p = 1.6059043836821613e-10;  // Taylor, truncation error 4.1e-18
-  p = p * r + 2.08767569878681e-09;
-  p = p * r + 2.505210838544172e-08;
-  p = p * r + 2.755731922398589e-07;
-  p = p * r + 2.7557319223985893e-06;
-  p = p * r + 2.48015873015873e-05;
-  p = p * r + 0.0001984126984126984;
-  p = p * r + 0.001388888888888889;
-  p = p * r + 0.008333333333333333;
-  p = p * r + 0.041666666666666664;
-  p = p * r + 0.16666666666666666;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  // e^r by a degree-11 near-minimax polynomial (Chebyshev fit, abs error 3.2e-18 on
+  // |r| <= ln2/2), evaluated in Estrin's scheme: 4 dependent steps instead of 11, which
+  // the inner loops need (an 11-FMA Horner chain left the double kernel latency-bound).
+  const double r2 = r * r, r4 = r2 * r2;
+  const double q23 = __builtin_fma(0.1666666666666668, r, 0.5000000000000019);
+  const double q45 = __builtin_fma(0.008333333333319601, r, 0.04166666666648809);
+  const double q67 = __builtin_fma(0.00019841269890047406, r, 0.0013888888952315155);
+  const double q89 = __builtin_fma(2.7557240918265525e-06, r, 2.480148548192088e-05);
+  const double qab = __builtin_fma(2.5110037721946562e-08, r, 2.7632639789868395e-07);
+  const double q13 = __builtin_fma(q23, r2, r);  // the constant 1 is added last (accuracy)
+  const double q47 = __builtin_fma(q67, r2, q45);
+  const double q8b = __builtin_fma(qab, r2, q89);
+  const double p = __builtin_fma(__builtin_fma(q8b, r4, q47), r4, q13) + 1.0;
   const double fn = n + 6755399441055744.0;  // 1.5 * 2^52
   uint64_t un, up;
   std::memcpy(&un, &fn, 8);
@@ -75,15 +86,20 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                          void* const* outs, int64_t n_ranges,
                          const int64_t* ranges_out,
                          const int64_t* slices, const int64_t* redranges,
-                         int64_t n_threads) {
-  const int64_t BI = 8, TJ = 2048, NPRE = 3;
+                         int64_t n_threads, void* pool) {
+  const int64_t BI = 8, TJ = 2048, NPRE = 3, VW = LK_VBYTES / (int64_t)sizeof(T), PAD = 64;
   if (n_out <= 0 || n_batch <= 0) return 0;
-  int nt = 1;
-  #ifdef _OPENMP
-  nt = n_threads > 0 ? (int)n_threads : omp_get_max_threads();
-  #endif
-  const double pairs = (double)n_batch * (double)n_out * (double)n_red;
-  if (pairs < 131072.0) nt = 1;
+  int nt = (int)n_threads;
+  if (nt <= 0) {
+    #ifdef _OPENMP
+    nt = omp_get_max_threads();
+    #else
+    nt = (int)std::thread::hardware_concurrency();
+    #endif
+    const double pairs = (double)n_batch * (double)n_out * (double)n_red;
+    nt = (int)std::max(1.0, std::min((double)nt, pairs / 262144.0));
+  }
+  if (pool == nullptr) nt = 1;
   try {
     // blocks of output rows: (first row, end row, range or -1)
     std::vector<int64_t> blk;
@@ -101,198 +117,279 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
       }
     }
     const int64_t n_blk = (int64_t)blk.size() / 3;
+    const int64_t n_rs = std::max<int64_t>(n_red, 0) + PAD;  // precomputed stride
     // batch entries per chunk: bounded memory for the precomputed inner values
     int64_t bc = n_batch;
-    if (NPRE > 0 && n_red > 0) bc = std::max<int64_t>(1, std::min<int64_t>(n_batch, 16777216 / (NPRE * n_red)));
-    // split the reduction range when there are too few blocks to feed every thread
+    if (NPRE > 0) bc = std::max<int64_t>(1, std::min<int64_t>(n_batch, 16777216 / (NPRE * n_rs)));
+    // work items: G consecutive blocks x one of q parts of the reduction range
+    const int64_t want = 16 * (int64_t)nt;
+    int64_t G = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, BI * n_red));
+    if (nt > 1) G = std::min(G, std::max<int64_t>(1, bc * n_blk / want));
+    const int64_t n_grp = (n_blk + G - 1) / G;
     int64_t q = 1;
-    const int64_t items = bc * n_blk;
-    if (nt > 1 && items > 0 && items < 4 * nt && n_red >= 4096) {
-      q = (8 * nt + items - 1) / items;
+    if (nt > 1 && bc * n_grp < want && n_red >= 4096) {
+      q = (want + bc * n_grp - 1) / (bc * n_grp);
       q = std::max<int64_t>(1, std::min<int64_t>(q, n_red / 2048));
     }
-    std::vector<T> pre((size_t)(bc * NPRE * std::max<int64_t>(n_red, 0)));
-    const size_t n_part = q > 1 ? (size_t)(items * q * BI) : 0;
+    std::unique_ptr<T[]> pre(NPRE > 0 ? new T[(size_t)(bc * NPRE * n_rs)] : nullptr);
+    const size_t n_part = q > 1 ? (size_t)(bc * n_blk * q * BI) : 0;
     std::vector<A> part_m(n_part * 1);
     std::vector<A> part_s(n_part * 1);
-    #pragma omp parallel num_threads(nt)
-    {
-      std::vector<A> st_m_v(BI * 1);
+    if (n_ranges >= 0) {
+      // rows outside every range get the empty-reduction value
+      std::vector<A> st_m_v(1 * 1);
       A* __restrict st_m = st_m_v.data();
-      std::vector<A> st_s_v(BI * 1);
+      std::vector<A> st_s_v(1 * 1);
       A* __restrict st_s = st_s_v.data();
-      std::vector<T> tb_v(TJ * 1);
-      T* __restrict tb0 = tb_v.data() + 0 * TJ;
-      for (int64_t b0 = 0; b0 < n_batch; b0 += bc) {
-        const int64_t b1 = std::min(n_batch, b0 + bc);
-        // reduction-index-only values, dimension-major
-        for (int64_t b = b0; b < b1; ++b) {
-          const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
-          const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
-          const T* __restrict a2 = (const T*)args[2] + offsets[2 * n_batch + b];
-          const T* __restrict a3 = (const T*)args[3] + offsets[3 * n_batch + b];
-          const T p0 = a3[0];
-          T* __restrict ys0 = pre.data() + ((b - b0) * NPRE + 0) * n_red;
-          T* __restrict ys1 = pre.data() + ((b - b0) * NPRE + 1) * n_red;
-          T* __restrict ys2 = pre.data() + ((b - b0) * NPRE + 2) * n_red;
-          #pragma omp for schedule(static) nowait
-          for (int64_t j = 0; j < n_red; ++j) {
-            const T y0 = a0[j * 3 + 0];
-            const T y1 = a0[j * 3 + 1];
-            const T y2 = a0[j * 3 + 2];
-            ys0[j] = y0;
-            ys1[j] = y1;
-            ys2[j] = y2;
-          }
+      for (int64_t b = 0; b < n_batch; ++b) {
+        T* __restrict out0 = (T*)outs[0] + b * n_out * 1;
+        for (int64_t i = 0, k = 0; i < n_out; ++i) {
+          st_m[k] = (-std::numeric_limits<A>::infinity());
+          st_s[k] = 0;
+          const A s0 = st_s[k];
+          out0[i] = (T)(st_m[k] + std::log(s0));
         }
-        if (n_ranges >= 0) {
-          // rows outside every range get the empty-reduction value
-          #pragma omp for schedule(static) nowait
-          for (int64_t w = 0; w < (b1 - b0) * n_out; ++w) {
-            const int64_t b = b0 + w / n_out, i = w % n_out, k = 0;
-            T* __restrict out0 = (T*)outs[0] + b * n_out * 1;
-            st_m[k] = (-std::numeric_limits<A>::infinity());
-            st_s[k] = 0;
+      }
+    }
+    for (int64_t b0 = 0; b0 < n_batch; b0 += bc) {
+      const int64_t b1 = std::min(n_batch, b0 + bc);
+      const int64_t npc = (n_red + 8191) / 8192;
+      const int64_t n_pi = NPRE > 0 ? (b1 - b0) * npc : 0;
+      const int64_t n_items = n_pi + (b1 - b0) * n_grp * q;
+      std::atomic<int64_t> next(0), pre_done(0), finished(0);
+      std::atomic<int> failed(0);
+      auto body = [&](int) {
+        try {
+          std::vector<A> st_m_v(BI * 1);
+          A* __restrict st_m = st_m_v.data();
+          std::vector<A> st_s_v(BI * 1);
+          A* __restrict st_s = st_s_v.data();
+          std::vector<T> tb_v(TJ * 1);
+          T* __restrict tb0 = tb_v.data() + 0 * TJ;
+          for (;;) {
+            const int64_t w = next.fetch_add(1, std::memory_order_relaxed);
+            if (w >= n_items) break;
+            if (w < n_pi) {
+              // reduction-index-only values, dimension-major, then PAD zeros
+              const int64_t b = b0 + w / npc, jc0 = (w % npc) * 8192;
+              const int64_t jc1 = std::min(n_red, jc0 + 8192);
+              const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
+              const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
+              const T* __restrict a2 = (const T*)args[2] + offsets[2 * n_batch + b];
+              const T* __restrict a3 = (const T*)args[3] + offsets[3 * n_batch + b];
+              const T p0 = a3[0];
+              T* __restrict ys0 = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
+              T* __restrict ys1 = pre.get() + ((b - b0) * NPRE + 1) * n_rs;
+              T* __restrict ys2 = pre.get() + ((b - b0) * NPRE + 2) * n_rs;
+              for (int64_t j = jc0; j < jc1; ++j) {
+                const T y0 = a0[j * 3 + 0];
+                const T y1 = a0[j * 3 + 1];
+                const T y2 = a0[j * 3 + 2];
+                ys0[j] = y0;
+                ys1[j] = y1;
+                ys2[j] = y2;
+              }
+              if (jc1 == n_red) {
+                std::fill(ys0 + n_red, ys0 + n_rs, (T)0);
+                std::fill(ys1 + n_red, ys1 + n_rs, (T)0);
+                std::fill(ys2 + n_red, ys2 + n_rs, (T)0);
+              }
+              pre_done.fetch_add(1, std::memory_order_release);
+              finished.fetch_add(1, std::memory_order_relaxed);
+              continue;
+            }
+            while (pre_done.load(std::memory_order_acquire) < n_pi) {
+              if (failed.load(std::memory_order_relaxed)) return;
+              std::this_thread::yield();
+            }
+            const int64_t v = w - n_pi;
+            const int64_t b = b0 + v / (n_grp * q), ig = (v / q) % n_grp, iq = v % q;
+            const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
+            const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
+            const T* __restrict a2 = (const T*)args[2] + offsets[2 * n_batch + b];
+            const T* __restrict a3 = (const T*)args[3] + offsets[3 * n_batch + b];
+            const T p0 = a3[0];
+            const T* __restrict ys0 = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
+            const T* __restrict ys1 = pre.get() + ((b - b0) * NPRE + 1) * n_rs;
+            const T* __restrict ys2 = pre.get() + ((b - b0) * NPRE + 2) * n_rs;
+            const int64_t jlo = iq * n_red / q, jhi = (iq + 1) * n_red / q;
+            for (int64_t ib = ig * G; ib < std::min(n_blk, (ig + 1) * G); ++ib) {
+              const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0, rg = blk[3 * ib + 2];
+              T xs0[8], xs1[8], xs2[8], xs3[8];
+              for (int64_t k = 0; k < BI; ++k) {
+                const int64_t i = i0 + (k < bi ? k : 0);
+                const T x0 = a2[i];
+                const T x1 = a1[i * 3 + 0];
+                const T x2 = a1[i * 3 + 1];
+                const T x3 = a1[i * 3 + 2];
+                const T x4 = (-x1);
+                const T x5 = (-x2);
+                const T x6 = (-x3);
+                xs0[k] = x0;
+                xs1[k] = x4;
+                xs2[k] = x5;
+                xs3[k] = x6;
+              }
+              for (int64_t k = 0; k < bi; ++k) {
+                st_m[k] = (-std::numeric_limits<A>::infinity());
+                st_s[k] = 0;
+              }
+              const int64_t s0 = rg <= 0 ? 0 : slices[rg - 1], s1 = rg < 0 ? 1 : slices[rg];
+              for (int64_t s = s0; s < s1; ++s) {
+                const int64_t ja = std::max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);
+                const int64_t jb = std::min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);
+                for (int64_t j0 = ja; j0 < jb; j0 += TJ) {
+                  const int64_t j1 = std::min(jb, j0 + TJ);
+                  for (int64_t k = 0; k < bi; ++k) {
+                    const T xr0 = xs0[k];
+                    const T xr1 = xs1[k];
+                    const T xr2 = xs2[k];
+                    const T xr3 = xs3[k];
+                    T tm = (T)st_m[k];
+                    const int64_t jm = j0 + (j1 - j0) / VW * VW;
+                    #pragma omp simd reduction(max:tm)
+                    for (int64_t j = j0; j < jm; ++j) {
+                      const T yr0 = ys0[j];
+                      const T yr1 = ys1[j];
+                      const T yr2 = ys2[j];
+                      const T t0 = (yr0 + xr1);
+                      const T t1 = (yr1 + xr2);
+                      const T t2 = (yr2 + xr3);
+                      const T t3 = (t0 * t0);
+                      const T t4 = (t1 * t1);
+                      const T t5 = (t2 * t2);
+                      const T t6 = t3 + t4 + t5;
+                      const T t7 = (t6 * p0);
+                      const T t8 = (-t7);
+                      const T t9 = (xr0 + t8);
+                      tb0[j - j0] = t9;
+                      tm = t9 > tm ? t9 : tm;
+                    }
+                    if (jm < j1 && j1 >= VW) {
+                      const int64_t jt = j1 - VW;
+                      const int u_first = (int)(jm - jt);
+                      #pragma omp simd reduction(max:tm)
+                      for (int u = 0; u < VW; ++u) {
+                        const int64_t j = jt + u;
+                        const T yr0 = ys0[j];
+                        const T yr1 = ys1[j];
+                        const T yr2 = ys2[j];
+                        const T t0 = (yr0 + xr1);
+                        const T t1 = (yr1 + xr2);
+                        const T t2 = (yr2 + xr3);
+                        const T t3 = (t0 * t0);
+                        const T t4 = (t1 * t1);
+                        const T t5 = (t2 * t2);
+                        const T t6 = t3 + t4 + t5;
+                        const T t7 = (t6 * p0);
+                        const T t8 = (-t7);
+                        const T t9 = (xr0 + t8);
+                        if (u >= u_first) tb0[j - j0] = t9;
+                        tm = (u >= u_first) && t9 > tm ? t9 : tm;
+                      }
+                    } else {
+                      for (int64_t j = jm; j < j1; ++j) {
+                        const T yr0 = ys0[j];
+                        const T yr1 = ys1[j];
+                        const T yr2 = ys2[j];
+                        const T t0 = (yr0 + xr1);
+                        const T t1 = (yr1 + xr2);
+                        const T t2 = (yr2 + xr3);
+                        const T t3 = (t0 * t0);
+                        const T t4 = (t1 * t1);
+                        const T t5 = (t2 * t2);
+                        const T t6 = t3 + t4 + t5;
+                        const T t7 = (t6 * p0);
+                        const T t8 = (-t7);
+                        const T t9 = (xr0 + t8);
+                        tb0[j - j0] = t9;
+                        tm = t9 > tm ? t9 : tm;
+                      }
+                    }
+                    if (tm > st_m[k]) {
+                      const A sc = lk_exp(st_m[k] - tm);
+                      for (int64_t c = 0; c < 1; ++c) {
+                        st_s[k] *= sc;
+                      }
+                      st_m[k] = tm;
+                    }
+                    if (st_m[k] > (-std::numeric_limits<A>::infinity())) {
+                      const A mm = st_m[k];
+                      const int64_t nv = (j1 - j0 + VW - 1) / VW * VW;
+                      for (int64_t t = j1 - j0; t < nv; ++t) {
+                        tb0[t] = -std::numeric_limits<T>::infinity();
+                      }
+                      A ps0 = 0;
+                      #pragma omp simd reduction(+:ps0)
+                      for (int64_t t = 0; t < nv; ++t) {
+                        const A e = lk_exp(tb0[t] - mm);
+                        ps0 += e;
+                      }
+                      st_s[k] += ps0;
+                    }
+                  }
+                }
+              }
+              if (q == 1) {
+                T* __restrict out0 = (T*)outs[0] + b * n_out * 1;
+                for (int64_t k = 0; k < bi; ++k) {
+                  const int64_t i = i0 + k;
+                  const A s0 = st_s[k];
+                  out0[i] = (T)(st_m[k] + std::log(s0));
+                }
+              } else {
+                for (int64_t k = 0; k < bi; ++k) {
+                  const int64_t pr = (((b - b0) * n_blk + ib) * q + iq) * BI + k;
+                  part_m[pr * 1 + 0] = st_m[k];
+                  part_s[pr * 1 + 0] = st_s[k];
+                }
+              }
+            }
+            finished.fetch_add(1, std::memory_order_relaxed);
+          }
+        } catch (...) {
+          failed.store(1);
+        }
+      };
+      if (nt > 1) ((lk_pool_fn)pool)(nt, &lk_invoke<decltype(body)>, &body);
+      else body(0);
+      if (finished.load() != n_items) return 1;
+      if (q > 1) {
+        std::vector<A> st_m_v(BI * 1);
+        A* __restrict st_m = st_m_v.data();
+        std::vector<A> st_s_v(BI * 1);
+        A* __restrict st_s = st_s_v.data();
+        for (int64_t w = 0; w < (b1 - b0) * n_blk; ++w) {
+          const int64_t b = b0 + w / n_blk, ib = w % n_blk;
+          const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0;
+          T* __restrict out0 = (T*)outs[0] + b * n_out * 1;
+          for (int64_t k = 0; k < bi; ++k) {
+            {
+              const int64_t pr = (w * q) * BI + k;
+              st_m[k] = part_m[pr * 1 + 0];
+              st_s[k] = part_s[pr * 1 + 0];
+            }
+            for (int64_t iq = 1; iq < q; ++iq) {
+              const int64_t pr = (w * q + iq) * BI + k;
+              if (part_m[pr * 1 + 0] > st_m[k]) {
+                const A sc = lk_exp(st_m[k] - part_m[pr * 1 + 0]);
+                for (int64_t c = 0; c < 1; ++c) {
+                  st_s[k] *= sc;
+                }
+                for (int64_t c = 0; c < 1; ++c) {
+                  st_s[k] += part_s[pr * 1 + c];
+                }
+                st_m[k] = part_m[pr * 1 + 0];
+              } else if (part_m[pr * 1 + 0] > (-std::numeric_limits<A>::infinity())) {
+                const A sc = lk_exp(part_m[pr * 1 + 0] - st_m[k]);
+                for (int64_t c = 0; c < 1; ++c) {
+                  st_s[k] += sc * part_s[pr * 1 + c];
+                }
+              }
+            }
+            const int64_t i = i0 + k;
             const A s0 = st_s[k];
             out0[i] = (T)(st_m[k] + std::log(s0));
-          }
-        }
-        #pragma omp barrier
-        #pragma omp for schedule(dynamic, 1) nowait
-        for (int64_t w = 0; w < (b1 - b0) * n_blk * q; ++w) {
-          const int64_t b = b0 + w / (n_blk * q), ib = (w / q) % n_blk, iq = w % q;
-          const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
-          const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
-          const T* __restrict a2 = (const T*)args[2] + offsets[2 * n_batch + b];
-          const T* __restrict a3 = (const T*)args[3] + offsets[3 * n_batch + b];
-          const T p0 = a3[0];
-          const T* __restrict ys0 = pre.data() + ((b - b0) * NPRE + 0) * n_red;
-          const T* __restrict ys1 = pre.data() + ((b - b0) * NPRE + 1) * n_red;
-          const T* __restrict ys2 = pre.data() + ((b - b0) * NPRE + 2) * n_red;
-          const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0, rg = blk[3 * ib + 2];
-          T xs0[8], xs1[8], xs2[8], xs3[8];
-          for (int64_t k = 0; k < BI; ++k) {
-            const int64_t i = i0 + (k < bi ? k : 0);
-            const T x0 = a2[i];
-            const T x1 = a1[i * 3 + 0];
-            const T x2 = a1[i * 3 + 1];
-            const T x3 = a1[i * 3 + 2];
-            const T x4 = (-x1);
-            const T x5 = (-x2);
-            const T x6 = (-x3);
-            xs0[k] = x0;
-            xs1[k] = x4;
-            xs2[k] = x5;
-            xs3[k] = x6;
-          }
-          for (int64_t k = 0; k < bi; ++k) {
-            st_m[k] = (-std::numeric_limits<A>::infinity());
-            st_s[k] = 0;
-          }
-          const int64_t jlo = iq * n_red / q, jhi = (iq + 1) * n_red / q;
-          const int64_t s0 = rg <= 0 ? 0 : slices[rg - 1], s1 = rg < 0 ? 1 : slices[rg];
-          for (int64_t s = s0; s < s1; ++s) {
-            const int64_t ja = std::max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);
-            const int64_t jb = std::min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);
-            for (int64_t j0 = ja; j0 < jb; j0 += TJ) {
-              const int64_t j1 = std::min(jb, j0 + TJ);
-              for (int64_t k = 0; k < bi; ++k) {
-                const T xr0 = xs0[k];
-                const T xr1 = xs1[k];
-                const T xr2 = xs2[k];
-                const T xr3 = xs3[k];
-                T tm = (T)st_m[k];
-                #pragma omp simd reduction(max:tm)
-                for (int64_t j = j0; j < j1; ++j) {
-                  const T yr0 = ys0[j];
-                  const T yr1 = ys1[j];
-                  const T yr2 = ys2[j];
-                  const T t0 = (yr0 + xr1);
-                  const T t1 = (yr1 + xr2);
-                  const T t2 = (yr2 + xr3);
-                  const T t3 = (t0 * t0);
-                  const T t4 = (t1 * t1);
-                  const T t5 = (t2 * t2);
-                  const T t6 = t3 + t4 + t5;
-                  const T t7 = (t6 * p0);
-                  const T t8 = (-t7);
-                  const T t9 = (xr0 + t8);
-                  tb0[j - j0] = t9;
-                  tm = t9 > tm ? t9 : tm;
-                }
-                if (tm > st_m[k]) {
-                  const A sc = lk_exp(st_m[k] - tm);
-                  for (int64_t c = 0; c < 1; ++c) {
-                    st_s[k] *= sc;
-                  }
-                  st_m[k] = tm;
-                }
-                if (st_m[k] > (-std::numeric_limits<A>::infinity())) {
-                  const A mm = st_m[k];
-                  A ps0 = 0;
-                  #pragma omp simd reduction(+:ps0)
-                  for (int64_t t = 0; t < j1 - j0; ++t) {
-                    const A e = lk_exp(tb0[t] - mm);
-                    ps0 += e;
-                  }
-                  st_s[k] += ps0;
-                }
-              }
-            }
-          }
-          if (q == 1) {
-            T* __restrict out0 = (T*)outs[0] + b * n_out * 1;
-            for (int64_t k = 0; k < bi; ++k) {
-              const int64_t i = i0 + k;
-              const A s0 = st_s[k];
-              out0[i] = (T)(st_m[k] + std::log(s0));
-            }
-          } else {
-            for (int64_t k = 0; k < bi; ++k) {
-              const int64_t pr = ((w / (n_blk * q) * n_blk + ib) * q + iq) * BI + k;
-              part_m[pr * 1 + 0] = st_m[k];
-              part_s[pr * 1 + 0] = st_s[k];
-            }
-          }
-        }
-        // the merge reads every part; the next chunk overwrites the precomputed values
-        if (q > 1 || b1 < n_batch) {
-          #pragma omp barrier
-        }
-        if (q > 1) {
-          #pragma omp for schedule(static)
-          for (int64_t w = 0; w < (b1 - b0) * n_blk; ++w) {
-            const int64_t b = b0 + w / n_blk, ib = w % n_blk;
-            const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0;
-            T* __restrict out0 = (T*)outs[0] + b * n_out * 1;
-            for (int64_t k = 0; k < bi; ++k) {
-              {
-                const int64_t pr = (w * q) * BI + k;
-                st_m[k] = part_m[pr * 1 + 0];
-                st_s[k] = part_s[pr * 1 + 0];
-              }
-              for (int64_t iq = 1; iq < q; ++iq) {
-                const int64_t pr = (w * q + iq) * BI + k;
-                if (part_m[pr * 1 + 0] > st_m[k]) {
-                  const A sc = lk_exp(st_m[k] - part_m[pr * 1 + 0]);
-                  for (int64_t c = 0; c < 1; ++c) {
-                    st_s[k] *= sc;
-                  }
-                  for (int64_t c = 0; c < 1; ++c) {
-                    st_s[k] += part_s[pr * 1 + c];
-                  }
-                  st_m[k] = part_m[pr * 1 + 0];
-                } else if (part_m[pr * 1 + 0] > (-std::numeric_limits<A>::infinity())) {
-                  const A sc = lk_exp(part_m[pr * 1 + 0] - st_m[k]);
-                  for (int64_t c = 0; c < 1; ++c) {
-                    st_s[k] += sc * part_s[pr * 1 + c];
-                  }
-                }
-              }
-              const int64_t i = i0 + k;
-              const A s0 = st_s[k];
-              out0[i] = (T)(st_m[k] + std::log(s0));
-            }
           }
         }
       }

@@ -17,6 +17,14 @@ section of the kernel:
 
 Only the *frontier* of the outer and inner parts (values that a mixed node or a root reads)
 crosses into the inner loop.
+
+Before lowering, chains of products are re-associated (:func:`reassociate_products`): the
+scalar factors of a product are multiplied level by level (parameters and output-index
+factors together, hoisted out of the loop; reduction-index factors together, precomputed),
+and a vector factor is multiplied once by the resulting scalar. A gradient such as
+``-2 * (e * b * g * (x - y) * Exp(..))`` then costs 2 + D multiplications per pair instead
+of 4 + 3 D. The kernels are compiled with re-association allowed anyway; this does it where
+the compiler cannot (across the hoisting boundaries).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import FormulaError
-from ..formula.ir import Cat, Node, constant_value, topological_order
+from ..formula.ir import Cat, Node, constant_value, make, topological_order
 
 
 class Level(enum.IntEnum):
@@ -206,6 +214,79 @@ def _levels(order: list[Node], output_cat: Cat) -> dict[Node, Level]:
     return levels
 
 
+def _level_of(node: Node, memo: dict[Node, Level], output_cat: Cat) -> Level:
+    level = memo.get(node)
+    if level is None:
+        if node.op.name == "Var":
+            cat = node.params[2]
+            level = Level.PARAM if cat not in (Cat.I, Cat.J) else Level.OUTER
+            if cat in (Cat.I, Cat.J) and cat is not output_cat:
+                level = Level.INNER
+        else:
+            bits = 0
+            for a in node.args:
+                bits |= _level_of(a, memo, output_cat)
+            level = Level(bits)
+        memo[node] = level
+    return level
+
+
+def _product(factors: list[Node]) -> Node:
+    out = factors[0]
+    for f in factors[1:]:
+        out = make("Mult", (out, f))
+    return out
+
+
+def reassociate_products(roots: list[Node], output_cat: Cat) -> list[Node]:
+    """``roots`` with every product chain regrouped by level (see the module docstring).
+
+    A product's factors are the operands of its ``Mult`` sub-tree, descending only into
+    sub-products used once (a shared sub-product stays computed once). Scalar factors are
+    grouped as (parameters and output-index ones), (reduction-index ones), then the mixed
+    ones in their original order; vector factors are multiplied together first, then once by
+    the scalar. Products of two factors are left as they are.
+    """
+    order = _all_nodes(roots)
+    uses: dict[Node, int] = {}
+    for node in order:
+        for a in node.args:
+            uses[a] = uses.get(a, 0) + 1
+    for r in roots:
+        uses[r] = uses.get(r, 0) + 1
+    levels: dict[Node, Level] = {}
+    new: dict[Node, Node] = {}
+
+    def factors(node: Node) -> list[Node]:
+        out: list[Node] = []
+        for a in node.args:
+            if a.op.name == "Mult" and uses.get(a, 0) == 1:
+                out += factors(a)
+            else:
+                out.append(new[a])
+        return out
+
+    for node in order:
+        args = tuple(new[a] for a in node.args)
+        fs = factors(node) if node.op.name == "Mult" else []
+        if len(fs) <= 2:
+            new[node] = node if args == node.args else make(node.op, args, node.params)
+            continue
+        group: dict[Level, list[Node]] = {lv: [] for lv in Level}
+        vectors = []
+        for f in fs:
+            if f.dim > 1:
+                vectors.append(f)
+            else:
+                group[_level_of(f, levels, output_cat)].append(f)
+        params, outer, inner = group[Level.PARAM], group[Level.OUTER], group[Level.INNER]
+        hoisted = [params + outer, inner] if outer else [outer, params + inner]
+        scalars = [_product(g) for g in hoisted if g] + group[Level.MIXED]
+        parts = ([_product(vectors)] if vectors else []) + ([_product(scalars)] if scalars else [])
+        new[node] = _product(parts)
+    return [new[r] for r in roots]
+
+
 class _Lowerer:
     def __init__(self, dtype: np.dtype, output_cat: Cat, overrides: dict) -> None:
         self.dtype = dtype
@@ -224,6 +305,7 @@ class _Lowerer:
         self.in_loop: dict[Node, list[str]] = {}  # scalars of frontier nodes in the loop
 
     def run(self, roots: list[Node]) -> ScalarProgram:
+        roots = reassociate_products(roots, self.output_cat)
         order = _all_nodes(roots)
         levels = _levels(order, self.output_cat)
         frontier = {r for r in roots if levels[r] in (Level.OUTER, Level.INNER)}

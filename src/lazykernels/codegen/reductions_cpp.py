@@ -6,9 +6,11 @@ The skeleton (:mod:`lazykernels.codegen.cpp`) is the same for every reduction; a
 * ``fields``: the accumulator state of one output row (named arrays of ``A``, ``T`` or
   ``int64_t`` scalars with their initial values: the *empty-reduction* result);
 * ``tile``: how one row consumes a tile of reduction indices ``[j0, j1)``. It calls
-  ``tc.eval_loop`` (the vectorised loop that evaluates the formula) with the statements
-  that fold each value in: a fused ``omp simd`` reduction (Sum, Min, Max), or stores into
-  tile buffers followed by a second pass (the arg- and K-min families, log-sum-exp);
+  ``tc.eval_loop`` (the vectorised loop that evaluates the formula) with a function
+  ``stmts(mask)`` giving the statements that fold each value in: a fused ``omp simd``
+  reduction (Sum, Min, Max), or stores into tile buffers followed by a second pass (the
+  arg- and K-min families, log-sum-exp). ``mask`` is None, or a C condition that is false
+  on the lanes of the tile's last vector that must be left out (see ``cpp.eval_loop``);
 * ``merge``: folds the state of a later part of the reduction range into an earlier one
   (used when the reduction range is split across threads);
 * ``finalize``: writes the user-level outputs of one row (see ``core/plan.py``).
@@ -27,9 +29,20 @@ from .buffer import IndentedBuffer
 from .fastmath import KAHAN_LANES
 
 Access = Callable[[str, str], str]  # (field or output name, index expression) -> C lvalue
+Stmts = Callable[[str | None], list[str]]  # lane mask (None: every lane) -> statements
 
 INF = "std::numeric_limits<T>::infinity()"
 INF_A = "std::numeric_limits<A>::infinity()"
+FILTER_LANES = 16  # K-min: values compared with the threshold per vectorised test
+
+
+def _store(mask: str | None, stmt: str) -> str:
+    """``stmt`` on the kept lanes only (a masked store)."""
+    return stmt if mask is None else f"if ({mask}) {stmt}"
+
+
+def _keep(mask: str | None, cond: str) -> str:
+    return cond if mask is None else f"({mask}) && {cond}"
 
 
 @dataclass(frozen=True)
@@ -64,16 +77,17 @@ class TileCtx:
         f: list[str],
         g: list[str],
         st: Access,
-        eval_loop: Callable[[IndentedBuffer, str, list[str]], None],
+        eval_loop: Callable[[IndentedBuffer, str, Stmts], None],
         same_acc: bool,
     ) -> None:
         self.f, self.g, self.st = f, g, st
         self._eval_loop = eval_loop
         self._same = same_acc
 
-    def eval_loop(self, b: IndentedBuffer, clause: str, stmts: list[str]) -> None:
-        """The ``omp simd`` loop over ``j`` in ``[j0, j1)`` evaluating the formula, then
-        ``stmts`` (buffers are indexed by ``j - j0``); ``clause``: e.g. ``reduction(+:s0)``."""
+    def eval_loop(self, b: IndentedBuffer, clause: str, stmts: Stmts) -> None:
+        """The ``omp simd`` loops over ``j`` in ``[j0, j1)`` evaluating the formula, then
+        ``stmts(mask)`` (buffers are indexed by ``j - j0``); ``clause``: e.g.
+        ``reduction(+:s0)``."""
         self._eval_loop(b, clause, stmts)
 
     def acc(self, atom: str) -> str:
@@ -146,7 +160,13 @@ class SumRed(CppReduction):
 
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
         if self.kahan:
-            tc.eval_loop(b, "", [f"kb{c}[j - j0] = {tc.acc(f)};" for c, f in enumerate(tc.f)])
+            tc.eval_loop(
+                b,
+                "",
+                lambda mask: [
+                    _store(mask, f"kb{c}[j - j0] = {tc.acc(f)};") for c, f in enumerate(tc.f)
+                ],
+            )
             for c in range(self.d):
                 o = str(c * KAHAN_LANES)
                 b.line(f"lk_kahan_tile(kb{c}, j1 - j0, &{tc.st('acc', o)}, &{tc.st('comp', o)});")
@@ -154,7 +174,12 @@ class SumRed(CppReduction):
         ps = [f"ps{c}" for c in range(self.d)]
         direct = self.scheme == "direct_sum"
         b.line(_partials(ps, [tc.st("acc", str(c)) if direct else "0" for c in range(self.d)]))
-        stmts = [f"{p} += {tc.acc(f)};" for p, f in zip(ps, tc.f)]
+
+        def stmts(mask: str | None) -> list[str]:
+            if mask is None:
+                return [f"{p} += {tc.acc(f)};" for p, f in zip(ps, tc.f)]
+            return [f"{p} += {mask} ? {tc.acc(f)} : (A)0;" for p, f in zip(ps, tc.f)]
+
         tc.eval_loop(b, f"reduction(+:{','.join(ps)})", stmts)
         for c, p in enumerate(ps):
             op = "=" if direct else "+="
@@ -208,7 +233,12 @@ class MinMaxRed(CppReduction):
         ms = [f"m{c}" for c in range(self.d)]
         b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
         op = "min" if self.name == "Min" else "max"
-        stmts = [f"{m} = {f} {self.lt} {m} ? {f} : {m};" for m, f in zip(ms, tc.f)]
+
+        def stmts(mask: str | None) -> list[str]:
+            return [
+                f"{m} = {_keep(mask, f'{f} {self.lt} {m}')} ? {f} : {m};" for m, f in zip(ms, tc.f)
+            ]
+
         tc.eval_loop(b, f"reduction({op}:{','.join(ms)})", stmts)
         for c, m in enumerate(ms):
             b.line(f"{tc.st('val', str(c))} = {m};")
@@ -252,10 +282,17 @@ class ArgMinMaxRed(CppReduction):
         ms = [f"m{c}" for c in range(self.d)]
         b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
         op = "min" if self.is_min else "max"
+
         # NaN is stored as the worst value, which it ties with (it never wins).
-        stmts = [f"const T v{c} = {f} != {f} ? {self.init} : {f};" for c, f in enumerate(tc.f)]
-        stmts += [f"tb{c}[j - j0] = v{c};" for c in range(self.d)]
-        stmts += [f"{m} = v{c} {self.lt} {m} ? v{c} : {m};" for c, m in enumerate(ms)]
+        def stmts(mask: str | None) -> list[str]:
+            out = [f"const T v{c} = {f} != {f} ? {self.init} : {f};" for c, f in enumerate(tc.f)]
+            out += [_store(mask, f"tb{c}[j - j0] = v{c};") for c in range(self.d)]
+            out += [
+                f"{m} = {_keep(mask, f'v{c} {self.lt} {m}')} ? v{c} : {m};"
+                for c, m in enumerate(ms)
+            ]
+            return out
+
         tc.eval_loop(b, f"reduction({op}:{','.join(ms)})", stmts)
         for c, m in enumerate(ms):
             val, ind = tc.st("val", str(c)), tc.st("ind", str(c))
@@ -284,8 +321,9 @@ class ArgMinMaxRed(CppReduction):
 class KMinRed(CppReduction):
     """KMin / ArgKMin / KMin_ArgKMin: the K smallest values per component, ascending.
 
-    A tile is evaluated into buffers (vectorised); then each value is compared with the
-    current K-th best, and only the rare values that beat it are inserted.
+    A tile is evaluated into buffers (vectorised); then the values are compared with the
+    current K-th best ``FILTER_LANES`` at a time (one vectorised test), and only the groups
+    holding a value that may beat it are scanned; the rare winners are inserted.
     """
 
     helpers = frozenset({"lk_kmin_insert", "lk_kmin_merge"})
@@ -308,19 +346,19 @@ class KMinRed(CppReduction):
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
         k = self.k
         # NaN counts as +inf; +inf values are candidates too (after every finite value).
-        stmts = [f"tb{c}[j - j0] = {f} != {f} ? {INF} : {f};" for c, f in enumerate(tc.f)]
-        tc.eval_loop(b, "", stmts)
+        tc.eval_loop(
+            b,
+            "",
+            lambda mask: [
+                _store(mask, f"tb{c}[j - j0] = {f} != {f} ? {INF} : {f};")
+                for c, f in enumerate(tc.f)
+            ],
+        )
         for c in range(self.d):
             with b.block():
                 b.line(f"T* kv = &{tc.st('kval', str(c * k))};")
                 b.line(f"int64_t* ki = &{tc.st('kind', str(c * k))};")
-                b.line(f"T thr = kv[{k - 1}];")
-                with (
-                    b.block("for (int64_t t = 0; t < j1 - j0; ++t)"),
-                    b.block(f"if (tb{c}[t] <= thr && (tb{c}[t] < thr || ki[{k - 1}] < 0))"),
-                ):
-                    b.line(f"lk_kmin_insert(kv, ki, (int64_t){k}, tb{c}[t], j0 + t);")
-                    b.line(f"thr = kv[{k - 1}];")
+                kmin_filter(b, f"tb{c}", k, f"tb{c}[t]")
 
     def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
         for c in range(self.d):
@@ -343,6 +381,33 @@ class KMinRed(CppReduction):
                 else:
                     b.line(f"{out[0]('', dst)} = {st('kval', src)};")
                     b.line(f"{out[1]('', dst)} = {st('kind', src)};")
+
+
+def kmin_filter(b: IndentedBuffer, buf: str, k: int, value: str, exact: list[str] = ()) -> None:
+    """Fold ``buf[0 .. j1 - j0)`` into the sorted K-list ``(kv, ki)`` of a row.
+
+    ``FILTER_LANES`` values at a time are tested against the K-th best ``thr`` in one
+    vectorised comparison (values past the end may be stale: the scan stops at the end);
+    a group passes when one of its values is not above ``thr`` (NaN passes), and only then
+    is it scanned. ``exact`` are statements run per scanned candidate ``t`` before its
+    ``value`` is read (the squared-distance path recomputes the exact value there, ``buf``
+    holding lower bounds).
+    """
+    lanes = FILTER_LANES
+    b.line(f"T thr = kv[{k - 1}];")
+    with b.block(f"for (int64_t t0 = 0; t0 < j1 - j0; t0 += {lanes})"):
+        b.line("int hit = 0;")
+        b.pragma("omp simd reduction(|:hit)")
+        with b.block(f"for (int u = 0; u < {lanes}; ++u)"):
+            b.line(f"hit |= {buf}[t0 + u] > thr ? 0 : 1;")
+        b.line("if (!hit) continue;")
+        b.line(f"const int64_t te = std::min(j1 - j0, t0 + {lanes});")
+        with b.block("for (int64_t t = t0; t < te; ++t)"):
+            b.line(f"if ({buf}[t] > thr) continue;")
+            b.lines(list(exact))
+            with b.block(f"if ({value} <= thr && ({value} < thr || ki[{k - 1}] < 0))"):
+                b.line(f"lk_kmin_insert(kv, ki, (int64_t){k}, {value}, j0 + t);")
+                b.line(f"thr = kv[{k - 1}];")
 
 
 class ShiftExpRed(CppReduction):
@@ -404,9 +469,13 @@ class ShiftExpRed(CppReduction):
         # weight c: None (the unit weight) or (atom in the loop, its tile buffer)
         weights: list[tuple[str, str] | None] = [None] if self.unit else []
         weights += [(w, f"tb{1 + c}") for c, w in enumerate(tc.g)]
-        stmts = ["tb0[j - j0] = " + tc.f[0] + ";"]
-        stmts += [f"{w[1]}[j - j0] = {w[0]};" for w in weights if w is not None]
-        stmts.append(f"tm = {tc.f[0]} > tm ? {tc.f[0]} : tm;")
+
+        def stmts(mask: str | None) -> list[str]:
+            out = [_store(mask, f"tb0[j - j0] = {tc.f[0]};")]
+            out += [_store(mask, f"{w[1]}[j - j0] = {w[0]};") for w in weights if w is not None]
+            out.append(f"tm = {_keep(mask, f'{tc.f[0]} > tm')} ? {tc.f[0]} : tm;")
+            return out
+
         b.line(f"T tm = (T){tc.st('m', '0')};")
         tc.eval_loop(b, "reduction(max:tm)", stmts)
         m = tc.st("m", "0")
@@ -416,23 +485,30 @@ class ShiftExpRed(CppReduction):
             b.line(f"{m} = {tc.acc('tm')};")
         with b.block(f"if ({m} > (-{INF_A}))"):
             b.line(f"const A mm = {m};")
+            # whole vectors: the lanes past the tile hold -inf (exp gives 0) and weight 0
+            b.line("const int64_t nv = (j1 - j0 + VW - 1) / VW * VW;")
+            with b.block("for (int64_t t = j1 - j0; t < nv; ++t)"):
+                b.line(f"tb0[t] = -{INF};")
+                for w in weights:
+                    if w is not None:
+                        b.line(f"{w[1]}[t] = 0;")
             terms = [
                 "e" if w is None else f"e * {tc.acc(w[1] + '[t]')}" for c, w in enumerate(weights)
             ]
             if self.kahan:
                 b.pragma("omp simd")
-                with b.block("for (int64_t t = 0; t < j1 - j0; ++t)"):
+                with b.block("for (int64_t t = 0; t < nv; ++t)"):
                     b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
                     b.lines([f"kb{c}[t] = {term};" for c, term in enumerate(terms)])
                 for c in range(self.ns):
                     o = str(c * KAHAN_LANES)
-                    b.line(f"lk_kahan_tile(kb{c}, j1 - j0, &{tc.st('s', o)}, &{tc.st('comp', o)});")
+                    b.line(f"lk_kahan_tile(kb{c}, nv, &{tc.st('s', o)}, &{tc.st('comp', o)});")
                 return
             ps = [f"ps{c}" for c in range(self.ns)]
             direct = self.scheme == "direct_sum"
             b.line(_partials(ps, [tc.st("s", str(c)) if direct else "0" for c in range(self.ns)]))
             b.pragma(f"omp simd reduction(+:{','.join(ps)})")
-            with b.block("for (int64_t t = 0; t < j1 - j0; ++t)"):
+            with b.block("for (int64_t t = 0; t < nv; ++t)"):
                 b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
                 b.lines([f"{p} += {term};" for p, term in zip(ps, terms)])
             for c, p in enumerate(ps):

@@ -15,7 +15,9 @@ with 1 where it broadcasts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,12 +52,104 @@ def bind(
     Raises:
         ArgumentError, ShapeError, DtypeError: a message naming the faulty argument.
     """
+    return bind_call(plan, args, ranges, out)[0]
+
+
+def bind_call(
+    plan: ReductionPlan,
+    args: Sequence[Any],
+    ranges: Sequence[Any] | None = None,
+    out: Any = None,
+) -> tuple[BoundCall, np.dtype]:
+    """:func:`bind`, and the user-level dtype of the inputs (float16 stays float16).
+
+    The checks that depend only on the shapes and dtypes of the arguments are cached per
+    plan and call signature (:class:`_Layout`): a warm call with the same shapes only
+    checks for NaN values and allocates the outputs.
+    """
     if len(args) != len(plan.slots):
         names = ", ".join(s.describe() for s in plan.slots) or "none"
         raise ArgumentError(
             f"expected {len(plan.slots)} input arrays, got {len(args)}; the inputs are: {names}"
         )
     arrays = [np.asarray(a) for a in args]
+    signature = tuple([(a.shape, a.dtype) for a in arrays])
+    table = _layouts(plan)
+    layout = table.get(signature)
+    if layout is None:
+        layout = _layout(plan, arrays)
+        if len(table) >= _MAX_SIGNATURES:
+            table.clear()
+        table[signature] = layout
+    for slot, array in zip(plan.slots, arrays):
+        if has_nan(array):
+            raise ArgumentError(f"{slot.describe()} contains NaN values")
+    dtype = layout.dtype
+    if layout.cast:
+        arrays = [a.astype(dtype) if a.dtype != dtype else a for a in arrays]
+    call = BoundCall(plan, tuple(arrays), dtype, layout.batch_shape, layout.ni, layout.nj, None)
+    if ranges is not None:
+        call.ranges = orient_ranges(ranges, plan.output_cat, call.n_out, call.n_red)
+    elif layout.k_too_large:
+        axis = "j" if plan.output_cat is Cat.I else "i"
+        raise ArgumentError(
+            f"{plan.reduction}: K = {plan.k} is larger than the number of reduction indices "
+            f"({axis}: {call.n_red})"
+        )
+    if out is None:
+        call.outputs = tuple([np.empty(s, dtype=k) for s, k in layout.outputs])
+    else:
+        call.outputs = _outputs(call, layout.user_dtype, out)
+    return call, layout.user_dtype
+
+
+def has_nan(array: np.ndarray) -> bool:
+    """Whether a floating ``array`` holds a NaN (one reduction, no temporary array).
+
+    ``np.minimum`` propagates NaN (documented), so the minimum is NaN exactly when some
+    element is.
+    """
+    return array.size > 0 and _isnan(_minimum(array, axis=None))
+
+
+_minimum = np.minimum.reduce
+_isnan = math.isnan
+
+# Per plan (by identity; the entry holds the plan, so its id cannot be reused meanwhile):
+# call signature -> layout. Bounded: cleared when full (plans built per call, e.g. by
+# LazyTensors, would otherwise accumulate).
+_MAX_PLANS = 512
+_MAX_SIGNATURES = 64
+_LAYOUTS: dict[int, tuple[ReductionPlan, dict[tuple[Any, ...], _Layout]]] = {}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the shapes and dtypes of a call's arguments decide (everything but values)."""
+
+    dtype: np.dtype  # computation dtype
+    user_dtype: np.dtype  # the inputs' dtype (float16 results are cast back to it)
+    cast: bool  # whether some input must be cast to ``dtype``
+    batch_shape: tuple[int, ...]
+    ni: int
+    nj: int
+    k_too_large: bool  # K > number of reduction indices (an error without ranges)
+    outputs: tuple[tuple[tuple[int, ...], np.dtype], ...]  # (shape, dtype) per output
+
+
+def _layouts(plan: ReductionPlan) -> dict[tuple[Any, ...], _Layout]:
+    entry = _LAYOUTS.get(id(plan))
+    if entry is not None and entry[0] is plan:
+        return entry[1]
+    if len(_LAYOUTS) >= _MAX_PLANS:
+        _LAYOUTS.clear()
+    table: dict[tuple[Any, ...], _Layout] = {}
+    _LAYOUTS[id(plan)] = (plan, table)
+    return table
+
+
+def _layout(plan: ReductionPlan, arrays: Sequence[np.ndarray]) -> _Layout:
+    """Every check that depends on shapes and dtypes only, in the order errors are raised."""
     user_dtype = input_dtype(plan, arrays)
     dtype = np.dtype(np.float32) if user_dtype == np.float16 else user_dtype
     if plan.dtype_acc == "float32" and dtype == np.float64:
@@ -63,22 +157,15 @@ def bind(
     batch_shape = _check_shapes(plan.slots, arrays)
     ni = _size(plan.slots, arrays, Cat.I, "M")
     nj = _size(plan.slots, arrays, Cat.J, "N")
-    for slot, array in zip(plan.slots, arrays):
-        if np.isnan(array).any():
-            raise ArgumentError(f"{slot.describe()} contains NaN values")
-    arrays = [a.astype(dtype) if a.dtype != dtype else a for a in arrays]
-    call = BoundCall(plan, tuple(arrays), dtype, batch_shape, ni, nj, None)
-    if ranges is not None:
-        call.ranges = orient_ranges(ranges, plan.output_cat, call.n_out, call.n_red)
+    n_out, n_red = (ni, nj) if plan.output_cat is Cat.I else (nj, ni)
     spec = SPECS[plan.reduction]
-    if spec.needs_k and call.ranges is None and plan.k is not None and plan.k > call.n_red:
-        axis = "j" if plan.output_cat is Cat.I else "i"
-        raise ArgumentError(
-            f"{plan.reduction}: K = {plan.k} is larger than the number of reduction indices "
-            f"({axis}: {call.n_red})"
-        )
-    call.outputs = _outputs(call, user_dtype, out)
-    return call
+    k_too_large = spec.needs_k and plan.k is not None and plan.k > n_red
+    weight_dim = plan.weight.dim if plan.weight is not None else 0
+    tails = spec.output_tails(plan.formula.dim, weight_dim, plan.k or 0)
+    kinds = [np.dtype(np.int64) if o.index else dtype for o in spec.outputs]
+    outputs = tuple(((*batch_shape, n_out, *tail), kind) for tail, kind in zip(tails, kinds))
+    cast = any(a.dtype != dtype for a in arrays)
+    return _Layout(dtype, user_dtype, cast, batch_shape, ni, nj, k_too_large, outputs)
 
 
 def input_dtype(plan: ReductionPlan, arrays: Sequence[np.ndarray]) -> np.dtype:

@@ -22,7 +22,7 @@ from ..formula.ir import Cat, Node
 from ..formula.simplify import simplify
 from ..reductions import SPECS, canonical_name
 from .backends import resolve
-from .bind import bind, input_dtype
+from .bind import bind_call
 from .plan import SUM_SCHEMES, ArgSlot, BoundCall, ReductionPlan
 
 DTYPE_ACC = ("auto", "float32", "float64")
@@ -291,16 +291,19 @@ def run_plan(
     ``out``, the results are written into it and ``out``'s arrays are returned.
     """
     _, runner = resolve(backend)
-    call = bind(plan, args, ranges, out)
+    call, user_dtype = bind_call(plan, args, ranges, out)
+    outputs = call.outputs
     if call.n_red == 0:
         fill_neutral(call)  # empty reduction sets: no backend needs to handle N == 0
-    elif all(o.size for o in call.outputs):
+    elif all(o.size for o in outputs):
         runner(call)
-    user_dtype = input_dtype(plan, [np.asarray(a) for a in args])
-    results = tuple(
-        o.astype(user_dtype) if o.dtype != np.int64 and o.dtype != user_dtype else o
-        for o in call.outputs
-    )
+    if all(o.dtype == user_dtype or o.dtype == np.int64 for o in outputs):
+        results = outputs
+    else:
+        results = tuple(
+            o.astype(user_dtype) if o.dtype != np.int64 and o.dtype != user_dtype else o
+            for o in outputs
+        )
     if out is None:
         return results
     given = tuple(out) if isinstance(out, list | tuple) else (out,)

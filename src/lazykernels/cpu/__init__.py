@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +26,7 @@ from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
 from ..formula.ir import Cat
 
-__all__ = ["available", "kernel_source", "prepare", "run", "unavailable_reason"]
+__all__ = ["available", "kernel_source", "prepare", "prepare_many", "run", "unavailable_reason"]
 
 _ARGTYPES = [
     ctypes.c_int64,  # n_out
@@ -37,6 +40,7 @@ _ARGTYPES = [
     ctypes.c_void_p,  # slices
     ctypes.c_void_p,  # redranges
     ctypes.c_int64,  # n_threads
+    ctypes.c_void_p,  # pool: lk_pool_run of the runtime library (codegen/runtime.py)
 ]
 
 
@@ -47,7 +51,27 @@ class _Kernel:
 
 
 _KERNELS: dict[tuple[ReductionPlan, str], _Kernel] = {}
+_BY_ID: dict[tuple[int, np.dtype], tuple[ReductionPlan, _Kernel]] = {}
+_MAX_BY_ID = 4096
+_BUILD_LOCKS: dict[tuple[ReductionPlan, str], threading.Lock] = {}
+_TABLE_LOCK = threading.Lock()
 _LOCK = threading.Lock()
+_POOL: list[int] = []  # address of lk_pool_run, once built
+
+
+def _pool() -> int:
+    """The address of ``lk_pool_run``: the process's one thread pool for every kernel
+    (passive waits, no spinning; see :mod:`lazykernels.codegen.runtime`)."""
+    if _POOL:
+        return _POOL[0]
+    from ..codegen.runtime import POOL_SOURCE
+    from ..jit import build
+
+    with _LOCK:
+        if not _POOL:
+            library = build(POOL_SOURCE, "cpu_pool")
+            _POOL.append(ctypes.cast(library.lk_pool_run, ctypes.c_void_p).value or 0)
+    return _POOL[0]
 
 
 def unavailable_reason() -> str | None:
@@ -72,22 +96,50 @@ def kernel_source(plan: ReductionPlan, dtype: np.dtype | str) -> KernelSource:
 
 
 def _kernel(plan: ReductionPlan, dtype: np.dtype) -> _Kernel:
+    # warm path: by the plan's identity (hashing a plan hashes all its fields); the entry
+    # holds the plan, so its id cannot be reused by another plan meanwhile
+    hit = _BY_ID.get((id(plan), dtype))
+    if hit is not None and hit[0] is plan:
+        return hit[1]
     key = (plan, dtype.str)
     kernel = _KERNELS.get(key)
-    if kernel is not None:
-        return kernel
+    if kernel is None or not _POOL:
+        kernel = _build_kernel(plan, dtype, key)
+    if len(_BY_ID) >= _MAX_BY_ID:
+        _BY_ID.clear()
+    _BY_ID[(id(plan), dtype)] = (plan, kernel)
+    return kernel
+
+
+def _build_kernel(plan: ReductionPlan, dtype: np.dtype, key: tuple[ReductionPlan, str]) -> _Kernel:
+    """Compile and load the kernel of ``key``: one build per key, different keys in parallel.
+
+    The process's first kernel also needs the thread pool's library: both compile at once.
+    """
     from ..jit import build
 
-    with _LOCK:
-        kernel = _KERNELS.get(key)
-        if kernel is None:
-            source = render_cpu(plan, dtype)
-            library = build(source.source, f"cpu_{plan.reduction}")
-            function = library.lk_kernel
-            function.argtypes = _ARGTYPES
-            function.restype = ctypes.c_int
-            kernel = _Kernel(source, function)
-            _KERNELS[key] = kernel
+    with _TABLE_LOCK:
+        lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
+    pool = None
+    if not _POOL:
+        pool = ThreadPoolExecutor(max_workers=1)
+        pool_built = pool.submit(_pool)
+    try:
+        with lock:
+            kernel = _KERNELS.get(key)
+            if kernel is None:
+                source = render_cpu(plan, dtype)
+                library = build(source.source, f"cpu_{plan.reduction}")
+                function = library.lk_kernel
+                function.argtypes = _ARGTYPES
+                function.restype = ctypes.c_int
+                kernel = _Kernel(source, function)
+                _KERNELS[key] = kernel
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    if pool is not None:
+        pool_built.result()  # re-raises a failed build of the pool
     return kernel
 
 
@@ -115,9 +167,74 @@ def _offsets(array: np.ndarray, core: int, batch_shape: tuple[int, ...]) -> np.n
     return off.reshape(-1)
 
 
+# n -> (table, its address): the offset tables of calls without batch entries (n zeros)
+_ZERO_OFFSETS: dict[int, tuple[np.ndarray, int]] = {}
+
+
+def _zero_offsets(n: int) -> int:
+    """The address of a read-only table of ``n`` zeros (at least one), kept for good."""
+    entry = _ZERO_OFFSETS.get(n)
+    if entry is None:
+        table = np.zeros(max(1, n), dtype=np.int64)
+        table.flags.writeable = False
+        entry = _ZERO_OFFSETS.setdefault(n, (table, table.ctypes.data))
+    return entry[1]
+
+
+_CHAR = ctypes.c_char
+
+
+def _address(array: np.ndarray) -> int:
+    """The address of ``array``'s first element (the caller keeps the array alive).
+
+    ``ctypes.c_char.from_buffer`` is ~3x cheaper than ``array.ctypes.data`` (which builds
+    a helper object per call); it needs a writable, C-contiguous, non-empty buffer, and
+    anything else takes the general route.
+    """
+    try:
+        return ctypes.addressof(_CHAR.from_buffer(array))
+    except (TypeError, ValueError, BufferError):
+        return array.ctypes.data
+
+
 def prepare(plan: ReductionPlan, dtype: np.dtype | str) -> None:
     """Compile (or fetch) the kernel of ``plan`` for ``dtype`` ahead of the first call."""
     _kernel(plan, np.dtype(dtype))
+
+
+def prepare_many(plans: Sequence[ReductionPlan], dtype: np.dtype | str) -> None:
+    """Compile the kernels of ``plans`` for ``dtype``, the missing ones concurrently.
+
+    A backward pass needs one kernel per input (and the next order as many again): one
+    compiler process each, run side by side. The sources are printed in this thread (the
+    formula IR's interning is not meant for concurrent use); only the compilers run in
+    parallel, then each kernel is loaded as by :func:`prepare`.
+
+    Raises:
+        CompileError: a kernel does not compile.
+    """
+    dtype = np.dtype(dtype)
+    todo: dict[tuple[ReductionPlan, str], ReductionPlan] = {}
+    for plan in plans:
+        hit = _BY_ID.get((id(plan), dtype))
+        if hit is not None and hit[0] is plan:
+            continue
+        key = (plan, dtype.str)
+        if key not in _KERNELS:
+            todo.setdefault(key, plan)
+    if len(todo) > 1:
+        from ..jit import build
+
+        sources = [(p, render_cpu(p, dtype).source) for p in todo.values()]
+        workers = min(len(sources) + 1, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=max(2, workers)) as executor:
+            jobs = [executor.submit(build, text, f"cpu_{p.reduction}") for p, text in sources]
+            if not _POOL:
+                jobs.append(executor.submit(_pool))
+            for job in jobs:
+                job.result()
+    for plan in todo.values():
+        _kernel(plan, dtype)
 
 
 def run(call: BoundCall, n_threads: int = 0) -> None:
@@ -139,15 +256,21 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
     inputs, offsets = [], []
     for slot, array in zip(plan.slots, call.arrays):
         core = 1 if slot.cat is Cat.PARAM else 2
-        if array.dtype != dtype or not _usable(array, core):
+        contiguous = array.flags.c_contiguous  # implies _usable (the common case)
+        if array.dtype != dtype or not (contiguous or _usable(array, core)):
             array = np.ascontiguousarray(array, dtype=dtype)
         inputs.append(array)
-        offsets.append(_offsets(array, core, call.batch_shape))
-    offset_table = np.ascontiguousarray(np.concatenate(offsets) if offsets else np.zeros(1))
-    offset_table = offset_table.astype(np.int64, copy=False)
+        if n_batch > 1:
+            offsets.append(_offsets(array, core, call.batch_shape))
+    if n_batch == 1:  # every offset is 0: a shared read-only table
+        offset_address = _zero_offsets(len(inputs))
+    else:
+        offset_table = np.ascontiguousarray(np.concatenate(offsets) if offsets else np.zeros(1))
+        offset_table = offset_table.astype(np.int64, copy=False)
+        offset_address = offset_table.ctypes.data
     targets = _output_buffers(call, kernel.source, dtype, n_batch)
-    args = (ctypes.c_void_p * max(1, len(inputs)))(*[a.ctypes.data for a in inputs])
-    outs = (ctypes.c_void_p * len(targets))(*[t.ctypes.data for t in targets])
+    args = (ctypes.c_void_p * max(1, len(inputs)))(*[_address(a) for a in inputs])
+    outs = (ctypes.c_void_p * len(targets))(*[_address(t) for t in targets])
     n_ranges, range_arrays = -1, [None, None, None]
     if call.ranges is not None:
         r = call.ranges
@@ -161,11 +284,12 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
         call.n_red,
         n_batch,
         ctypes.addressof(args),
-        offset_table.ctypes.data,
+        offset_address,
         ctypes.addressof(outs),
         n_ranges,
         *pointers,
         int(n_threads),
+        _POOL[0],
     )
     if status != 0:
         raise LazyKernelsError(f"the CPU kernel of {plan.reduction} failed (out of memory?)")

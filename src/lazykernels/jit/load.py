@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import CompileError
 from .cache import build_artifact, debug, kernel_key
 from .cache import clean_cache as _clean_disk
-from .compiler import compiler_environment, compiler_info
+from .compiler import compiler_environment, compiler_info, for_source
 
 # key -> loaded library, and the same by (compiler environment, source): a warm build() is
 # one dict lookup (a str caches its hash), without re-hashing the source with sha256.
@@ -52,7 +52,7 @@ def build(source: str, name: str = "kernel") -> ctypes.CDLL:
     library = _WARM.get(warm)
     if library is not None:
         return library
-    info = compiler_info()
+    info = for_source(compiler_info(), source)
     key = kernel_key(source, info)
     library = _LOADED.get(key)
     if library is not None:

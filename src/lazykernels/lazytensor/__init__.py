@@ -8,10 +8,12 @@ node and run it through the array library's adapter (:class:`.tools.ArrayTools`)
 - :mod:`.core`: ``GenericLazyTensor`` (construction, operands, shapes, transposition);
 - :mod:`.reductions`: the reduction methods, ``@``, ``matvec``, ``solve``;
 - :mod:`.complex`: ``ComplexGenericLazyTensor``;
-- :mod:`.tools`: the adapter interface an array library implements.
+- :mod:`.tools`: the adapter interface an array library implements;
+- :mod:`.frontend`: ``wire_front_end``, which links a front end's real and complex classes
+  and makes its ``Vi`` / ``Vj`` / ``Pm``.
 
-The front ends (:mod:`lazykernels.numpy.lazytensor`, later torch) only subclass these with
-their ``tools``.
+The front ends (:mod:`lazykernels.numpy.lazytensor`, :mod:`lazykernels.torch.lazytensor`)
+only subclass these with their ``tools`` and call ``wire_front_end``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ creation order) and builds its plan from the renumbered node.
 An array library plugs in through class attributes set by its adapter (see
 :mod:`lazykernels.numpy.lazytensor`): ``tools`` (an
 :class:`~lazykernels.lazytensor.tools.ArrayTools`), and ``_real_cls`` / ``_complex_cls``, the
-adapter's real and complex LazyTensor classes.
+adapter's real and complex LazyTensor classes (set by :func:`.frontend.wire_front_end`).
 """
 
 from __future__ import annotations

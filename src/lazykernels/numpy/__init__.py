@@ -6,19 +6,14 @@ arrays go in, NumPy arrays come out.
 
 from __future__ import annotations
 
-from .genred import Genred, generic_argkmin, generic_argmin, generic_logsumexp, generic_sum
-from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj
+from ..lazytensor.frontend import FRONT_END_API
+from .genred import (  # noqa: F401 (exported: FRONT_END_API is __all__)
+    Genred,
+    generic_argkmin,
+    generic_argmin,
+    generic_logsumexp,
+    generic_sum,
+)
+from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj  # noqa: F401
 
-__all__ = [
-    "ComplexLazyTensor",
-    "Genred",
-    "KernelSolve",
-    "LazyTensor",
-    "Pm",
-    "Vi",
-    "Vj",
-    "generic_argkmin",
-    "generic_argmin",
-    "generic_logsumexp",
-    "generic_sum",
-]
+__all__ = list(FRONT_END_API)

@@ -1,8 +1,9 @@
 """Cluster utilities on NumPy arrays (KeOps's ``pykeops.numpy.cluster``, SPEC §4.7).
 
 A thin adapter: :class:`NumpyOps` implements the primitives of
-:class:`lazykernels.cluster.ArrayOps` and each public function forwards to the
-array-library-neutral implementation in :mod:`lazykernels.cluster`.
+:class:`lazykernels.cluster.ArrayOps`, and the public functions are the
+array-library-neutral ones of :mod:`lazykernels.cluster` bound to it
+(:func:`lazykernels.cluster.front_end`).
 
 Example:
     >>> import numpy as np
@@ -30,18 +31,9 @@ from typing import Any
 import numpy as np
 
 from .. import cluster as _core
-from ..cluster import swap_axes
+from ..cluster import swap_axes  # noqa: F401 (in PUBLIC_NAMES)
 
-__all__ = [
-    "NumpyOps",
-    "cluster_centroids",
-    "cluster_ranges",
-    "cluster_ranges_centroids",
-    "from_matrix",
-    "grid_cluster",
-    "sort_clusters",
-    "swap_axes",
-]
+__all__ = ["NumpyOps", *_core.PUBLIC_NAMES]
 
 
 class NumpyOps:
@@ -67,9 +59,6 @@ class NumpyOps:
 
     def all_finite(self, a: np.ndarray) -> bool:
         return bool(np.isfinite(a).all())
-
-    def int_bounds(self, a: np.ndarray) -> tuple[int, int]:
-        return int(a.min()), int(a.max())
 
     def unique_rows_inverse(self, a: np.ndarray) -> np.ndarray:
         _, inverse = np.unique(a, axis=0, return_inverse=True)
@@ -110,80 +99,13 @@ class NumpyOps:
 
 
 NUMPY = NumpyOps()
-
-
-def grid_cluster(x: Any, size: Any) -> np.ndarray:
-    """Compact labels of the cubic voxels of side ``size`` containing the points ``x``.
-
-    Args:
-        x: (M, D) points (any D).
-        size: voxel side, a positive float or a (D,) array.
-
-    Returns:
-        (M,) int64 labels in ``0..C-1`` (voxels numbered in lexicographic order).
-
-    Example:
-        >>> grid_cluster(np.array([[0.5], [3.2], [0.9], [-0.1]]), 1.0)
-        array([1, 2, 1, 0])
-    """
-    return _core.grid_cluster(NUMPY, x, size)
-
-
-def sort_clusters(x: Any, lab: Any) -> tuple[Any, np.ndarray]:
-    """``(x_sorted, lab_sorted)``: x (an array or a tuple/list of arrays) sorted by label.
-
-    Example:
-        >>> sort_clusters(np.array([10, 11, 12]), np.array([1, 0, 1]))
-        (array([11, 10, 12]), array([0, 1, 1]))
-    """
-    return _core.sort_clusters(NUMPY, x, lab)
-
-
-def cluster_ranges(lab: Any, Nlab: Any = None) -> np.ndarray:  # noqa: N803
-    """(C, 2) int64 ``[start, end)`` of each cluster in the label-sorted order.
-
-    Example:
-        >>> cluster_ranges(np.array([0, 0, 2]))
-        array([[0, 2],
-               [2, 2],
-               [2, 3]])
-    """
-    return _core.cluster_ranges(NUMPY, lab, Nlab)
-
-
-def cluster_centroids(
-    x: Any,
-    lab: Any,
-    Nlab: Any = None,  # noqa: N803
-    weights: Any = None,
-    weights_c: Any = None,
-) -> np.ndarray:
-    """(C, D) weighted barycentres of the clusters (NaN for an empty cluster).
-
-    Example:
-        >>> cluster_centroids(np.array([[0.0], [2.0], [5.0]]), np.array([0, 0, 1]))
-        array([[1.],
-               [5.]])
-    """
-    return _core.cluster_centroids(NUMPY, x, lab, Nlab, weights, weights_c)
-
-
-def cluster_ranges_centroids(
-    x: Any, lab: Any, weights: Any = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ranges, centroids, weights_c)`` of the clusters ``0..max(lab)``.
-
-    Example:
-        >>> r, c, w = cluster_ranges_centroids(np.array([[0.0], [2.0], [5.0]]), [0, 0, 1])
-        >>> r.tolist(), c.ravel().tolist(), w.tolist()
-        ([[0, 2], [2, 3]], [1.0, 5.0], [2.0, 1.0])
-    """
-    return _core.cluster_ranges_centroids(NUMPY, x, lab, weights)
-
-
-def from_matrix(ranges_i: Any, ranges_j: Any, keep: Any) -> tuple[np.ndarray, ...]:
-    """KeOps's 6-tuple ``ranges`` from a (Ci, Cj) boolean mask of kept cluster pairs.
-
-    Returns ``(ranges_i, slices_i, redranges_j, ranges_j, slices_j, redranges_i)``, int64.
-    """
-    return _core.from_matrix(NUMPY, ranges_i, ranges_j, keep)
+_API = _core.front_end(NUMPY, __name__, "array", "np.array")
+(
+    grid_cluster,
+    sort_clusters,
+    cluster_ranges,
+    cluster_centroids,
+    cluster_ranges_centroids,
+    from_matrix,
+) = _API
+__test__ = {f.__name__: f for f in _API}  # doctest: run their examples here (made elsewhere)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..core.genred import run_plan
-from ..core.plan import ReductionPlan
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
+from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
 from .genred import Genred
 
@@ -74,15 +74,7 @@ class NumpyTools(ArrayTools):
     def all(self, cond: Any) -> bool:
         return bool(np.all(cond))
 
-    def run_reduction(
-        self,
-        plan: ReductionPlan,
-        arrays: Sequence[Any],
-        backend: str = "auto",
-        ranges: Any = None,
-        out: Any = None,
-    ) -> tuple[Any, ...]:
-        return run_plan(plan, arrays, backend=backend, ranges=ranges, out=out)
+    run_reduction = staticmethod(run_plan)  # the neutral core takes NumPy arrays as they are
 
 
 NUMPY_TOOLS = NumpyTools()
@@ -103,35 +95,23 @@ class LazyTensor(GenericLazyTensor):
 
 
 class ComplexLazyTensor(ComplexGenericLazyTensor):
-    """A symbolic NumPy matrix of complex vectors (KeOps's ``ComplexLazyTensor``)."""
+    """A symbolic NumPy matrix of complex vectors (KeOps's ``ComplexLazyTensor``).
+
+    ``LazyTensor`` of a complex array is one; so is any formula with a complex operand.
+
+    Example:
+        >>> import numpy as np
+        >>> z = LazyTensor(np.array([1 + 1j, 2j]).reshape(2, 1, 1))
+        >>> w = LazyTensor(np.array([1.0, 3.0]).reshape(1, 2, 1))
+        >>> type(z * w).__name__, (z * w).sum(axis=1, backend="reference").ravel()
+        ('ComplexLazyTensor', array([4.+4.j, 0.+8.j]))
+    """
 
     tools = NUMPY_TOOLS
 
 
-for _cls in (LazyTensor, ComplexLazyTensor):
-    _cls._real_cls = LazyTensor
-    _cls._complex_cls = ComplexLazyTensor
-
-
-def _variable(x_or_ind: Any, dim: int | None, cat: int) -> GenericLazyTensor:
-    if dim is None:
-        return LazyTensor(x_or_ind, axis=cat)
-    return LazyTensor((x_or_ind, dim, cat))
-
-
-def Vi(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802 (KeOps's name)
-    """An i-indexed LazyTensor: ``Vi(x)`` for an (M, D) array, ``Vi(ind, dim)`` symbolic."""
-    return _variable(x_or_ind, dim, 0)
-
-
-def Vj(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802
-    """A j-indexed LazyTensor: ``Vj(y)`` for an (N, D) array, ``Vj(ind, dim)`` symbolic."""
-    return _variable(x_or_ind, dim, 1)
-
-
-def Pm(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802
-    """A parameter: ``Pm(p)`` for a number or a (D,) array, ``Pm(ind, dim)`` symbolic."""
-    return _variable(x_or_ind, dim, 2)
+Vi, Vj, Pm = wire_front_end(LazyTensor, ComplexLazyTensor, "array")
+__test__ = {"Vi": Vi, "Vj": Vj, "Pm": Pm}  # doctest: run their examples here (made elsewhere)
 
 
 class KernelSolve(GenericKernelSolve):

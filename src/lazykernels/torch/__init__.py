@@ -9,22 +9,15 @@ backend yet. ``lazykernels.torch.cluster`` holds the cluster utilities.
 
 from __future__ import annotations
 
+from ..lazytensor.frontend import FRONT_END_API
 from .autograd import GenredFunction, torch_reduce
-from .genred import Genred, generic_argkmin, generic_argmin, generic_logsumexp, generic_sum
-from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj
+from .genred import (  # noqa: F401 (exported: FRONT_END_API is __all__)
+    Genred,
+    generic_argkmin,
+    generic_argmin,
+    generic_logsumexp,
+    generic_sum,
+)
+from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj  # noqa: F401
 
-__all__ = [
-    "ComplexLazyTensor",
-    "Genred",
-    "GenredFunction",
-    "KernelSolve",
-    "LazyTensor",
-    "Pm",
-    "Vi",
-    "Vj",
-    "generic_argkmin",
-    "generic_argmin",
-    "generic_logsumexp",
-    "generic_sum",
-    "torch_reduce",
-]
+__all__ = [*FRONT_END_API, "GenredFunction", "torch_reduce"]

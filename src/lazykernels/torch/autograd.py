@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.backends import prepare
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError, BackendError, DtypeError
@@ -222,11 +223,15 @@ class GenredFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         *tensors, output = ctx.saved_tensors
         grads: list[torch.Tensor | None] = [None] * _N_STATIC
-        for position, tensor in enumerate(tensors):
-            if not ctx.needs_input_grad[_N_STATIC + position]:
+        rules = [
+            vjp_rule(ctx.plan, position) if ctx.needs_input_grad[_N_STATIC + position] else None
+            for position in range(len(tensors))
+        ]
+        _prepare([r for r in rules if r is not None and not r.zero], output, ctx.backend)
+        for tensor, rule in zip(tensors, rules):
+            if rule is None:
                 grads.append(None)
                 continue
-            rule = vjp_rule(ctx.plan, position)
             if rule.zero:
                 grads.append(torch.zeros_like(tensor))
                 continue
@@ -251,6 +256,19 @@ class GenredFunction(torch.autograd.Function):
         plan, backend, ranges, *tensors = args
         moved = _batch_first(tensors, in_dims)
         return GenredFunction.apply(plan, backend, ranges, *moved), 0
+
+
+def _prepare(rules: Sequence[DerivedPlan], output: torch.Tensor, backend: str) -> None:
+    """Compile the kernels of a backward pass's reductions side by side before running them.
+
+    One reduction per input (and an auxiliary one for some): built one after the other,
+    their compilations dominated the first backward pass.
+    """
+    plans = [r.plan for r in rules] + [r.auxiliary for r in rules if r.auxiliary is not None]
+    if len(plans) < 2 or output.dtype not in _FLOATS:
+        return
+    dtype = np.float64 if output.dtype == torch.float64 else np.float32  # float16: float32
+    prepare(plans, dtype, backend)
 
 
 def _feeds(

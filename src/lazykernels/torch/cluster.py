@@ -3,10 +3,11 @@
 A thin adapter: :class:`TorchOps` implements the primitives of
 :class:`lazykernels.cluster.ArrayOps` with torch operations (so results stay on the
 inputs' device, and centroids are differentiable with respect to ``x`` and ``weights``),
-and each public function forwards to :mod:`lazykernels.cluster`. Two differences from the
-NumPy version, as in KeOps: :func:`grid_cluster` subtracts ``x.min(0)`` before binning and
-runs under ``torch.no_grad()``, and :func:`cluster_ranges_centroids` clamps the cluster
-weights to at least ``min_weight``.
+and the public functions are those of :mod:`lazykernels.cluster` bound to it
+(:func:`lazykernels.cluster.front_end`). Two differ from the NumPy version, as in KeOps:
+:func:`grid_cluster` subtracts ``x.min(0)`` before binning and runs under
+``torch.no_grad()``, and :func:`cluster_ranges_centroids` clamps the cluster weights to at
+least ``min_weight``.
 """
 
 from __future__ import annotations
@@ -16,18 +17,9 @@ from typing import Any
 import torch
 
 from .. import cluster as _core
-from ..cluster import swap_axes
+from ..cluster import swap_axes  # noqa: F401 (in PUBLIC_NAMES)
 
-__all__ = [
-    "TorchOps",
-    "cluster_centroids",
-    "cluster_ranges",
-    "cluster_ranges_centroids",
-    "from_matrix",
-    "grid_cluster",
-    "sort_clusters",
-    "swap_axes",
-]
+__all__ = ["TorchOps", *_core.PUBLIC_NAMES]
 
 
 class TorchOps:
@@ -59,9 +51,6 @@ class TorchOps:
 
     def all_finite(self, a: torch.Tensor) -> bool:
         return bool(torch.isfinite(a).all())
-
-    def int_bounds(self, a: torch.Tensor) -> tuple[int, int]:
-        return int(a.min()), int(a.max())
 
     def unique_rows_inverse(self, a: torch.Tensor) -> torch.Tensor:
         _, inverse = torch.unique(a, sorted=True, return_inverse=True, dim=0)
@@ -98,6 +87,9 @@ class TorchOps:
 
 
 TORCH = TorchOps()
+_API = _core.front_end(TORCH, __name__, "tensor", "torch.tensor")
+_, sort_clusters, cluster_ranges, cluster_centroids, _, from_matrix = _API  # 2 defined below
+__test__ = {f.__name__: f for f in (sort_clusters, cluster_ranges, cluster_centroids, from_matrix)}
 
 
 def grid_cluster(x: Any, size: Any) -> torch.Tensor:
@@ -124,43 +116,6 @@ def grid_cluster(x: Any, size: Any) -> torch.Tensor:
         return _core.grid_cluster(TORCH, x, size)
 
 
-def sort_clusters(x: Any, lab: Any) -> tuple[Any, torch.Tensor]:
-    """``(x_sorted, lab_sorted)``: x (a tensor or a tuple/list of tensors) sorted by label.
-
-    Example:
-        >>> sort_clusters(torch.tensor([10, 11, 12]), torch.tensor([1, 0, 1]))
-        (tensor([11, 10, 12]), tensor([0, 1, 1]))
-    """
-    return _core.sort_clusters(TORCH, x, lab)
-
-
-def cluster_ranges(lab: Any, Nlab: Any = None) -> torch.Tensor:  # noqa: N803
-    """(C, 2) int64 ``[start, end)`` of each cluster in the label-sorted order.
-
-    Example:
-        >>> cluster_ranges(torch.tensor([0, 0, 2])).tolist()
-        [[0, 2], [2, 2], [2, 3]]
-    """
-    return _core.cluster_ranges(TORCH, lab, Nlab)
-
-
-def cluster_centroids(
-    x: Any,
-    lab: Any,
-    Nlab: Any = None,  # noqa: N803
-    weights: Any = None,
-    weights_c: Any = None,
-) -> torch.Tensor:
-    """(C, D) weighted barycentres of the clusters (NaN for an empty cluster).
-
-    Example:
-        >>> cluster_centroids(torch.tensor([[0.0], [2.0], [5.0]]), torch.tensor([0, 0, 1]))
-        tensor([[1.],
-                [5.]])
-    """
-    return _core.cluster_centroids(TORCH, x, lab, Nlab, weights, weights_c)
-
-
 def cluster_ranges_centroids(
     x: Any, lab: Any, weights: Any = None, min_weight: float = 1e-9
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -176,11 +131,3 @@ def cluster_ranges_centroids(
         ([[0, 2], [2, 3]], [1.0, 5.0], [2.0, 1.0])
     """
     return _core.cluster_ranges_centroids(TORCH, x, lab, weights, min_weight)
-
-
-def from_matrix(ranges_i: Any, ranges_j: Any, keep: Any) -> tuple[torch.Tensor, ...]:
-    """KeOps's 6-tuple ``ranges`` from a (Ci, Cj) boolean mask of kept cluster pairs.
-
-    Returns ``(ranges_i, slices_i, redranges_j, ranges_j, slices_j, redranges_i)``, int64.
-    """
-    return _core.from_matrix(TORCH, ranges_i, ranges_j, keep)

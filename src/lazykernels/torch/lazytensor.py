@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from ..core.plan import ReductionPlan
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
+from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
 from .autograd import check_device, torch_reduce
 from .genred import Genred
@@ -80,25 +80,9 @@ class TorchTools(ArrayTools):
     def all(self, cond: Any) -> bool:
         return bool(cond.all())
 
-    def run_reduction(
-        self,
-        plan: ReductionPlan,
-        arrays: Sequence[Any],
-        backend: str = "auto",
-        ranges: Any = None,
-        out: Any = None,
-    ) -> tuple[Any, ...]:
-        return torch_reduce(plan, arrays, backend=backend, ranges=ranges, out=out)
-
-    def solve_linear(
-        self,
-        apply: Callable[[Any, Sequence[Any]], Any],
-        rhs: Any,
-        inputs: Sequence[Any],
-        eps: float,
-        max_iter: int | None,
-    ) -> torch.Tensor:
-        return solve_linear(self, apply, rhs, inputs, eps, max_iter)
+    # The torch implementations, with the ArrayTools signatures (``self`` is solve's ``tools``).
+    run_reduction = staticmethod(torch_reduce)
+    solve_linear = solve_linear
 
 
 TORCH_TOOLS = TorchTools()
@@ -107,47 +91,42 @@ TORCH_TOOLS = TorchTools()
 class LazyTensor(GenericLazyTensor):
     """A symbolic torch matrix ``K[i, j] = F(x_i, y_j)`` (KeOps's ``pykeops.torch.LazyTensor``).
 
+    Its reductions are differentiable, to any order, with respect to the tensors it holds.
+
     Example:
         >>> import torch
-        >>> x = LazyTensor(torch.arange(3.0).reshape(3, 1, 1))
-        >>> y = LazyTensor(torch.arange(2.0).reshape(1, 2, 1))
-        >>> ((x - y) ** 2).sum(axis=1, backend="reference").ravel()
-        tensor([1., 1., 5.])
+        >>> x = torch.arange(3.0, requires_grad=True)
+        >>> K = (LazyTensor(x.reshape(3, 1, 1)) - LazyTensor(x.reshape(1, 3, 1))) ** 2
+        >>> s = K.sum(axis=1, backend="reference")
+        >>> s.ravel().tolist()
+        [5.0, 2.0, 5.0]
+        >>> s.sum().backward()
+        >>> x.grad  # d/dx_i of sum_ij (x_i - x_j)^2 = 4 (3 x_i - sum_j x_j)
+        tensor([-12.,   0.,  12.])
     """
 
     tools = TORCH_TOOLS
 
 
 class ComplexLazyTensor(ComplexGenericLazyTensor):
-    """A symbolic torch matrix of complex vectors (KeOps's ``ComplexLazyTensor``)."""
+    """A symbolic torch matrix of complex vectors (KeOps's ``ComplexLazyTensor``).
+
+    Its ``dtype`` is the name of the complex dtype, as in KeOps.
+
+    Example:
+        >>> import torch
+        >>> z = LazyTensor(torch.tensor([1 + 1j, 2j]).reshape(2, 1, 1))
+        >>> z.dtype
+        'complex64'
+        >>> (z * 3.0).sum(axis=1, backend="reference").ravel()
+        tensor([3.+3.j, 0.+6.j])
+    """
 
     tools = TORCH_TOOLS
 
 
-for _cls in (LazyTensor, ComplexLazyTensor):
-    _cls._real_cls = LazyTensor
-    _cls._complex_cls = ComplexLazyTensor
-
-
-def _variable(x_or_ind: Any, dim: int | None, cat: int) -> GenericLazyTensor:
-    if dim is None:
-        return LazyTensor(x_or_ind, axis=cat)
-    return LazyTensor((x_or_ind, dim, cat))
-
-
-def Vi(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802 (KeOps's name)
-    """An i-indexed LazyTensor: ``Vi(x)`` for an (M, D) tensor, ``Vi(ind, dim)`` symbolic."""
-    return _variable(x_or_ind, dim, 0)
-
-
-def Vj(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802
-    """A j-indexed LazyTensor: ``Vj(y)`` for an (N, D) tensor, ``Vj(ind, dim)`` symbolic."""
-    return _variable(x_or_ind, dim, 1)
-
-
-def Pm(x_or_ind: Any, dim: int | None = None) -> GenericLazyTensor:  # noqa: N802
-    """A parameter: ``Pm(p)`` for a number or a (D,) tensor, ``Pm(ind, dim)`` symbolic."""
-    return _variable(x_or_ind, dim, 2)
+Vi, Vj, Pm = wire_front_end(LazyTensor, ComplexLazyTensor, "tensor")
+__test__ = {"Vi": Vi, "Vj": Vj, "Pm": Pm}  # doctest: run their examples here (made elsewhere)
 
 
 class KernelSolve(GenericKernelSolve):

@@ -1,0 +1,215 @@
+"""The blocked squared-distance path: ``|u - v|^2`` of dimension D >= 16 as a GEMM.
+
+Which plans: a min-type reduction (``Min``, ``ArgMin``, ``Min_ArgMin``, ``KMin``,
+``ArgKMin``, ``KMin_ArgKMin``) whose formula *is* ``SqDist(u, v)`` (``Sum(Square(u - v))``
+after sugar expansion; any ``Sum(Square(Add(u, w)))``) with ``u`` depending on the output
+index only, ``w`` on the reduction index only, and ``D = dim(u) >= GEMM_MIN_DIM``. Below
+that dimension the per-pair loop is as fast (3 subtractions and 3 FMAs per pair at D = 3).
+
+How: ``|u + w|^2 = |u|^2 + |w|^2 + 2 u.w``. The norms are computed once (``|w|^2`` with the
+precomputed ``w``, ``|u|^2`` per row), and the dot products of a block of ``ROWS`` rows with
+a tile of ``COLS`` reduction indices by a register-tiled micro-kernel: 6 rows x 2 vectors of
+accumulators (12 registers on AVX2, with the ``w`` data dimension-major, so each step is 2
+vector loads, 6 broadcasts and 12 FMAs), written with GCC vector extensions (32-byte
+vectors, 64 bytes under AVX-512).
+
+Exactness: the expanded form cancels. Its error is at most about ``(D + 2) eps (|u|^2 +
+|w|^2)`` (eps the machine epsilon), large next to ``|u + w|^2`` for near points far from the
+origin. So its values are never returned: the micro-kernel writes a *lower bound* of the
+exact value, ``(1 - c)(|u|^2 + |w|^2) + 2 u.w`` with ``c = (2 D + 16) eps`` (the
+expanded form's error plus the exact recomputation's, twice over), the reduction compares
+it with its current threshold (the K-th best exact value, 16 values per vectorised test),
+and each candidate that may win has its value recomputed exactly, in the exact path's
+operation order, before it is inserted. The results are the exact path's (values and
+indices, ties included, up to the last-bit differences of a different summation order);
+only the speed depends on the data: points far from the origin relative to their distances
+let more candidates through the filter. Assumption: ``|u|^2`` and ``|w|^2`` are finite (a
+NaN bound always passes the filter, so NaN and infinite values keep their exact-path
+meaning). ``render_cpu(..., sqdist_gemm=False)`` prints the per-pair path instead.
+
+Gaussian and other kernels at high D are not routed here: their values would carry the
+cancellation error (relative ``~ g (D + 2) eps (|u|^2 + |w|^2)`` in ``exp(-g d)``), with no
+exact recomputation to hide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.plan import ReductionPlan
+from ..formula.ir import Cat, Node, topological_order
+from .buffer import IndentedBuffer
+from .lower import ScalarProgram
+from .reductions_cpp import INF, Access, ArgMinMaxRed, CppReduction, KMinRed, MinMaxRed, kmin_filter
+
+GEMM_MIN_DIM = 16
+MIN_FAMILY = frozenset({"Min", "ArgMin", "Min_ArgMin", "KMin", "ArgKMin", "KMin_ArgKMin"})
+MICRO_ROWS = 6  # rows of the register tile (x 2 vectors of columns)
+ROWS = 96  # rows per block: the panel of u (D x ROWS) stays in L1 for D ~ 50
+COLS = 128  # reduction indices per tile
+
+
+@dataclass(frozen=True)
+class SqDistMatch:
+    """``formula = |outer + inner|^2``: ``outer`` reads the output index, ``inner`` the
+    reduction index (both may read parameters)."""
+
+    outer: Node
+    inner: Node
+    dim: int
+
+
+def _reads(node: Node) -> set[Cat]:
+    cats = set()
+    for n in topological_order(node):
+        if n.op.name == "Var":
+            cats.add(n.params[2])
+    return cats
+
+
+def match_sqdist(plan: ReductionPlan) -> SqDistMatch | None:
+    """The squared distance the plan's formula is, if the blocked path applies (see the
+    module docstring), else None."""
+    f = plan.formula
+    if plan.reduction not in MIN_FAMILY or plan.weight is not None or f.dim != 1:
+        return None
+    if f.op.name != "Sum" or f.args[0].op.name != "Square":
+        return None
+    add = f.args[0].args[0]
+    if add.op.name != "Add" or add.dim < GEMM_MIN_DIM:
+        return None
+    a, c = add.args
+    if a.dim != add.dim or c.dim != add.dim:
+        return None
+    out_cat, red_cat = plan.output_cat, plan.output_cat.opposite()
+    ra, rc = _reads(a) - {Cat.PARAM}, _reads(c) - {Cat.PARAM}
+    if ra == {out_cat} and rc == {red_cat}:
+        return SqDistMatch(a, c, add.dim)
+    if ra == {red_cat} and rc == {out_cat}:
+        return SqDistMatch(c, a, add.dim)
+    return None
+
+
+def usable(prog: ScalarProgram, dim: int) -> bool:
+    """Whether the lowering of ``[outer, inner]`` gave one row array and one precomputed
+    array per component (a literal component crosses as is and has none)."""
+    return len(prog.outer_store) == dim and len(prog.precomputed) == dim
+
+
+class SqDistGemm:
+    """Prints the pieces of the blocked path into the skeleton of :mod:`.cpp`.
+
+    The precomputed arrays are the D components of ``inner`` (``ys*``, consecutive in the
+    precompute buffer, the first at ``yv``) then ``(1 - c)|inner|^2`` (``yn``). Per block:
+    ``xu`` (u, dimension-major), ``xp`` (2u), ``xn`` ((1 - c)|u|^2); per tile: ``tbs`` (the
+    lower bounds, one row of ``COLS`` per output row).
+    """
+
+    helpers = frozenset({"lk_vec", "lk_kmin_insert"})
+
+    def __init__(
+        self, match: SqDistMatch, prog: ScalarProgram, red: CppReduction, dtype: np.dtype
+    ) -> None:
+        self.d, self.prog, self.red = match.dim, prog, red
+        self.rows, self.cols = ROWS, COLS
+        eps = float(np.finfo(dtype).eps)
+        self.shrink = repr(1.0 - (2 * self.d + 16) * eps) + ("f" if dtype == np.float32 else "")
+
+    def buffers(self, b: IndentedBuffer) -> None:
+        d = self.d
+        b.line(f"std::vector<T> gm_v(BI * {2 * d + 1} + BI * TJ);")
+        b.line("T* __restrict xu = gm_v.data();")
+        b.line(f"T* __restrict xp = xu + BI * {d};")
+        b.line(f"T* __restrict xn = xp + BI * {d};")
+        b.line("T* __restrict tbs = xn + BI;")
+
+    def norm_store(self, b: IndentedBuffer) -> None:
+        """In the precompute loop (index j): ``yn[j] = (1 - c) |inner_j|^2``."""
+        terms = " + ".join(f"{v.source} * {v.source}" for v in self.prog.precomputed)
+        b.line(f"yn[j] = {self.shrink} * ({terms});")
+
+    def panel(self, b: IndentedBuffer) -> None:
+        """u, 2u and (1 - c)|u|^2 of the block's rows (rows past ``bi`` repeat the first)."""
+        d, prog = self.d, self.prog
+        b.line(f"const T* __restrict yv = {prog.precomputed[0].pointer};")
+        with b.block("for (int64_t k = 0; k < BI; ++k)"):
+            b.line("const int64_t i = i0 + (k < bi ? k : 0);")
+            b.lines(prog.outer)
+            for c, (_, value) in enumerate(prog.outer_store):
+                b.line(f"xu[{c} * BI + k] = {value};")
+        with b.block("for (int64_t k = 0; k < BI; ++k)"):
+            b.line("xn[k] = 0;")
+        with b.block(f"for (int64_t c = 0; c < {d}; ++c)"):
+            b.pragma("omp simd")
+            with b.block("for (int64_t k = 0; k < BI; ++k)"):
+                b.line("const T u = xu[c * BI + k];")
+                b.line("xp[c * BI + k] = u + u;")
+                b.line("xn[k] += u * u;")
+        with b.block("for (int64_t k = 0; k < BI; ++k)"):
+            b.line(f"xn[k] *= {self.shrink};")
+
+    def tile(self, b: IndentedBuffer, st: Access) -> None:
+        """The lower bounds of the tile ``[j0, j1)`` for every row, then each row's fold."""
+        r = MICRO_ROWS
+        acc = [(f"a{k}0", f"a{k}1") for k in range(r)]
+        b.line(f"const int64_t nc = j1 - j0, bip = (bi + {r - 1}) / {r} * {r};")
+        with b.block("for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L)"):
+            b.line("const T* __restrict yc = yv + j0 + c0;")
+            b.line("const lk_v n0 = lk_vload(yn + j0 + c0), n1 = lk_vload(yn + j0 + c0 + LK_L);")
+            with b.block(f"for (int64_t r0 = 0; r0 < bip; r0 += {r})"):
+                b.line("lk_v " + ", ".join(f"{p} = n0, {q} = n1" for p, q in acc) + ";")
+                with b.block(f"for (int64_t c = 0; c < {self.d}; ++c)"):
+                    b.line("const lk_v y0 = lk_vload(yc + c * n_rs);")
+                    b.line("const lk_v y1 = lk_vload(yc + c * n_rs + LK_L);")
+                    b.line("const T* __restrict xc = xp + c * BI + r0;")
+                    for k, (p, q) in enumerate(acc):
+                        b.line(f"{p} += xc[{k}] * y0;")
+                        b.line(f"{q} += xc[{k}] * y1;")
+                b.line("T* __restrict o = tbs + r0 * TJ + c0;")
+                for k, (p, q) in enumerate(acc):
+                    b.line(f"lk_vstore(o + {k} * TJ, {p} + xn[r0 + {k}]);")
+                    b.line(f"lk_vstore(o + {k} * TJ + LK_L, {q} + xn[r0 + {k}]);")
+        with b.block("for (int64_t k = 0; k < bi; ++k)"):
+            b.line("const T* __restrict tr = tbs + k * TJ;")
+            self._fold(b, st)
+
+    def _exact(self) -> list[str]:
+        """The exact value ``ex`` of candidate ``t`` (NaN as +inf), in the exact path's order:
+        components ``u + w``, squared, summed."""
+        return [
+            "T ex = 0;",
+            f"for (int64_t c = 0; c < {self.d}; ++c) {{",
+            "  const T e = xu[c * BI + k] + yv[c * n_rs + j0 + t];",
+            "  ex += e * e;",
+            "}",
+            f"ex = ex != ex ? {INF} : ex;",
+        ]
+
+    def _fold(self, b: IndentedBuffer, st: Access) -> None:
+        red = self.red
+        if isinstance(red, KMinRed):
+            b.line(f"T* kv = &{st('kval', '0')};")
+            b.line(f"int64_t* ki = &{st('kind', '0')};")
+            kmin_filter(b, "tr", red.k, "ex", self._exact())
+            return
+        assert isinstance(red, ArgMinMaxRed | MinMaxRed) and red.lt == "<"
+        val = st("val", "0")
+        ind = st("ind", "0") if isinstance(red, ArgMinMaxRed) else None
+        b.line(f"T thr = {val};")
+        with b.block("for (int64_t t0 = 0; t0 < nc; t0 += 16)"):
+            b.line("int hit = 0;")
+            b.pragma("omp simd reduction(|:hit)")
+            with b.block("for (int u = 0; u < 16; ++u)"):
+                b.line("hit |= tr[t0 + u] > thr ? 0 : 1;")
+            b.line("if (!hit) continue;")
+            with b.block("for (int64_t t = t0; t < std::min(nc, t0 + 16); ++t)"):
+                b.line("if (tr[t] > thr) continue;")
+                b.lines(self._exact())
+                better = f"ex < {val}" + (f" || {ind} < 0" if ind else "")
+                with b.block(f"if ({better})"):
+                    b.line(f"{val} = ex;")
+                    if ind:
+                        b.line(f"{ind} = j0 + t;")
+                    b.line(f"thr = {val};")

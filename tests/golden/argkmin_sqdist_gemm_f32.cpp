@@ -1,0 +1,498 @@
+// lazykernels CPU kernel: ArgKMin reduction, output indexed by I, float32 data, float accumulator, direct_sum, blocked squared distances.
+// Generated code: a deterministic function of the reduction plan.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <thread>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__)
+#define LK_VBYTES 64
+#else
+#define LK_VBYTES 32
+#endif
+
+typedef float T;
+typedef float A;
+typedef int (*lk_pool_fn)(int, void (*)(void*, int), void*);
+template <typename F> static void lk_invoke(void* f, int slot) {
+  (*static_cast<F*>(f))(slot);
+}
+
+template <typename T>
+static inline void lk_kmin_insert(T* v, int64_t* ind, int64_t K, T x, int64_t j) {
+  // Insert (x, j) into the ascending list v[0..K): before the unfilled slots (index -1, at
+  // the end) and after equal values, so that among ties the lower (earlier) index is first.
+  int64_t r = K - 1;
+  while (r > 0 && (x < v[r - 1] || ind[r - 1] < 0)) {
+    v[r] = v[r - 1];
+    ind[r] = ind[r - 1];
+    --r;
+  }
+  v[r] = x;
+  ind[r] = j;
+}
+
+template <typename T>
+static inline void lk_kmin_merge(T* v, int64_t* ind, const T* sv, const int64_t* si,
+                                 int64_t K) {
+  // In place: v <- the K first of the sorted lists v and sv merged, where (sv, si) goes
+  // before (v, i) when sv < v, or when they are equal and only the sv slot is filled (on
+  // ties v, which holds lower indices, comes first). Count how many come from each list,
+  // then fill from the back.
+  int64_t a = 0, b = 0;
+  for (int64_t r = 0; r < K; ++r) {
+    if (b < K && (a >= K || sv[b] < v[a] || (sv[b] == v[a] && ind[a] < 0 && si[b] >= 0))) {
+      ++b;
+    } else {
+      ++a;
+    }
+  }
+  for (int64_t r = K - 1; r >= 0; --r) {
+    const bool src_first = b > 0 && a > 0 &&
+        (sv[b - 1] < v[a - 1] || (sv[b - 1] == v[a - 1] && ind[a - 1] < 0 && si[b - 1] >= 0));
+    if (b > 0 && (a == 0 || !src_first)) {
+      --b;
+      v[r] = sv[b];
+      ind[r] = si[b];
+    } else {
+      --a;
+      v[r] = v[a];
+      ind[r] = ind[a];
+    }
+  }
+}
+
+typedef T lk_v __attribute__((vector_size(LK_VBYTES)));
+static const int64_t LK_L = LK_VBYTES / (int64_t)sizeof(T);
+static inline lk_v lk_vload(const T* p) {
+  lk_v v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void lk_vstore(T* p, lk_v v) { std::memcpy(p, &v, sizeof v); }
+
+extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
+                         const void* const* args, const int64_t* offsets,
+                         void* const* outs, int64_t n_ranges,
+                         const int64_t* ranges_out,
+                         const int64_t* slices, const int64_t* redranges,
+                         int64_t n_threads, void* pool) {
+  const int64_t BI = 96, TJ = 128, NPRE = 17, VW = LK_VBYTES / (int64_t)sizeof(T), PAD = 64;
+  if (n_out <= 0 || n_batch <= 0) return 0;
+  int nt = (int)n_threads;
+  if (nt <= 0) {
+    #ifdef _OPENMP
+    nt = omp_get_max_threads();
+    #else
+    nt = (int)std::thread::hardware_concurrency();
+    #endif
+    const double pairs = (double)n_batch * (double)n_out * (double)n_red;
+    nt = (int)std::max(1.0, std::min((double)nt, pairs / 262144.0));
+  }
+  if (pool == nullptr) nt = 1;
+  try {
+    // blocks of output rows: (first row, end row, range or -1)
+    std::vector<int64_t> blk;
+    if (n_ranges < 0) {
+      for (int64_t lo = 0; lo < n_out; lo += BI) {
+        blk.insert(blk.end(), {lo, std::min(n_out, lo + BI), (int64_t)-1});
+      }
+    } else {
+      for (int64_t r = 0; r < n_ranges; ++r) {
+        const int64_t lo0 = std::max<int64_t>(0, ranges_out[2 * r]);
+        const int64_t hi0 = std::min(n_out, ranges_out[2 * r + 1]);
+        for (int64_t lo = lo0; lo < hi0; lo += BI) {
+          blk.insert(blk.end(), {lo, std::min(hi0, lo + BI), r});
+        }
+      }
+    }
+    const int64_t n_blk = (int64_t)blk.size() / 3;
+    const int64_t n_rs = std::max<int64_t>(n_red, 0) + PAD;  // precomputed stride
+    // batch entries per chunk: bounded memory for the precomputed inner values
+    int64_t bc = n_batch;
+    if (NPRE > 0) bc = std::max<int64_t>(1, std::min<int64_t>(n_batch, 16777216 / (NPRE * n_rs)));
+    // work items: G consecutive blocks x one of q parts of the reduction range
+    const int64_t want = 16 * (int64_t)nt;
+    int64_t G = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, BI * n_red));
+    if (nt > 1) G = std::min(G, std::max<int64_t>(1, bc * n_blk / want));
+    const int64_t n_grp = (n_blk + G - 1) / G;
+    int64_t q = 1;
+    if (nt > 1 && bc * n_grp < want && n_red >= 4096) {
+      q = (want + bc * n_grp - 1) / (bc * n_grp);
+      q = std::max<int64_t>(1, std::min<int64_t>(q, n_red / 2048));
+    }
+    std::unique_ptr<T[]> pre(NPRE > 0 ? new T[(size_t)(bc * NPRE * n_rs)] : nullptr);
+    const size_t n_part = q > 1 ? (size_t)(bc * n_blk * q * BI) : 0;
+    std::vector<T> part_kval(n_part * 4);
+    std::vector<int64_t> part_kind(n_part * 4);
+    if (n_ranges >= 0) {
+      // rows outside every range get the empty-reduction value
+      std::vector<T> st_kval_v(1 * 4);
+      T* __restrict st_kval = st_kval_v.data();
+      std::vector<int64_t> st_kind_v(1 * 4);
+      int64_t* __restrict st_kind = st_kind_v.data();
+      for (int64_t b = 0; b < n_batch; ++b) {
+        int64_t* __restrict out0 = (int64_t*)outs[0] + b * n_out * 4;
+        for (int64_t i = 0, k = 0; i < n_out; ++i) {
+          for (int64_t c = 0; c < 4; ++c) {
+            st_kval[k * 4 + c] = std::numeric_limits<T>::infinity();
+          }
+          for (int64_t c = 0; c < 4; ++c) {
+            st_kind[k * 4 + c] = -1;
+          }
+          for (int64_t r = 0; r < 4; ++r) {
+            out0[i * 4 + r] = st_kind[k * 4 + 0 + r];
+          }
+        }
+      }
+    }
+    for (int64_t b0 = 0; b0 < n_batch; b0 += bc) {
+      const int64_t b1 = std::min(n_batch, b0 + bc);
+      const int64_t npc = (n_red + 8191) / 8192;
+      const int64_t n_pi = NPRE > 0 ? (b1 - b0) * npc : 0;
+      const int64_t n_items = n_pi + (b1 - b0) * n_grp * q;
+      std::atomic<int64_t> next(0), pre_done(0), finished(0);
+      std::atomic<int> failed(0);
+      auto body = [&](int) {
+        try {
+          std::vector<T> st_kval_v(BI * 4);
+          T* __restrict st_kval = st_kval_v.data();
+          std::vector<int64_t> st_kind_v(BI * 4);
+          int64_t* __restrict st_kind = st_kind_v.data();
+          std::vector<T> gm_v(BI * 33 + BI * TJ);
+          T* __restrict xu = gm_v.data();
+          T* __restrict xp = xu + BI * 16;
+          T* __restrict xn = xp + BI * 16;
+          T* __restrict tbs = xn + BI;
+          for (;;) {
+            const int64_t w = next.fetch_add(1, std::memory_order_relaxed);
+            if (w >= n_items) break;
+            if (w < n_pi) {
+              // reduction-index-only values, dimension-major, then PAD zeros
+              const int64_t b = b0 + w / npc, jc0 = (w % npc) * 8192;
+              const int64_t jc1 = std::min(n_red, jc0 + 8192);
+              const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
+              const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
+              T* __restrict ys0 = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
+              T* __restrict ys1 = pre.get() + ((b - b0) * NPRE + 1) * n_rs;
+              T* __restrict ys2 = pre.get() + ((b - b0) * NPRE + 2) * n_rs;
+              T* __restrict ys3 = pre.get() + ((b - b0) * NPRE + 3) * n_rs;
+              T* __restrict ys4 = pre.get() + ((b - b0) * NPRE + 4) * n_rs;
+              T* __restrict ys5 = pre.get() + ((b - b0) * NPRE + 5) * n_rs;
+              T* __restrict ys6 = pre.get() + ((b - b0) * NPRE + 6) * n_rs;
+              T* __restrict ys7 = pre.get() + ((b - b0) * NPRE + 7) * n_rs;
+              T* __restrict ys8 = pre.get() + ((b - b0) * NPRE + 8) * n_rs;
+              T* __restrict ys9 = pre.get() + ((b - b0) * NPRE + 9) * n_rs;
+              T* __restrict ys10 = pre.get() + ((b - b0) * NPRE + 10) * n_rs;
+              T* __restrict ys11 = pre.get() + ((b - b0) * NPRE + 11) * n_rs;
+              T* __restrict ys12 = pre.get() + ((b - b0) * NPRE + 12) * n_rs;
+              T* __restrict ys13 = pre.get() + ((b - b0) * NPRE + 13) * n_rs;
+              T* __restrict ys14 = pre.get() + ((b - b0) * NPRE + 14) * n_rs;
+              T* __restrict ys15 = pre.get() + ((b - b0) * NPRE + 15) * n_rs;
+              T* __restrict yn = pre.get() + ((b - b0) * NPRE + 16) * n_rs;
+              for (int64_t j = jc0; j < jc1; ++j) {
+                const T y0 = a1[j * 16 + 0];
+                const T y1 = a1[j * 16 + 1];
+                const T y2 = a1[j * 16 + 2];
+                const T y3 = a1[j * 16 + 3];
+                const T y4 = a1[j * 16 + 4];
+                const T y5 = a1[j * 16 + 5];
+                const T y6 = a1[j * 16 + 6];
+                const T y7 = a1[j * 16 + 7];
+                const T y8 = a1[j * 16 + 8];
+                const T y9 = a1[j * 16 + 9];
+                const T y10 = a1[j * 16 + 10];
+                const T y11 = a1[j * 16 + 11];
+                const T y12 = a1[j * 16 + 12];
+                const T y13 = a1[j * 16 + 13];
+                const T y14 = a1[j * 16 + 14];
+                const T y15 = a1[j * 16 + 15];
+                const T y16 = (-y0);
+                const T y17 = (-y1);
+                const T y18 = (-y2);
+                const T y19 = (-y3);
+                const T y20 = (-y4);
+                const T y21 = (-y5);
+                const T y22 = (-y6);
+                const T y23 = (-y7);
+                const T y24 = (-y8);
+                const T y25 = (-y9);
+                const T y26 = (-y10);
+                const T y27 = (-y11);
+                const T y28 = (-y12);
+                const T y29 = (-y13);
+                const T y30 = (-y14);
+                const T y31 = (-y15);
+                ys0[j] = y16;
+                ys1[j] = y17;
+                ys2[j] = y18;
+                ys3[j] = y19;
+                ys4[j] = y20;
+                ys5[j] = y21;
+                ys6[j] = y22;
+                ys7[j] = y23;
+                ys8[j] = y24;
+                ys9[j] = y25;
+                ys10[j] = y26;
+                ys11[j] = y27;
+                ys12[j] = y28;
+                ys13[j] = y29;
+                ys14[j] = y30;
+                ys15[j] = y31;
+                yn[j] = 0.9999942779541016f * (y16 * y16 + y17 * y17 + y18 * y18 + y19 * y19 + y20 * y20 + y21 * y21 + y22 * y22 + y23 * y23 + y24 * y24 + y25 * y25 + y26 * y26 + y27 * y27 + y28 * y28 + y29 * y29 + y30 * y30 + y31 * y31);
+              }
+              if (jc1 == n_red) {
+                std::fill(ys0 + n_red, ys0 + n_rs, (T)0);
+                std::fill(ys1 + n_red, ys1 + n_rs, (T)0);
+                std::fill(ys2 + n_red, ys2 + n_rs, (T)0);
+                std::fill(ys3 + n_red, ys3 + n_rs, (T)0);
+                std::fill(ys4 + n_red, ys4 + n_rs, (T)0);
+                std::fill(ys5 + n_red, ys5 + n_rs, (T)0);
+                std::fill(ys6 + n_red, ys6 + n_rs, (T)0);
+                std::fill(ys7 + n_red, ys7 + n_rs, (T)0);
+                std::fill(ys8 + n_red, ys8 + n_rs, (T)0);
+                std::fill(ys9 + n_red, ys9 + n_rs, (T)0);
+                std::fill(ys10 + n_red, ys10 + n_rs, (T)0);
+                std::fill(ys11 + n_red, ys11 + n_rs, (T)0);
+                std::fill(ys12 + n_red, ys12 + n_rs, (T)0);
+                std::fill(ys13 + n_red, ys13 + n_rs, (T)0);
+                std::fill(ys14 + n_red, ys14 + n_rs, (T)0);
+                std::fill(ys15 + n_red, ys15 + n_rs, (T)0);
+                std::fill(yn + n_red, yn + n_rs, (T)0);
+              }
+              pre_done.fetch_add(1, std::memory_order_release);
+              finished.fetch_add(1, std::memory_order_relaxed);
+              continue;
+            }
+            while (pre_done.load(std::memory_order_acquire) < n_pi) {
+              if (failed.load(std::memory_order_relaxed)) return;
+              std::this_thread::yield();
+            }
+            const int64_t v = w - n_pi;
+            const int64_t b = b0 + v / (n_grp * q), ig = (v / q) % n_grp, iq = v % q;
+            const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
+            const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
+            const T* __restrict ys0 = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
+            const T* __restrict ys1 = pre.get() + ((b - b0) * NPRE + 1) * n_rs;
+            const T* __restrict ys2 = pre.get() + ((b - b0) * NPRE + 2) * n_rs;
+            const T* __restrict ys3 = pre.get() + ((b - b0) * NPRE + 3) * n_rs;
+            const T* __restrict ys4 = pre.get() + ((b - b0) * NPRE + 4) * n_rs;
+            const T* __restrict ys5 = pre.get() + ((b - b0) * NPRE + 5) * n_rs;
+            const T* __restrict ys6 = pre.get() + ((b - b0) * NPRE + 6) * n_rs;
+            const T* __restrict ys7 = pre.get() + ((b - b0) * NPRE + 7) * n_rs;
+            const T* __restrict ys8 = pre.get() + ((b - b0) * NPRE + 8) * n_rs;
+            const T* __restrict ys9 = pre.get() + ((b - b0) * NPRE + 9) * n_rs;
+            const T* __restrict ys10 = pre.get() + ((b - b0) * NPRE + 10) * n_rs;
+            const T* __restrict ys11 = pre.get() + ((b - b0) * NPRE + 11) * n_rs;
+            const T* __restrict ys12 = pre.get() + ((b - b0) * NPRE + 12) * n_rs;
+            const T* __restrict ys13 = pre.get() + ((b - b0) * NPRE + 13) * n_rs;
+            const T* __restrict ys14 = pre.get() + ((b - b0) * NPRE + 14) * n_rs;
+            const T* __restrict ys15 = pre.get() + ((b - b0) * NPRE + 15) * n_rs;
+            const T* __restrict yn = pre.get() + ((b - b0) * NPRE + 16) * n_rs;
+            const int64_t jlo = iq * n_red / q, jhi = (iq + 1) * n_red / q;
+            for (int64_t ib = ig * G; ib < std::min(n_blk, (ig + 1) * G); ++ib) {
+              const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0, rg = blk[3 * ib + 2];
+              const T* __restrict yv = ys0;
+              for (int64_t k = 0; k < BI; ++k) {
+                const int64_t i = i0 + (k < bi ? k : 0);
+                const T x0 = a0[i * 16 + 0];
+                const T x1 = a0[i * 16 + 1];
+                const T x2 = a0[i * 16 + 2];
+                const T x3 = a0[i * 16 + 3];
+                const T x4 = a0[i * 16 + 4];
+                const T x5 = a0[i * 16 + 5];
+                const T x6 = a0[i * 16 + 6];
+                const T x7 = a0[i * 16 + 7];
+                const T x8 = a0[i * 16 + 8];
+                const T x9 = a0[i * 16 + 9];
+                const T x10 = a0[i * 16 + 10];
+                const T x11 = a0[i * 16 + 11];
+                const T x12 = a0[i * 16 + 12];
+                const T x13 = a0[i * 16 + 13];
+                const T x14 = a0[i * 16 + 14];
+                const T x15 = a0[i * 16 + 15];
+                xu[0 * BI + k] = x0;
+                xu[1 * BI + k] = x1;
+                xu[2 * BI + k] = x2;
+                xu[3 * BI + k] = x3;
+                xu[4 * BI + k] = x4;
+                xu[5 * BI + k] = x5;
+                xu[6 * BI + k] = x6;
+                xu[7 * BI + k] = x7;
+                xu[8 * BI + k] = x8;
+                xu[9 * BI + k] = x9;
+                xu[10 * BI + k] = x10;
+                xu[11 * BI + k] = x11;
+                xu[12 * BI + k] = x12;
+                xu[13 * BI + k] = x13;
+                xu[14 * BI + k] = x14;
+                xu[15 * BI + k] = x15;
+              }
+              for (int64_t k = 0; k < BI; ++k) {
+                xn[k] = 0;
+              }
+              for (int64_t c = 0; c < 16; ++c) {
+                #pragma omp simd
+                for (int64_t k = 0; k < BI; ++k) {
+                  const T u = xu[c * BI + k];
+                  xp[c * BI + k] = u + u;
+                  xn[k] += u * u;
+                }
+              }
+              for (int64_t k = 0; k < BI; ++k) {
+                xn[k] *= 0.9999942779541016f;
+              }
+              for (int64_t k = 0; k < bi; ++k) {
+                for (int64_t c = 0; c < 4; ++c) {
+                  st_kval[k * 4 + c] = std::numeric_limits<T>::infinity();
+                }
+                for (int64_t c = 0; c < 4; ++c) {
+                  st_kind[k * 4 + c] = -1;
+                }
+              }
+              const int64_t s0 = rg <= 0 ? 0 : slices[rg - 1], s1 = rg < 0 ? 1 : slices[rg];
+              for (int64_t s = s0; s < s1; ++s) {
+                const int64_t ja = std::max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);
+                const int64_t jb = std::min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);
+                for (int64_t j0 = ja; j0 < jb; j0 += TJ) {
+                  const int64_t j1 = std::min(jb, j0 + TJ);
+                  const int64_t nc = j1 - j0, bip = (bi + 5) / 6 * 6;
+                  for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L) {
+                    const T* __restrict yc = yv + j0 + c0;
+                    const lk_v n0 = lk_vload(yn + j0 + c0), n1 = lk_vload(yn + j0 + c0 + LK_L);
+                    for (int64_t r0 = 0; r0 < bip; r0 += 6) {
+                      lk_v a00 = n0, a01 = n1, a10 = n0, a11 = n1, a20 = n0, a21 = n1, a30 = n0, a31 = n1, a40 = n0, a41 = n1, a50 = n0, a51 = n1;
+                      for (int64_t c = 0; c < 16; ++c) {
+                        const lk_v y0 = lk_vload(yc + c * n_rs);
+                        const lk_v y1 = lk_vload(yc + c * n_rs + LK_L);
+                        const T* __restrict xc = xp + c * BI + r0;
+                        a00 += xc[0] * y0;
+                        a01 += xc[0] * y1;
+                        a10 += xc[1] * y0;
+                        a11 += xc[1] * y1;
+                        a20 += xc[2] * y0;
+                        a21 += xc[2] * y1;
+                        a30 += xc[3] * y0;
+                        a31 += xc[3] * y1;
+                        a40 += xc[4] * y0;
+                        a41 += xc[4] * y1;
+                        a50 += xc[5] * y0;
+                        a51 += xc[5] * y1;
+                      }
+                      T* __restrict o = tbs + r0 * TJ + c0;
+                      lk_vstore(o + 0 * TJ, a00 + xn[r0 + 0]);
+                      lk_vstore(o + 0 * TJ + LK_L, a01 + xn[r0 + 0]);
+                      lk_vstore(o + 1 * TJ, a10 + xn[r0 + 1]);
+                      lk_vstore(o + 1 * TJ + LK_L, a11 + xn[r0 + 1]);
+                      lk_vstore(o + 2 * TJ, a20 + xn[r0 + 2]);
+                      lk_vstore(o + 2 * TJ + LK_L, a21 + xn[r0 + 2]);
+                      lk_vstore(o + 3 * TJ, a30 + xn[r0 + 3]);
+                      lk_vstore(o + 3 * TJ + LK_L, a31 + xn[r0 + 3]);
+                      lk_vstore(o + 4 * TJ, a40 + xn[r0 + 4]);
+                      lk_vstore(o + 4 * TJ + LK_L, a41 + xn[r0 + 4]);
+                      lk_vstore(o + 5 * TJ, a50 + xn[r0 + 5]);
+                      lk_vstore(o + 5 * TJ + LK_L, a51 + xn[r0 + 5]);
+                    }
+                  }
+                  for (int64_t k = 0; k < bi; ++k) {
+                    const T* __restrict tr = tbs + k * TJ;
+                    T* kv = &st_kval[k * 4 + 0];
+                    int64_t* ki = &st_kind[k * 4 + 0];
+                    T thr = kv[3];
+                    for (int64_t t0 = 0; t0 < j1 - j0; t0 += 16) {
+                      int hit = 0;
+                      #pragma omp simd reduction(|:hit)
+                      for (int u = 0; u < 16; ++u) {
+                        hit |= tr[t0 + u] > thr ? 0 : 1;
+                      }
+                      if (!hit) continue;
+                      const int64_t te = std::min(j1 - j0, t0 + 16);
+                      for (int64_t t = t0; t < te; ++t) {
+                        if (tr[t] > thr) continue;
+                        T ex = 0;
+                        for (int64_t c = 0; c < 16; ++c) {
+                          const T e = xu[c * BI + k] + yv[c * n_rs + j0 + t];
+                          ex += e * e;
+                        }
+                        ex = ex != ex ? std::numeric_limits<T>::infinity() : ex;
+                        if (ex <= thr && (ex < thr || ki[3] < 0)) {
+                          lk_kmin_insert(kv, ki, (int64_t)4, ex, j0 + t);
+                          thr = kv[3];
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+              if (q == 1) {
+                int64_t* __restrict out0 = (int64_t*)outs[0] + b * n_out * 4;
+                for (int64_t k = 0; k < bi; ++k) {
+                  const int64_t i = i0 + k;
+                  for (int64_t r = 0; r < 4; ++r) {
+                    out0[i * 4 + r] = st_kind[k * 4 + 0 + r];
+                  }
+                }
+              } else {
+                for (int64_t k = 0; k < bi; ++k) {
+                  const int64_t pr = (((b - b0) * n_blk + ib) * q + iq) * BI + k;
+                  for (int64_t c = 0; c < 4; ++c) {
+                    part_kval[pr * 4 + c] = st_kval[k * 4 + c];
+                  }
+                  for (int64_t c = 0; c < 4; ++c) {
+                    part_kind[pr * 4 + c] = st_kind[k * 4 + c];
+                  }
+                }
+              }
+            }
+            finished.fetch_add(1, std::memory_order_relaxed);
+          }
+        } catch (...) {
+          failed.store(1);
+        }
+      };
+      if (nt > 1) ((lk_pool_fn)pool)(nt, &lk_invoke<decltype(body)>, &body);
+      else body(0);
+      if (finished.load() != n_items) return 1;
+      if (q > 1) {
+        std::vector<T> st_kval_v(BI * 4);
+        T* __restrict st_kval = st_kval_v.data();
+        std::vector<int64_t> st_kind_v(BI * 4);
+        int64_t* __restrict st_kind = st_kind_v.data();
+        for (int64_t w = 0; w < (b1 - b0) * n_blk; ++w) {
+          const int64_t b = b0 + w / n_blk, ib = w % n_blk;
+          const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0;
+          int64_t* __restrict out0 = (int64_t*)outs[0] + b * n_out * 4;
+          for (int64_t k = 0; k < bi; ++k) {
+            {
+              const int64_t pr = (w * q) * BI + k;
+              for (int64_t c = 0; c < 4; ++c) {
+                st_kval[k * 4 + c] = part_kval[pr * 4 + c];
+              }
+              for (int64_t c = 0; c < 4; ++c) {
+                st_kind[k * 4 + c] = part_kind[pr * 4 + c];
+              }
+            }
+            for (int64_t iq = 1; iq < q; ++iq) {
+              const int64_t pr = (w * q + iq) * BI + k;
+              lk_kmin_merge(&st_kval[k * 4 + 0], &st_kind[k * 4 + 0], &part_kval[pr * 4 + 0], &part_kind[pr * 4 + 0], (int64_t)4);
+            }
+            const int64_t i = i0 + k;
+            for (int64_t r = 0; r < 4; ++r) {
+              out0[i * 4 + r] = st_kind[k * 4 + 0 + r];
+            }
+          }
+        }
+      }
+    }
+  } catch (...) {
+    return 1;
+  }
+  return 0;
+}
