@@ -26,11 +26,12 @@ pytestmark = [
     pytest.mark.skipif(not cpu.available(), reason="no working C++ compiler"),
 ]
 
-D = 20
 K = {"KMin_ArgKMin": 4, "ArgKMin": 5}
-# min-type reductions of SqDist(x, y) at D >= 16, each in one dtype (one kernel per axis)
-GEMM = [("KMin_ArgKMin", np.float32), ("Min_ArgMin", np.float64), ("Min", np.float32)]
-GEMM += [("ArgKMin", np.float64)]
+# min-type reductions of SqDist(x, y) at D >= 16, each in one dtype and dimension (one
+# kernel per axis); D = 70 runs the dot products in two depth chunks
+GEMM = [("KMin_ArgKMin", np.float32, 20), ("Min_ArgMin", np.float64, 70)]
+GEMM += [("Min", np.float32, 20), ("ArgKMin", np.float64, 20)]
+DIMS = {name: d for name, _, d in GEMM}
 TILED = {  # the per-pair loop: Sum (fused), LogSumExp (buffers), ArgKMin (the filter)
     "Sum": "Grad(Exp(-SqDist(x,y))*b, x, Exp(Sum(x)))",  # products regrouped by lower.py
     "LogSumExp": "-SqDist(x,y)+b",
@@ -40,7 +41,7 @@ TILED = {  # the per-pair loop: Sum (fused), LogSumExp (buffers), ArgKMin (the f
 
 @cache
 def gemm_plan(name: str, axis: int = 1):
-    aliases = [f"x = Vi({D})", f"y = Vj({D})"]
+    aliases = [f"x = Vi({DIMS[name]})", f"y = Vj({DIMS[name]})"]
     return build_plan("SqDist(x,y)", aliases, reduction_op=name, axis=axis, opt_arg=K.get(name))
 
 
@@ -52,7 +53,7 @@ def tiled_plan(name: str):
 
 @pytest.fixture(scope="module", autouse=True)
 def compiled():
-    kernels = [(gemm_plan(n, axis), dt) for (n, dt) in GEMM for axis in (0, 1)]
+    kernels = [(gemm_plan(n, axis), dt) for (n, dt, _) in GEMM for axis in (0, 1)]
     kernels += [(tiled_plan(n), np.float32) for n in TILED]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda pd: cpu.prepare(*pd), kernels))
@@ -68,35 +69,36 @@ def compare(plan, args, ranges=None, n_threads=0, exact_values=False):
         if w.dtype == np.int64:
             np.testing.assert_array_equal(g, w)
         elif exact_values:  # the same exact formula, summed in another order
-            np.testing.assert_allclose(g, w, rtol=4 * D * np.finfo(w.dtype).eps, atol=0)
+            d = plan.formula.args[0].dim
+            np.testing.assert_allclose(g, w, rtol=4 * d * np.finfo(w.dtype).eps, atol=0)
         else:
             tol = 2e-4 if w.dtype == np.float32 else 1e-10
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
     return got.outputs
 
 
-def points(m, n, dtype, seed, offset=0.0):
+def points(m, n, dtype, seed, offset=0.0, d=20):
     rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (m, D)) + offset
-    y = rng.uniform(-1, 1, (n, D)) + offset
+    x = rng.uniform(-1, 1, (m, d)) + offset
+    y = rng.uniform(-1, 1, (n, d)) + offset
     return x.astype(dtype), y.astype(dtype)
 
 
-@pytest.mark.parametrize("name, dtype", GEMM)
+@pytest.mark.parametrize("name, dtype, d", GEMM)
 @pytest.mark.parametrize("axis", [0, 1])
-def test_sqdist_gemm_matches_reference(name, dtype, axis):
+def test_sqdist_gemm_matches_reference(name, dtype, d, axis):
     plan = gemm_plan(name, axis)
     # several tiles and blocks, lengths that are not multiples of the tiles
-    compare(plan, list(points(203, 301, dtype, 1)), exact_values=True)
+    compare(plan, list(points(203, 301, dtype, 1, d=d)), exact_values=True)
     # far from the origin: |x|^2 + |y|^2 ~ 2e5 x the distances; the lower bounds cancel
     # badly, more candidates reach the exact recomputation, the results stay exact
-    compare(plan, list(points(37, 260, dtype, 2, offset=100.0)), exact_values=True)
+    compare(plan, list(points(37, 260, dtype, 2, offset=100.0, d=d)), exact_values=True)
 
 
-@pytest.mark.parametrize("name, dtype", GEMM)
-def test_sqdist_gemm_ties_ranges_split(name, dtype):
+@pytest.mark.parametrize("name, dtype, d", GEMM)
+def test_sqdist_gemm_ties_ranges_split(name, dtype, d):
     plan = gemm_plan(name, 1)
-    x, y = points(30, 500, dtype, 3)
+    x, y = points(30, 500, dtype, 3, d=d)
     y[250:] = y[:250]  # every distance appears twice: the lower index comes first
     x[7] = y[400]  # an exact zero distance, tied with index 150
     x[9] += 1e3  # a row far from every point: only the lower bounds' margin saves it
@@ -113,7 +115,7 @@ def test_sqdist_gemm_ties_ranges_split(name, dtype):
     )
     compare(plan, [x, y], ranges, exact_values=True)
     # 4 threads on 3 rows: the reduction range is cut in parts, merged afterwards
-    compare(plan, list(points(3, 20000, dtype, 4)), n_threads=4, exact_values=True)
+    compare(plan, list(points(3, 20000, dtype, 4, d=d)), n_threads=4, exact_values=True)
 
 
 @pytest.mark.parametrize("name", sorted(TILED))

@@ -180,92 +180,22 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
               const int64_t jc1 = std::min(n_red, jc0 + 8192);
               const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
               const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
-              T* __restrict ys0 = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
-              T* __restrict ys1 = pre.get() + ((b - b0) * NPRE + 1) * n_rs;
-              T* __restrict ys2 = pre.get() + ((b - b0) * NPRE + 2) * n_rs;
-              T* __restrict ys3 = pre.get() + ((b - b0) * NPRE + 3) * n_rs;
-              T* __restrict ys4 = pre.get() + ((b - b0) * NPRE + 4) * n_rs;
-              T* __restrict ys5 = pre.get() + ((b - b0) * NPRE + 5) * n_rs;
-              T* __restrict ys6 = pre.get() + ((b - b0) * NPRE + 6) * n_rs;
-              T* __restrict ys7 = pre.get() + ((b - b0) * NPRE + 7) * n_rs;
-              T* __restrict ys8 = pre.get() + ((b - b0) * NPRE + 8) * n_rs;
-              T* __restrict ys9 = pre.get() + ((b - b0) * NPRE + 9) * n_rs;
-              T* __restrict ys10 = pre.get() + ((b - b0) * NPRE + 10) * n_rs;
-              T* __restrict ys11 = pre.get() + ((b - b0) * NPRE + 11) * n_rs;
-              T* __restrict ys12 = pre.get() + ((b - b0) * NPRE + 12) * n_rs;
-              T* __restrict ys13 = pre.get() + ((b - b0) * NPRE + 13) * n_rs;
-              T* __restrict ys14 = pre.get() + ((b - b0) * NPRE + 14) * n_rs;
-              T* __restrict ys15 = pre.get() + ((b - b0) * NPRE + 15) * n_rs;
+              T* __restrict yv = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
               T* __restrict yn = pre.get() + ((b - b0) * NPRE + 16) * n_rs;
               for (int64_t j = jc0; j < jc1; ++j) {
-                const T y0 = a1[j * 16 + 0];
-                const T y1 = a1[j * 16 + 1];
-                const T y2 = a1[j * 16 + 2];
-                const T y3 = a1[j * 16 + 3];
-                const T y4 = a1[j * 16 + 4];
-                const T y5 = a1[j * 16 + 5];
-                const T y6 = a1[j * 16 + 6];
-                const T y7 = a1[j * 16 + 7];
-                const T y8 = a1[j * 16 + 8];
-                const T y9 = a1[j * 16 + 9];
-                const T y10 = a1[j * 16 + 10];
-                const T y11 = a1[j * 16 + 11];
-                const T y12 = a1[j * 16 + 12];
-                const T y13 = a1[j * 16 + 13];
-                const T y14 = a1[j * 16 + 14];
-                const T y15 = a1[j * 16 + 15];
-                const T y16 = (-y0);
-                const T y17 = (-y1);
-                const T y18 = (-y2);
-                const T y19 = (-y3);
-                const T y20 = (-y4);
-                const T y21 = (-y5);
-                const T y22 = (-y6);
-                const T y23 = (-y7);
-                const T y24 = (-y8);
-                const T y25 = (-y9);
-                const T y26 = (-y10);
-                const T y27 = (-y11);
-                const T y28 = (-y12);
-                const T y29 = (-y13);
-                const T y30 = (-y14);
-                const T y31 = (-y15);
-                ys0[j] = y16;
-                ys1[j] = y17;
-                ys2[j] = y18;
-                ys3[j] = y19;
-                ys4[j] = y20;
-                ys5[j] = y21;
-                ys6[j] = y22;
-                ys7[j] = y23;
-                ys8[j] = y24;
-                ys9[j] = y25;
-                ys10[j] = y26;
-                ys11[j] = y27;
-                ys12[j] = y28;
-                ys13[j] = y29;
-                ys14[j] = y30;
-                ys15[j] = y31;
-                yn[j] = 0.9999942779541016f * (y16 * y16 + y17 * y17 + y18 * y18 + y19 * y19 + y20 * y20 + y21 * y21 + y22 * y22 + y23 * y23 + y24 * y24 + y25 * y25 + y26 * y26 + y27 * y27 + y28 * y28 + y29 * y29 + y30 * y30 + y31 * y31);
+                T s = 0;
+                for (int64_t c = 0; c < 16; ++c) {
+                  const T v = -a1[j * 16 + c];
+                  yv[c * n_rs + j] = v;
+                  s += v * v;
+                }
+                yn[j] = 0.9999942779541016f * s;
               }
               if (jc1 == n_red) {
-                std::fill(ys0 + n_red, ys0 + n_rs, (T)0);
-                std::fill(ys1 + n_red, ys1 + n_rs, (T)0);
-                std::fill(ys2 + n_red, ys2 + n_rs, (T)0);
-                std::fill(ys3 + n_red, ys3 + n_rs, (T)0);
-                std::fill(ys4 + n_red, ys4 + n_rs, (T)0);
-                std::fill(ys5 + n_red, ys5 + n_rs, (T)0);
-                std::fill(ys6 + n_red, ys6 + n_rs, (T)0);
-                std::fill(ys7 + n_red, ys7 + n_rs, (T)0);
-                std::fill(ys8 + n_red, ys8 + n_rs, (T)0);
-                std::fill(ys9 + n_red, ys9 + n_rs, (T)0);
-                std::fill(ys10 + n_red, ys10 + n_rs, (T)0);
-                std::fill(ys11 + n_red, ys11 + n_rs, (T)0);
-                std::fill(ys12 + n_red, ys12 + n_rs, (T)0);
-                std::fill(ys13 + n_red, ys13 + n_rs, (T)0);
-                std::fill(ys14 + n_red, ys14 + n_rs, (T)0);
-                std::fill(ys15 + n_red, ys15 + n_rs, (T)0);
-                std::fill(yn + n_red, yn + n_rs, (T)0);
+                for (int64_t m = 0; m < NPRE; ++m) {
+                  T* __restrict z = pre.get() + ((b - b0) * NPRE + m) * n_rs;
+                  std::fill(z + n_red, z + n_rs, (T)0);
+                }
               }
               pre_done.fetch_add(1, std::memory_order_release);
               finished.fetch_add(1, std::memory_order_relaxed);
@@ -279,61 +209,16 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
             const int64_t b = b0 + v / (n_grp * q), ig = (v / q) % n_grp, iq = v % q;
             const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
             const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
-            const T* __restrict ys0 = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
-            const T* __restrict ys1 = pre.get() + ((b - b0) * NPRE + 1) * n_rs;
-            const T* __restrict ys2 = pre.get() + ((b - b0) * NPRE + 2) * n_rs;
-            const T* __restrict ys3 = pre.get() + ((b - b0) * NPRE + 3) * n_rs;
-            const T* __restrict ys4 = pre.get() + ((b - b0) * NPRE + 4) * n_rs;
-            const T* __restrict ys5 = pre.get() + ((b - b0) * NPRE + 5) * n_rs;
-            const T* __restrict ys6 = pre.get() + ((b - b0) * NPRE + 6) * n_rs;
-            const T* __restrict ys7 = pre.get() + ((b - b0) * NPRE + 7) * n_rs;
-            const T* __restrict ys8 = pre.get() + ((b - b0) * NPRE + 8) * n_rs;
-            const T* __restrict ys9 = pre.get() + ((b - b0) * NPRE + 9) * n_rs;
-            const T* __restrict ys10 = pre.get() + ((b - b0) * NPRE + 10) * n_rs;
-            const T* __restrict ys11 = pre.get() + ((b - b0) * NPRE + 11) * n_rs;
-            const T* __restrict ys12 = pre.get() + ((b - b0) * NPRE + 12) * n_rs;
-            const T* __restrict ys13 = pre.get() + ((b - b0) * NPRE + 13) * n_rs;
-            const T* __restrict ys14 = pre.get() + ((b - b0) * NPRE + 14) * n_rs;
-            const T* __restrict ys15 = pre.get() + ((b - b0) * NPRE + 15) * n_rs;
+            const T* __restrict yv = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
             const T* __restrict yn = pre.get() + ((b - b0) * NPRE + 16) * n_rs;
             const int64_t jlo = iq * n_red / q, jhi = (iq + 1) * n_red / q;
             for (int64_t ib = ig * G; ib < std::min(n_blk, (ig + 1) * G); ++ib) {
               const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0, rg = blk[3 * ib + 2];
-              const T* __restrict yv = ys0;
               for (int64_t k = 0; k < BI; ++k) {
                 const int64_t i = i0 + (k < bi ? k : 0);
-                const T x0 = a0[i * 16 + 0];
-                const T x1 = a0[i * 16 + 1];
-                const T x2 = a0[i * 16 + 2];
-                const T x3 = a0[i * 16 + 3];
-                const T x4 = a0[i * 16 + 4];
-                const T x5 = a0[i * 16 + 5];
-                const T x6 = a0[i * 16 + 6];
-                const T x7 = a0[i * 16 + 7];
-                const T x8 = a0[i * 16 + 8];
-                const T x9 = a0[i * 16 + 9];
-                const T x10 = a0[i * 16 + 10];
-                const T x11 = a0[i * 16 + 11];
-                const T x12 = a0[i * 16 + 12];
-                const T x13 = a0[i * 16 + 13];
-                const T x14 = a0[i * 16 + 14];
-                const T x15 = a0[i * 16 + 15];
-                xu[0 * BI + k] = x0;
-                xu[1 * BI + k] = x1;
-                xu[2 * BI + k] = x2;
-                xu[3 * BI + k] = x3;
-                xu[4 * BI + k] = x4;
-                xu[5 * BI + k] = x5;
-                xu[6 * BI + k] = x6;
-                xu[7 * BI + k] = x7;
-                xu[8 * BI + k] = x8;
-                xu[9 * BI + k] = x9;
-                xu[10 * BI + k] = x10;
-                xu[11 * BI + k] = x11;
-                xu[12 * BI + k] = x12;
-                xu[13 * BI + k] = x13;
-                xu[14 * BI + k] = x14;
-                xu[15 * BI + k] = x15;
+                for (int64_t c = 0; c < 16; ++c) {
+                  xu[c * BI + k] = a0[i * 16 + c];
+                }
               }
               for (int64_t k = 0; k < BI; ++k) {
                 xn[k] = 0;
@@ -366,8 +251,10 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                   const int64_t nc = j1 - j0, bip = (bi + 5) / 6 * 6;
                   for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L) {
                     const T* __restrict yc = yv + j0 + c0;
-                    const lk_v n0 = lk_vload(yn + j0 + c0), n1 = lk_vload(yn + j0 + c0 + LK_L);
+                    const lk_v n0 = lk_vload(yn + j0 + c0);
+                    const lk_v n1 = lk_vload(yn + j0 + c0 + LK_L);
                     for (int64_t r0 = 0; r0 < bip; r0 += 6) {
+                      T* __restrict o = tbs + r0 * TJ + c0;
                       lk_v a00 = n0, a01 = n1, a10 = n0, a11 = n1, a20 = n0, a21 = n1, a30 = n0, a31 = n1, a40 = n0, a41 = n1, a50 = n0, a51 = n1;
                       for (int64_t c = 0; c < 16; ++c) {
                         const lk_v y0 = lk_vload(yc + c * n_rs);
@@ -386,7 +273,6 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         a50 += xc[5] * y0;
                         a51 += xc[5] * y1;
                       }
-                      T* __restrict o = tbs + r0 * TJ + c0;
                       lk_vstore(o + 0 * TJ, a00 + xn[r0 + 0]);
                       lk_vstore(o + 0 * TJ + LK_L, a01 + xn[r0 + 0]);
                       lk_vstore(o + 1 * TJ, a10 + xn[r0 + 1]);

@@ -279,12 +279,10 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                 ys5[j] = y9;
               }
               if (jc1 == n_red) {
-                std::fill(ys0 + n_red, ys0 + n_rs, (T)0);
-                std::fill(ys1 + n_red, ys1 + n_rs, (T)0);
-                std::fill(ys2 + n_red, ys2 + n_rs, (T)0);
-                std::fill(ys3 + n_red, ys3 + n_rs, (T)0);
-                std::fill(ys4 + n_red, ys4 + n_rs, (T)0);
-                std::fill(ys5 + n_red, ys5 + n_rs, (T)0);
+                for (int64_t m = 0; m < NPRE; ++m) {
+                  T* __restrict z = pre.get() + ((b - b0) * NPRE + m) * n_rs;
+                  std::fill(z + n_red, z + n_rs, (T)0);
+                }
               }
               pre_done.fetch_add(1, std::memory_order_release);
               finished.fetch_add(1, std::memory_order_relaxed);

@@ -11,13 +11,19 @@ it). Two steps, as in tinygrad's renderers:
   row), reduction index (precomputed once per call, dimension-major) or both (the inner
   loop).
 - :mod:`.cpp` prints the one map-reduce skeleton every reduction shares (row blocks,
-  reduction tiles, ``omp simd`` inner loops, OpenMP threads, a split of the reduction range
-  when rows are few, batch chunks, block-sparse ranges); :mod:`.reductions_cpp` supplies
-  each reduction's state, tile update, merge and finalize fragments.
+  reduction tiles, ``omp simd`` inner loops, threads, a split of the reduction range when
+  rows are few, batch chunks, block-sparse ranges); :mod:`.reductions_cpp` supplies each
+  reduction's state, tile update, merge and finalize fragments.
+- :mod:`.sqdist_cpp`: squared distances of dimension >= 16 feeding a min-type reduction
+  take a blocked ``|u|^2 + |w|^2 + 2 u.w`` path (a register-tiled micro-kernel writes lower
+  bounds, candidates are recomputed exactly: the results are the exact path's).
+- :mod:`.runtime`: the process's thread pool (passive waits, optional participation), passed
+  to every kernel; OpenMP only vectorises (``omp simd``) and gives the default thread count.
 
 Helper C++ functions: :mod:`.helpers` (``HELPERS``, filled by op cards' authors) and
-:mod:`.fastmath` (the kernel's own: a vectorisable ``exp``, Kahan and K-min steps).
-Only identifiers chosen here and numbers printed here reach the compiler, never user text.
+:mod:`.fastmath` (the kernel's own: a vectorisable ``exp`` of documented accuracy, Kahan and
+K-min steps, explicit vectors). Only identifiers chosen here and numbers printed here reach
+the compiler, never user text.
 
 This package's ``__init__`` imports nothing, so that op modules may import ``.helpers``
 without import cycles.

@@ -177,10 +177,15 @@ class _Printer:
             )
         self.b.lines(self.prog.param)
 
-    def pre_pointers(self, const: bool) -> None:
+    def pre_pointers(self, const: bool, stores: bool = False) -> None:
+        """Pointers to the precomputed arrays of batch entry ``b``: one per array, or, on
+        the squared-distance path, ``yv`` (the first of the D consecutive ones) and ``yn``
+        (the norms), unless the precompute stores them one by one (``stores``)."""
         q = "const T*" if const else "T*"
-        names = [v.pointer for v in self.pre] + (["yn"] if self.gemm else [])
-        for m, name in enumerate(names):
+        named = [(v.pointer, m) for m, v in enumerate(self.pre)]
+        if self.gemm is not None:
+            named = (named if stores else [("yv", 0)]) + [("yn", len(self.pre))]
+        for name, m in named:
             self.b.line(f"{q} __restrict {name} = pre.get() + ((b - b0) * NPRE + {m}) * n_rs;")
 
     def out_pointers(self) -> None:
@@ -412,17 +417,23 @@ class _Printer:
         b.line(f"const int64_t b = b0 + w / npc, jc0 = (w % npc) * {PRE_CHUNK};")
         b.line(f"const int64_t jc1 = std::min(n_red, jc0 + {PRE_CHUNK});")
         self.params()
-        self.pre_pointers(const=False)
-        with b.block("for (int64_t j = jc0; j < jc1; ++j)"):
-            b.lines(self.prog.inner)
-            for v in self.pre:
-                b.line(f"{v.pointer}[j] = {v.source};")
-            if self.gemm:
-                self.gemm.norm_store(b)
-        names = [v.pointer for v in self.pre] + (["yn"] if self.gemm else [])
-        with b.block("if (jc1 == n_red)"):
-            for name in names:
-                b.line(f"std::fill({name} + n_red, {name} + n_rs, (T)0);")
+        if self.gemm is not None and self.gemm.compact:
+            self.pre_pointers(const=False)
+            self.gemm.precompute_compact(b)
+        else:
+            self.pre_pointers(const=False, stores=True)
+            with b.block("for (int64_t j = jc0; j < jc1; ++j)"):
+                b.lines(self.prog.inner)
+                for v in self.pre:
+                    b.line(f"{v.pointer}[j] = {v.source};")
+                if self.gemm:
+                    self.gemm.norm_store(b)
+        with (
+            b.block("if (jc1 == n_red)"),
+            b.block("for (int64_t m = 0; m < NPRE; ++m)"),
+        ):
+            b.line("T* __restrict z = pre.get() + ((b - b0) * NPRE + m) * n_rs;")
+            b.line("std::fill(z + n_red, z + n_rs, (T)0);")
 
     def work_item(self) -> None:
         b = self.b

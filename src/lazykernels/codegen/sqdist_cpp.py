@@ -11,7 +11,12 @@ precomputed ``w``, ``|u|^2`` per row), and the dot products of a block of ``ROWS
 a tile of ``COLS`` reduction indices by a register-tiled micro-kernel: 6 rows x 2 vectors of
 accumulators (12 registers on AVX2, with the ``w`` data dimension-major, so each step is 2
 vector loads, 6 broadcasts and 12 FMAs), written with GCC vector extensions (32-byte
-vectors, 64 bytes under AVX-512).
+vectors, 64 bytes under AVX-512); beyond ``DEPTH`` components the dot products run in
+chunks of ``DEPTH`` (partial sums kept in the tile buffer), so that the panel of ``u`` stays
+in L1. Measured on one AVX2 core (2.45 GHz, 78 GFlop/s peak): 57 GFlop/s at D = 50, 64 at
+D = 128, 49 at D = 784 for ArgKMin (K = 10), the micro-kernel itself near peak; 2.7-3.1x
+the per-pair path at D = 50, and 1.75x faster than FAISS ``IndexFlatL2`` (M = N = 1e5,
+D = 50, K = 10, 2 threads; recall 1.0 for both).
 
 Exactness: the expanded form cancels. Its error is at most about ``(D + 2) eps (|u|^2 +
 |w|^2)`` (eps the machine epsilon), large next to ``|u + w|^2`` for near points far from the
@@ -34,6 +39,7 @@ exact recomputation to hide it.
 
 from __future__ import annotations
 
+from contextlib import nullcontext as _nothing
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +55,7 @@ MIN_FAMILY = frozenset({"Min", "ArgMin", "Min_ArgMin", "KMin", "ArgKMin", "KMin_
 MICRO_ROWS = 6  # rows of the register tile (x 2 vectors of columns)
 ROWS = 96  # rows per block: the panel of u (D x ROWS) stays in L1 for D ~ 50
 COLS = 128  # reduction indices per tile
+DEPTH = 64  # components per pass when D is larger (the u panel chunk stays in L1)
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,10 @@ def match_sqdist(plan: ReductionPlan) -> SqDistMatch | None:
     return None
 
 
+def _var_slot(node: Node) -> int | None:
+    return node.params[0] if node.op.name == "Var" else None
+
+
 def usable(prog: ScalarProgram, dim: int) -> bool:
     """Whether the lowering of ``[outer, inner]`` gave one row array and one precomputed
     array per component (a literal component crosses as is and has none)."""
@@ -114,6 +125,14 @@ class SqDistGemm:
     ) -> None:
         self.d, self.prog, self.red = match.dim, prog, red
         self.rows, self.cols = ROWS, COLS
+        # u and w plain variables (w possibly negated, as in x - y): the panel and the
+        # precompute are printed as loops over the components instead of D statements each
+        # (a D = 784 kernel stays a few hundred lines, compiled at -O3)
+        self.outer_var = _var_slot(match.outer)
+        inner = match.inner
+        self.negate = inner.op.name == "Minus"
+        self.inner_var = _var_slot(inner.args[0] if self.negate else inner)
+        self.compact = self.outer_var is not None and self.inner_var is not None
         eps = float(np.finfo(dtype).eps)
         self.shrink = repr(1.0 - (2 * self.d + 16) * eps) + ("f" if dtype == np.float32 else "")
 
@@ -125,6 +144,17 @@ class SqDistGemm:
         b.line(f"T* __restrict xn = xp + BI * {d};")
         b.line("T* __restrict tbs = xn + BI;")
 
+    def precompute_compact(self, b: IndentedBuffer) -> None:
+        """``w`` of the indices ``[jc0, jc1)`` of batch entry ``b`` and its norms, as loops."""
+        d, sign = self.d, "-" if self.negate else ""
+        with b.block("for (int64_t j = jc0; j < jc1; ++j)"):
+            b.line("T s = 0;")
+            with b.block(f"for (int64_t c = 0; c < {d}; ++c)"):
+                b.line(f"const T v = {sign}a{self.inner_var}[j * {d} + c];")
+                b.line("yv[c * n_rs + j] = v;")
+                b.line("s += v * v;")
+            b.line(f"yn[j] = {self.shrink} * s;")
+
     def norm_store(self, b: IndentedBuffer) -> None:
         """In the precompute loop (index j): ``yn[j] = (1 - c) |inner_j|^2``."""
         terms = " + ".join(f"{v.source} * {v.source}" for v in self.prog.precomputed)
@@ -133,12 +163,15 @@ class SqDistGemm:
     def panel(self, b: IndentedBuffer) -> None:
         """u, 2u and (1 - c)|u|^2 of the block's rows (rows past ``bi`` repeat the first)."""
         d, prog = self.d, self.prog
-        b.line(f"const T* __restrict yv = {prog.precomputed[0].pointer};")
         with b.block("for (int64_t k = 0; k < BI; ++k)"):
             b.line("const int64_t i = i0 + (k < bi ? k : 0);")
-            b.lines(prog.outer)
-            for c, (_, value) in enumerate(prog.outer_store):
-                b.line(f"xu[{c} * BI + k] = {value};")
+            if self.compact:
+                with b.block(f"for (int64_t c = 0; c < {d}; ++c)"):
+                    b.line(f"xu[c * BI + k] = a{self.outer_var}[i * {d} + c];")
+            else:
+                b.lines(prog.outer)
+                for c, (_, value) in enumerate(prog.outer_store):
+                    b.line(f"xu[{c} * BI + k] = {value};")
         with b.block("for (int64_t k = 0; k < BI; ++k)"):
             b.line("xn[k] = 0;")
         with b.block(f"for (int64_t c = 0; c < {d}; ++c)"):
@@ -152,25 +185,46 @@ class SqDistGemm:
 
     def tile(self, b: IndentedBuffer, st: Access) -> None:
         """The lower bounds of the tile ``[j0, j1)`` for every row, then each row's fold."""
-        r = MICRO_ROWS
+        r, d = MICRO_ROWS, self.d
         acc = [(f"a{k}0", f"a{k}1") for k in range(r)]
+        chunked = d > DEPTH
         b.line(f"const int64_t nc = j1 - j0, bip = (bi + {r - 1}) / {r} * {r};")
-        with b.block("for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L)"):
-            b.line("const T* __restrict yc = yv + j0 + c0;")
-            b.line("const lk_v n0 = lk_vload(yn + j0 + c0), n1 = lk_vload(yn + j0 + c0 + LK_L);")
-            with b.block(f"for (int64_t r0 = 0; r0 < bip; r0 += {r})"):
-                b.line("lk_v " + ", ".join(f"{p} = n0, {q} = n1" for p, q in acc) + ";")
-                with b.block(f"for (int64_t c = 0; c < {self.d}; ++c)"):
-                    b.line("const lk_v y0 = lk_vload(yc + c * n_rs);")
-                    b.line("const lk_v y1 = lk_vload(yc + c * n_rs + LK_L);")
-                    b.line("const T* __restrict xc = xp + c * BI + r0;")
+        with b.block(f"for (int64_t d0 = 0; d0 < {d}; d0 += {DEPTH})") if chunked else _nothing():
+            if chunked:
+                b.line(f"const int64_t d1 = std::min<int64_t>({d}, d0 + {DEPTH});")
+            with b.block("for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L)"):
+                b.line("const T* __restrict yc = yv + j0 + c0;")
+                b.line("const lk_v n0 = lk_vload(yn + j0 + c0);")
+                b.line("const lk_v n1 = lk_vload(yn + j0 + c0 + LK_L);")
+                with b.block(f"for (int64_t r0 = 0; r0 < bip; r0 += {r})"):
+                    b.line("T* __restrict o = tbs + r0 * TJ + c0;")
+                    if chunked:  # later depth chunks add to the partial sums of the tile
+                        inits = [
+                            f"{p} = d0 == 0 ? n0 : lk_vload(o + {k} * TJ), "
+                            f"{q} = d0 == 0 ? n1 : lk_vload(o + {k} * TJ + LK_L)"
+                            for k, (p, q) in enumerate(acc)
+                        ]
+                    else:
+                        inits = [f"{p} = n0, {q} = n1" for p, q in acc]
+                    b.line("lk_v " + ", ".join(inits) + ";")
+                    loop = (
+                        "for (int64_t c = d0; c < d1; ++c)"
+                        if chunked
+                        else (f"for (int64_t c = 0; c < {d}; ++c)")
+                    )
+                    with b.block(loop):
+                        b.line("const lk_v y0 = lk_vload(yc + c * n_rs);")
+                        b.line("const lk_v y1 = lk_vload(yc + c * n_rs + LK_L);")
+                        b.line("const T* __restrict xc = xp + c * BI + r0;")
+                        for k, (p, q) in enumerate(acc):
+                            b.line(f"{p} += xc[{k}] * y0;")
+                            b.line(f"{q} += xc[{k}] * y1;")
+                    if chunked:
+                        b.line(f"const bool last = d1 == {d};")
                     for k, (p, q) in enumerate(acc):
-                        b.line(f"{p} += xc[{k}] * y0;")
-                        b.line(f"{q} += xc[{k}] * y1;")
-                b.line("T* __restrict o = tbs + r0 * TJ + c0;")
-                for k, (p, q) in enumerate(acc):
-                    b.line(f"lk_vstore(o + {k} * TJ, {p} + xn[r0 + {k}]);")
-                    b.line(f"lk_vstore(o + {k} * TJ + LK_L, {q} + xn[r0 + {k}]);")
+                        xn = f"(last ? xn[r0 + {k}] : (T)0)" if chunked else f"xn[r0 + {k}]"
+                        b.line(f"lk_vstore(o + {k} * TJ, {p} + {xn});")
+                        b.line(f"lk_vstore(o + {k} * TJ + LK_L, {q} + {xn});")
         with b.block("for (int64_t k = 0; k < bi; ++k)"):
             b.line("const T* __restrict tr = tbs + k * TJ;")
             self._fold(b, st)
