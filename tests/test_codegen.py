@@ -23,6 +23,7 @@ from lazykernels.codegen.buffer import IndentedBuffer
 from lazykernels.codegen.cpp import render_cpu
 from lazykernels.codegen.fastmath import CPU_HELPERS
 from lazykernels.codegen.lower import LowerCtx, Names, c_literal, lower
+from lazykernels.codegen.prelude import includes
 from lazykernels.core.genred import build_plan
 from lazykernels.core.plan import ArgSlot, ReductionPlan
 from lazykernels.errors import CompileError, DimensionError, FormulaError
@@ -231,6 +232,28 @@ def test_every_card_lowers(name):
     for dtype in ("float32", "float64"):
         prog = lower([node], dtype, Cat.I)
         assert len(prog.roots[0]) == node.dim
+
+
+def test_headers_follow_printed_std_names():
+    # STYLE rule 8: a kernel includes only what its text uses (headers cost compile time)
+    def headers(source):
+        return re.findall(r"#include <([\w.]+)>", source)
+
+    base = ["cstddef", "cstdint", "sched.h", "omp.h", "unistd.h"]
+    gauss = render_cpu(*_golden_plans()["gauss_sum_f32"]).source
+    assert headers(gauss) == base  # lk_exp needs no <cmath>, <cstring> or <limits>
+    lse = render_cpu(*_golden_plans()["logsumexp_axis0_f64"]).source
+    assert headers(lse) == ["cstddef", "cstdint", "cmath", "limits", *base[2:]]
+    sin = render_cpu(_plan("Sin(x) * y", ["x = Vi(1)", "y = Vj(1)"], "Sum"), "float32").source
+    assert headers(sin) == ["cstddef", "cstdint", "cmath", *base[2:]]
+    assert includes("std::sqrt(x) + std::memcpy(a, b, 4)") == [
+        "#include <cstddef>",
+        "#include <cstdint>",
+        "#include <cmath>",
+        "#include <cstring>",
+    ]
+    with pytest.raises(FormulaError, match="std::vector"):
+        includes("std::vector<T> v;")
 
 
 def test_indented_buffer_else_join():

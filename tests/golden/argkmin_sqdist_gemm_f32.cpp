@@ -1,16 +1,13 @@
 // lazykernels CPU kernel: ArgKMin reduction, output indexed by I, float32 data, float accumulator, direct_sum, blocked squared distances.
 // Generated code: a deterministic function of the reduction plan.
-#include <algorithm>
-#include <atomic>
-#include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
-#include <memory>
-#include <thread>
-#include <vector>
+#include <sched.h>
 #ifdef _OPENMP
 #include <omp.h>
+#else
+#include <unistd.h>
 #endif
 #if defined(__AVX512F__)
 #define LK_VBYTES 64
@@ -24,6 +21,21 @@ typedef int (*lk_pool_fn)(int, void (*)(void*, int), void*);
 template <typename F> static void lk_invoke(void* f, int slot) {
   (*static_cast<F*>(f))(slot);
 }
+
+template <typename X> static inline X lk_min(X a, X b) { return b < a ? b : a; }
+template <typename X> static inline X lk_max(X a, X b) { return a < b ? b : a; }
+
+// An owning array (a vector's storage without <vector>): zero-filled unless zero is false.
+template <typename X> struct lk_buf {
+  X* p;
+  explicit lk_buf(int64_t n, bool zero = true)
+      : p(n <= 0 ? nullptr : zero ? new X[n]() : new X[n]) {}
+  ~lk_buf() { delete[] p; }
+  lk_buf(const lk_buf&) = delete;
+  lk_buf& operator=(const lk_buf&) = delete;
+  X* data() const { return p; }
+  X& operator[](int64_t i) const { return p[i]; }
+};
 
 template <typename T>
 static inline void lk_kmin_insert(T* v, int64_t* ind, int64_t K, T x, int64_t j) {
@@ -73,10 +85,10 @@ typedef T lk_v __attribute__((vector_size(LK_VBYTES)));
 static const int64_t LK_L = LK_VBYTES / (int64_t)sizeof(T);
 static inline lk_v lk_vload(const T* p) {
   lk_v v;
-  std::memcpy(&v, p, sizeof v);
+  __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-static inline void lk_vstore(T* p, lk_v v) { std::memcpy(p, &v, sizeof v); }
+static inline void lk_vstore(T* p, lk_v v) { __builtin_memcpy(p, &v, sizeof v); }
 
 extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                          const void* const* args, const int64_t* offsets,
@@ -91,52 +103,57 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
     #ifdef _OPENMP
     nt = omp_get_max_threads();
     #else
-    nt = (int)std::thread::hardware_concurrency();
+    nt = (int)sysconf(_SC_NPROCESSORS_ONLN);
     #endif
     const double pairs = (double)n_batch * (double)n_out * (double)n_red;
-    nt = (int)std::max(1.0, std::min((double)nt, pairs / 262144.0));
+    nt = (int)lk_max(1.0, lk_min((double)nt, pairs / 262144.0));
   }
   if (pool == nullptr) nt = 1;
   try {
     // blocks of output rows: (first row, end row, range or -1)
-    std::vector<int64_t> blk;
-    if (n_ranges < 0) {
-      for (int64_t lo = 0; lo < n_out; lo += BI) {
-        blk.insert(blk.end(), {lo, std::min(n_out, lo + BI), (int64_t)-1});
+    int64_t n_blk = n_ranges < 0 ? (n_out + BI - 1) / BI : 0;
+    for (int64_t r = 0; r < n_ranges; ++r) {
+      const int64_t lo0 = lk_max<int64_t>(0, ranges_out[2 * r]);
+      const int64_t hi0 = lk_min(n_out, ranges_out[2 * r + 1]);
+      if (lo0 < hi0) n_blk += (hi0 - lo0 + BI - 1) / BI;
+    }
+    lk_buf<int64_t> blk(3 * n_blk, false);
+    const int64_t r_end = n_ranges < 0 ? 0 : n_ranges;  // r = -1: no ranges
+    for (int64_t ib = 0, r = n_ranges < 0 ? -1 : 0; r < r_end; ++r) {
+      int64_t lo0 = 0, hi0 = n_out;
+      if (r >= 0) {
+        lo0 = lk_max<int64_t>(0, ranges_out[2 * r]);
+        hi0 = lk_min(n_out, ranges_out[2 * r + 1]);
       }
-    } else {
-      for (int64_t r = 0; r < n_ranges; ++r) {
-        const int64_t lo0 = std::max<int64_t>(0, ranges_out[2 * r]);
-        const int64_t hi0 = std::min(n_out, ranges_out[2 * r + 1]);
-        for (int64_t lo = lo0; lo < hi0; lo += BI) {
-          blk.insert(blk.end(), {lo, std::min(hi0, lo + BI), r});
-        }
+      for (int64_t lo = lo0; lo < hi0; lo += BI, ++ib) {
+        blk[3 * ib] = lo;
+        blk[3 * ib + 1] = lk_min(hi0, lo + BI);
+        blk[3 * ib + 2] = r;
       }
     }
-    const int64_t n_blk = (int64_t)blk.size() / 3;
-    const int64_t n_rs = std::max<int64_t>(n_red, 0) + PAD;  // precomputed stride
+    const int64_t n_rs = lk_max<int64_t>(n_red, 0) + PAD;  // precomputed stride
     // batch entries per chunk: bounded memory for the precomputed inner values
     int64_t bc = n_batch;
-    if (NPRE > 0) bc = std::max<int64_t>(1, std::min<int64_t>(n_batch, 16777216 / (NPRE * n_rs)));
+    if (NPRE > 0) bc = lk_max<int64_t>(1, lk_min<int64_t>(n_batch, 16777216 / (NPRE * n_rs)));
     // work items: G consecutive blocks x one of q parts of the reduction range
     const int64_t want = 16 * (int64_t)nt;
-    int64_t G = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, BI * n_red));
-    if (nt > 1) G = std::min(G, std::max<int64_t>(1, bc * n_blk / want));
+    int64_t G = lk_max<int64_t>(1, 65536 / lk_max<int64_t>(1, BI * n_red));
+    if (nt > 1) G = lk_min(G, lk_max<int64_t>(1, bc * n_blk / want));
     const int64_t n_grp = (n_blk + G - 1) / G;
     int64_t q = 1;
     if (nt > 1 && bc * n_grp < want && n_red >= 4096) {
       q = (want + bc * n_grp - 1) / (bc * n_grp);
-      q = std::max<int64_t>(1, std::min<int64_t>(q, n_red / 2048));
+      q = lk_max<int64_t>(1, lk_min<int64_t>(q, n_red / 2048));
     }
-    std::unique_ptr<T[]> pre(NPRE > 0 ? new T[(size_t)(bc * NPRE * n_rs)] : nullptr);
-    const size_t n_part = q > 1 ? (size_t)(bc * n_blk * q * BI) : 0;
-    std::vector<T> part_kval(n_part * 4);
-    std::vector<int64_t> part_kind(n_part * 4);
+    lk_buf<T> pre(NPRE > 0 ? bc * NPRE * n_rs : 0, false);  // uninitialised
+    const int64_t n_part = q > 1 ? bc * n_blk * q * BI : 0;
+    lk_buf<T> part_kval(n_part * 4);
+    lk_buf<int64_t> part_kind(n_part * 4);
     if (n_ranges >= 0) {
       // rows outside every range get the empty-reduction value
-      std::vector<T> st_kval_v(1 * 4);
+      lk_buf<T> st_kval_v(1 * 4);
       T* __restrict st_kval = st_kval_v.data();
-      std::vector<int64_t> st_kind_v(1 * 4);
+      lk_buf<int64_t> st_kind_v(1 * 4);
       int64_t* __restrict st_kind = st_kind_v.data();
       for (int64_t b = 0; b < n_batch; ++b) {
         int64_t* __restrict out0 = (int64_t*)outs[0] + b * n_out * 4;
@@ -154,34 +171,35 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
       }
     }
     for (int64_t b0 = 0; b0 < n_batch; b0 += bc) {
-      const int64_t b1 = std::min(n_batch, b0 + bc);
+      const int64_t b1 = lk_min(n_batch, b0 + bc);
       const int64_t npc = (n_red + 8191) / 8192;
       const int64_t n_pi = NPRE > 0 ? (b1 - b0) * npc : 0;
       const int64_t n_items = n_pi + (b1 - b0) * n_grp * q;
-      std::atomic<int64_t> next(0), pre_done(0), finished(0);
-      std::atomic<int> failed(0);
+      // shared counters, accessed only by __atomic builtins (no <atomic>)
+      int64_t next = 0, pre_done = 0, finished = 0;
+      int failed = 0;
       auto body = [&](int) {
         try {
-          std::vector<T> st_kval_v(BI * 4);
+          lk_buf<T> st_kval_v(BI * 4);
           T* __restrict st_kval = st_kval_v.data();
-          std::vector<int64_t> st_kind_v(BI * 4);
+          lk_buf<int64_t> st_kind_v(BI * 4);
           int64_t* __restrict st_kind = st_kind_v.data();
-          std::vector<T> gm_v(BI * 33 + BI * TJ);
+          lk_buf<T> gm_v(BI * 33 + BI * TJ);
           T* __restrict xu = gm_v.data();
           T* __restrict xp = xu + BI * 16;
           T* __restrict xn = xp + BI * 16;
           T* __restrict tbs = xn + BI;
           for (;;) {
-            const int64_t w = next.fetch_add(1, std::memory_order_relaxed);
+            const int64_t w = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
             if (w >= n_items) break;
             if (w < n_pi) {
               // reduction-index-only values, dimension-major, then PAD zeros
               const int64_t b = b0 + w / npc, jc0 = (w % npc) * 8192;
-              const int64_t jc1 = std::min(n_red, jc0 + 8192);
+              const int64_t jc1 = lk_min(n_red, jc0 + 8192);
               const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
               const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
-              T* __restrict yv = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
-              T* __restrict yn = pre.get() + ((b - b0) * NPRE + 16) * n_rs;
+              T* __restrict yv = pre.data() + ((b - b0) * NPRE + 0) * n_rs;
+              T* __restrict yn = pre.data() + ((b - b0) * NPRE + 16) * n_rs;
               for (int64_t j = jc0; j < jc1; ++j) {
                 T s = 0;
                 for (int64_t c = 0; c < 16; ++c) {
@@ -193,26 +211,26 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
               }
               if (jc1 == n_red) {
                 for (int64_t m = 0; m < NPRE; ++m) {
-                  T* __restrict z = pre.get() + ((b - b0) * NPRE + m) * n_rs;
-                  std::fill(z + n_red, z + n_rs, (T)0);
+                  T* __restrict z = pre.data() + ((b - b0) * NPRE + m) * n_rs;
+                  for (int64_t j = n_red; j < n_rs; ++j) z[j] = (T)0;
                 }
               }
-              pre_done.fetch_add(1, std::memory_order_release);
-              finished.fetch_add(1, std::memory_order_relaxed);
+              __atomic_fetch_add(&pre_done, 1, __ATOMIC_RELEASE);
+              __atomic_fetch_add(&finished, 1, __ATOMIC_RELAXED);
               continue;
             }
-            while (pre_done.load(std::memory_order_acquire) < n_pi) {
-              if (failed.load(std::memory_order_relaxed)) return;
-              std::this_thread::yield();
+            while (__atomic_load_n(&pre_done, __ATOMIC_ACQUIRE) < n_pi) {
+              if (__atomic_load_n(&failed, __ATOMIC_RELAXED)) return;
+              sched_yield();
             }
             const int64_t v = w - n_pi;
             const int64_t b = b0 + v / (n_grp * q), ig = (v / q) % n_grp, iq = v % q;
             const T* __restrict a0 = (const T*)args[0] + offsets[0 * n_batch + b];
             const T* __restrict a1 = (const T*)args[1] + offsets[1 * n_batch + b];
-            const T* __restrict yv = pre.get() + ((b - b0) * NPRE + 0) * n_rs;
-            const T* __restrict yn = pre.get() + ((b - b0) * NPRE + 16) * n_rs;
+            const T* __restrict yv = pre.data() + ((b - b0) * NPRE + 0) * n_rs;
+            const T* __restrict yn = pre.data() + ((b - b0) * NPRE + 16) * n_rs;
             const int64_t jlo = iq * n_red / q, jhi = (iq + 1) * n_red / q;
-            for (int64_t ib = ig * G; ib < std::min(n_blk, (ig + 1) * G); ++ib) {
+            for (int64_t ib = ig * G; ib < lk_min(n_blk, (ig + 1) * G); ++ib) {
               const int64_t i0 = blk[3 * ib], bi = blk[3 * ib + 1] - i0, rg = blk[3 * ib + 2];
               for (int64_t k = 0; k < BI; ++k) {
                 const int64_t i = i0 + (k < bi ? k : 0);
@@ -244,10 +262,10 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
               }
               const int64_t s0 = rg <= 0 ? 0 : slices[rg - 1], s1 = rg < 0 ? 1 : slices[rg];
               for (int64_t s = s0; s < s1; ++s) {
-                const int64_t ja = std::max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);
-                const int64_t jb = std::min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);
+                const int64_t ja = lk_max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);
+                const int64_t jb = lk_min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);
                 for (int64_t j0 = ja; j0 < jb; j0 += TJ) {
-                  const int64_t j1 = std::min(jb, j0 + TJ);
+                  const int64_t j1 = lk_min(jb, j0 + TJ);
                   const int64_t nc = j1 - j0, bip = (bi + 5) / 6 * 6;
                   for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L) {
                     const T* __restrict yc = yv + j0 + c0;
@@ -299,7 +317,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         hit |= tr[t0 + u] > thr ? 0 : 1;
                       }
                       if (!hit) continue;
-                      const int64_t te = std::min(j1 - j0, t0 + 16);
+                      const int64_t te = lk_min(j1 - j0, t0 + 16);
                       for (int64_t t = t0; t < te; ++t) {
                         if (tr[t] > thr) continue;
                         T ex = 0;
@@ -337,19 +355,19 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                 }
               }
             }
-            finished.fetch_add(1, std::memory_order_relaxed);
+            __atomic_fetch_add(&finished, 1, __ATOMIC_RELAXED);
           }
         } catch (...) {
-          failed.store(1);
+          __atomic_store_n(&failed, 1, __ATOMIC_SEQ_CST);
         }
       };
       if (nt > 1) ((lk_pool_fn)pool)(nt, &lk_invoke<decltype(body)>, &body);
       else body(0);
-      if (finished.load() != n_items) return 1;
+      if (__atomic_load_n(&finished, __ATOMIC_SEQ_CST) != n_items) return 1;
       if (q > 1) {
-        std::vector<T> st_kval_v(BI * 4);
+        lk_buf<T> st_kval_v(BI * 4);
         T* __restrict st_kval = st_kval_v.data();
-        std::vector<int64_t> st_kind_v(BI * 4);
+        lk_buf<int64_t> st_kind_v(BI * 4);
         int64_t* __restrict st_kind = st_kind_v.data();
         for (int64_t w = 0; w < (b1 - b0) * n_blk; ++w) {
           const int64_t b = b0 + w / n_blk, ib = w % n_blk;

@@ -17,6 +17,9 @@ it). Two steps, as in tinygrad's renderers:
 - :mod:`.sqdist_cpp`: squared distances of dimension >= 16 feeding a min-type reduction
   take a blocked ``|u|^2 + |w|^2 + 2 u.w`` path (a register-tiled micro-kernel writes lower
   bounds, candidates are recomputed exactly: the results are the exact path's).
+- :mod:`.prelude`: the kernel's ``#include`` lines, collected from the ``std::`` names
+  actually printed (headers dominate a small kernel's compile time), and the skeleton's
+  header-free helpers (``lk_min``, ``lk_max``, ``lk_buf``).
 - :mod:`.runtime`: the process's thread pool (passive waits, optional participation), passed
   to every kernel; OpenMP only vectorises (``omp simd``) and gives the default thread count.
 

@@ -52,6 +52,7 @@ from . import helpers as op_helpers
 from .buffer import IndentedBuffer
 from .fastmath import CPU_HELPERS
 from .lower import ScalarProgram, lower
+from .prelude import SKELETON_HELPERS, includes
 from .reductions_cpp import Access, CppReduction, Output, SumRed, TileCtx, cpp_reduction
 from .runtime import POOL_SIGNATURE
 from .sqdist_cpp import SqDistGemm, match_sqdist
@@ -70,8 +71,6 @@ PAIRS_PER_THREAD = 1 << 18  # automatic thread count: at least this many pairs p
 SHORT_RED = 256  # sums over at most this many indices put the block's rows in the lanes
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-_HEADERS = ("algorithm", "atomic", "cmath", "cstdint", "cstring", "limits", "memory", "thread")
-_HEADERS += ("vector",)
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ class _Printer:
         if self.gemm is not None:
             named = (named if stores else [("yv", 0)]) + [("yn", len(self.pre))]
         for name, m in named:
-            self.b.line(f"{q} __restrict {name} = pre.get() + ((b - b0) * NPRE + {m}) * n_rs;")
+            self.b.line(f"{q} __restrict {name} = pre.data() + ((b - b0) * NPRE + {m}) * n_rs;")
 
     def out_pointers(self) -> None:
         for o, spec in enumerate(self.outputs):
@@ -195,7 +194,7 @@ class _Printer:
 
     def state_arrays(self, rows: str) -> None:
         for f in self.fields:
-            self.b.line(f"std::vector<{f.ctype}> st_{f.name}_v({rows} * {f.length});")
+            self.b.line(f"lk_buf<{f.ctype}> st_{f.name}_v({rows} * {f.length});")
             self.b.line(f"{f.ctype}* __restrict st_{f.name} = st_{f.name}_v.data();")
 
     def init_row(self) -> None:
@@ -248,15 +247,6 @@ class _Printer:
     def render(self) -> KernelSource:
         b, plan = self.b, self.plan
         acc = _CTYPES[self.acc_dtype]
-        b.line(
-            f"// lazykernels CPU kernel: {plan.reduction} reduction, output indexed by "
-            f"{plan.output_cat.name}, {self.dtype.name} data, {acc} accumulator, {plan.sum_scheme}"
-            + (", blocked squared distances." if self.gemm else ".")
-        )
-        b.line("// Generated code: a deterministic function of the reduction plan.")
-        for h in _HEADERS:
-            b.line(f"#include <{h}>")
-        b.lines(["#ifdef _OPENMP", "#include <omp.h>", "#endif"])
         b.lines(["#if defined(__AVX512F__)", "#define LK_VBYTES 64", "#else"])
         b.lines(["#define LK_VBYTES 32", "#endif", ""])
         b.lines([f"typedef {_CTYPES[self.dtype]} T;", f"typedef {acc} A;"])
@@ -268,7 +258,7 @@ class _Printer:
         helpers = set(self.prog.helpers) | set(self.red.helpers)
         if self.gemm:
             helpers |= self.gemm.helpers
-        for text in _helper_sources(helpers):
+        for text in [SKELETON_HELPERS, *_helper_sources(helpers)]:
             b.line(text.strip("\n"))
             b.line()
         b.line('extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,')
@@ -293,7 +283,23 @@ class _Printer:
                 f"the formula reads input #{max(self.prog.slots)}, beyond the {n_slots} arguments"
             )
         path = "sqdist-gemm" if self.gemm else "tiled"
-        return KernelSource(b.getvalue(), tuple(self.outputs), n_slots, path)
+        body = b.getvalue()
+        head = [
+            f"// lazykernels CPU kernel: {plan.reduction} reduction, output indexed by "
+            f"{plan.output_cat.name}, {self.dtype.name} data, {acc} accumulator, {plan.sum_scheme}"
+            + (", blocked squared distances." if self.gemm else "."),
+            "// Generated code: a deterministic function of the reduction plan.",
+            *includes(body),
+            # omp.h for the default thread count; without OpenMP, sysconf counts the CPUs
+            "#include <sched.h>",
+            "#ifdef _OPENMP",
+            "#include <omp.h>",
+            "#else",
+            "#include <unistd.h>",
+            "#endif",
+        ]
+        source = "\n".join(head) + "\n" + body
+        return KernelSource(source, tuple(self.outputs), n_slots, path)
 
     def prologue(self) -> None:
         self.b.lines(
@@ -306,10 +312,10 @@ class _Printer:
                 "  #ifdef _OPENMP",
                 "  nt = omp_get_max_threads();",
                 "  #else",
-                "  nt = (int)std::thread::hardware_concurrency();",
+                "  nt = (int)sysconf(_SC_NPROCESSORS_ONLN);",
                 "  #endif",
                 "  const double pairs = (double)n_batch * (double)n_out * (double)n_red;",
-                f"  nt = (int)std::max(1.0, std::min((double)nt, pairs / {PAIRS_PER_THREAD}.0));",
+                f"  nt = (int)lk_max(1.0, lk_min((double)nt, pairs / {PAIRS_PER_THREAD}.0));",
                 "}",
                 "if (pool == nullptr) nt = 1;",
             ]
@@ -318,37 +324,46 @@ class _Printer:
     def allocations(self) -> None:
         b = self.b
         b.line("// blocks of output rows: (first row, end row, range or -1)")
-        b.line("std::vector<int64_t> blk;")
-        with b.block("if (n_ranges < 0)"), b.block("for (int64_t lo = 0; lo < n_out; lo += BI)"):
-            b.line("blk.insert(blk.end(), {lo, std::min(n_out, lo + BI), (int64_t)-1});")
-        with b.block("else"), b.block("for (int64_t r = 0; r < n_ranges; ++r)"):
-            b.line("const int64_t lo0 = std::max<int64_t>(0, ranges_out[2 * r]);")
-            b.line("const int64_t hi0 = std::min(n_out, ranges_out[2 * r + 1]);")
-            with b.block("for (int64_t lo = lo0; lo < hi0; lo += BI)"):
-                b.line("blk.insert(blk.end(), {lo, std::min(hi0, lo + BI), r});")
-        b.line("const int64_t n_blk = (int64_t)blk.size() / 3;")
-        b.line("const int64_t n_rs = std::max<int64_t>(n_red, 0) + PAD;  // precomputed stride")
+        b.line("int64_t n_blk = n_ranges < 0 ? (n_out + BI - 1) / BI : 0;")
+        with b.block("for (int64_t r = 0; r < n_ranges; ++r)"):
+            self.clipped_range()
+            b.line("if (lo0 < hi0) n_blk += (hi0 - lo0 + BI - 1) / BI;")
+        b.line("lk_buf<int64_t> blk(3 * n_blk, false);")
+        b.line("const int64_t r_end = n_ranges < 0 ? 0 : n_ranges;  // r = -1: no ranges")
+        with b.block("for (int64_t ib = 0, r = n_ranges < 0 ? -1 : 0; r < r_end; ++r)"):
+            b.line("int64_t lo0 = 0, hi0 = n_out;")
+            with b.block("if (r >= 0)"):
+                self.clipped_range(declare=False)
+            with b.block("for (int64_t lo = lo0; lo < hi0; lo += BI, ++ib)"):
+                b.line("blk[3 * ib] = lo;")
+                b.line("blk[3 * ib + 1] = lk_min(hi0, lo + BI);")
+                b.line("blk[3 * ib + 2] = r;")
+        b.line("const int64_t n_rs = lk_max<int64_t>(n_red, 0) + PAD;  // precomputed stride")
         b.line("// batch entries per chunk: bounded memory for the precomputed inner values")
         b.line("int64_t bc = n_batch;")
         b.line(
-            f"if (NPRE > 0) bc = std::max<int64_t>(1, std::min<int64_t>(n_batch, "
+            f"if (NPRE > 0) bc = lk_max<int64_t>(1, lk_min<int64_t>(n_batch, "
             f"{PRE_LIMIT} / (NPRE * n_rs)));"
         )
         b.line("// work items: G consecutive blocks x one of q parts of the reduction range")
         b.line(f"const int64_t want = {ITEMS_PER_THREAD} * (int64_t)nt;")
-        b.line(
-            f"int64_t G = std::max<int64_t>(1, {ITEM_PAIRS} / std::max<int64_t>(1, BI * n_red));"
-        )
-        b.line("if (nt > 1) G = std::min(G, std::max<int64_t>(1, bc * n_blk / want));")
+        b.line(f"int64_t G = lk_max<int64_t>(1, {ITEM_PAIRS} / lk_max<int64_t>(1, BI * n_red));")
+        b.line("if (nt > 1) G = lk_min(G, lk_max<int64_t>(1, bc * n_blk / want));")
         b.line("const int64_t n_grp = (n_blk + G - 1) / G;")
         b.line("int64_t q = 1;")
         with b.block(f"if (nt > 1 && bc * n_grp < want && n_red >= {2 * MIN_SPLIT})"):
             b.line("q = (want + bc * n_grp - 1) / (bc * n_grp);")
-            b.line(f"q = std::max<int64_t>(1, std::min<int64_t>(q, n_red / {MIN_SPLIT}));")
-        b.line("std::unique_ptr<T[]> pre(NPRE > 0 ? new T[(size_t)(bc * NPRE * n_rs)] : nullptr);")
-        b.line("const size_t n_part = q > 1 ? (size_t)(bc * n_blk * q * BI) : 0;")
+            b.line(f"q = lk_max<int64_t>(1, lk_min<int64_t>(q, n_red / {MIN_SPLIT}));")
+        b.line("lk_buf<T> pre(NPRE > 0 ? bc * NPRE * n_rs : 0, false);  // uninitialised")
+        b.line("const int64_t n_part = q > 1 ? bc * n_blk * q * BI : 0;")
         for f in self.fields:
-            b.line(f"std::vector<{f.ctype}> part_{f.name}(n_part * {f.length});")
+            b.line(f"lk_buf<{f.ctype}> part_{f.name}(n_part * {f.length});")
+
+    def clipped_range(self, declare: bool = True) -> None:
+        """``[lo0, hi0)``: the output range ``r`` clipped to ``[0, n_out)``."""
+        t = "const int64_t " if declare else ""
+        self.b.line(f"{t}lo0 = lk_max<int64_t>(0, ranges_out[2 * r]);")
+        self.b.line(f"{t}hi0 = lk_min(n_out, ranges_out[2 * r + 1]);")
 
     def neutral_rows(self) -> None:
         b = self.b
@@ -363,20 +378,21 @@ class _Printer:
 
     def chunk(self) -> None:
         b = self.b
-        b.line("const int64_t b1 = std::min(n_batch, b0 + bc);")
+        b.line("const int64_t b1 = lk_min(n_batch, b0 + bc);")
         b.line(f"const int64_t npc = (n_red + {PRE_CHUNK - 1}) / {PRE_CHUNK};")
         b.line("const int64_t n_pi = NPRE > 0 ? (b1 - b0) * npc : 0;")
         b.line("const int64_t n_items = n_pi + (b1 - b0) * n_grp * q;")
-        b.line("std::atomic<int64_t> next(0), pre_done(0), finished(0);")
-        b.line("std::atomic<int> failed(0);")
+        b.line("// shared counters, accessed only by __atomic builtins (no <atomic>)")
+        b.line("int64_t next = 0, pre_done = 0, finished = 0;")
+        b.line("int failed = 0;")
         with b.block("auto body = [&](int)", close="};"):
             with b.block("try"):
                 self.participant()
             with b.block("catch (...)"):
-                b.line("failed.store(1);")
+                b.line("__atomic_store_n(&failed, 1, __ATOMIC_SEQ_CST);")
         b.line("if (nt > 1) ((lk_pool_fn)pool)(nt, &lk_invoke<decltype(body)>, &body);")
         b.line("else body(0);")
-        b.line("if (finished.load() != n_items) return 1;")
+        b.line("if (__atomic_load_n(&finished, __ATOMIC_SEQ_CST) != n_items) return 1;")
         with b.block("if (q > 1)"):
             self.merge_parts()
 
@@ -387,35 +403,35 @@ class _Printer:
         if self.gemm:
             self.gemm.buffers(b)
         elif nbuf:
-            b.line(f"std::vector<T> tb_v(TJ * {nbuf});")
+            b.line(f"lk_buf<T> tb_v(TJ * {nbuf});")
             for c in range(nbuf):
                 b.line(f"T* __restrict tb{c} = tb_v.data() + {c} * TJ;")
         nacc = self.red.n_acc_buffers()
         if nacc and not self.gemm:
-            b.line(f"std::vector<A> kb_v(TJ * {nacc});")
+            b.line(f"lk_buf<A> kb_v(TJ * {nacc});")
             for c in range(nacc):
                 b.line(f"A* __restrict kb{c} = kb_v.data() + {c} * TJ;")
         with b.block("for (;;)"):
-            b.line("const int64_t w = next.fetch_add(1, std::memory_order_relaxed);")
+            b.line("const int64_t w = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);")
             b.line("if (w >= n_items) break;")
             if self.n_pre:
                 with b.block("if (w < n_pi)"):
                     self.precompute()
-                    b.line("pre_done.fetch_add(1, std::memory_order_release);")
-                    b.line("finished.fetch_add(1, std::memory_order_relaxed);")
+                    b.line("__atomic_fetch_add(&pre_done, 1, __ATOMIC_RELEASE);")
+                    b.line("__atomic_fetch_add(&finished, 1, __ATOMIC_RELAXED);")
                     b.line("continue;")
-                b.line("while (pre_done.load(std::memory_order_acquire) < n_pi) {")
-                b.line("  if (failed.load(std::memory_order_relaxed)) return;")
-                b.line("  std::this_thread::yield();")
+                b.line("while (__atomic_load_n(&pre_done, __ATOMIC_ACQUIRE) < n_pi) {")
+                b.line("  if (__atomic_load_n(&failed, __ATOMIC_RELAXED)) return;")
+                b.line("  sched_yield();")
                 b.line("}")
             self.work_item()
-            b.line("finished.fetch_add(1, std::memory_order_relaxed);")
+            b.line("__atomic_fetch_add(&finished, 1, __ATOMIC_RELAXED);")
 
     def precompute(self) -> None:
         b = self.b
         b.line("// reduction-index-only values, dimension-major, then PAD zeros")
         b.line(f"const int64_t b = b0 + w / npc, jc0 = (w % npc) * {PRE_CHUNK};")
-        b.line(f"const int64_t jc1 = std::min(n_red, jc0 + {PRE_CHUNK});")
+        b.line(f"const int64_t jc1 = lk_min(n_red, jc0 + {PRE_CHUNK});")
         self.params()
         if self.gemm is not None and self.gemm.compact:
             self.pre_pointers(const=False)
@@ -432,8 +448,8 @@ class _Printer:
             b.block("if (jc1 == n_red)"),
             b.block("for (int64_t m = 0; m < NPRE; ++m)"),
         ):
-            b.line("T* __restrict z = pre.get() + ((b - b0) * NPRE + m) * n_rs;")
-            b.line("std::fill(z + n_red, z + n_rs, (T)0);")
+            b.line("T* __restrict z = pre.data() + ((b - b0) * NPRE + m) * n_rs;")
+            b.line("for (int64_t j = n_red; j < n_rs; ++j) z[j] = (T)0;")
 
     def work_item(self) -> None:
         b = self.b
@@ -442,7 +458,7 @@ class _Printer:
         self.params()
         self.pre_pointers(const=True)
         b.line("const int64_t jlo = iq * n_red / q, jhi = (iq + 1) * n_red / q;")
-        with b.block("for (int64_t ib = ig * G; ib < std::min(n_blk, (ig + 1) * G); ++ib)"):
+        with b.block("for (int64_t ib = ig * G; ib < lk_min(n_blk, (ig + 1) * G); ++ib)"):
             self.block()
 
     def block(self) -> None:
@@ -461,13 +477,13 @@ class _Printer:
             self.init_row()
         b.line("const int64_t s0 = rg <= 0 ? 0 : slices[rg - 1], s1 = rg < 0 ? 1 : slices[rg];")
         with b.block("for (int64_t s = s0; s < s1; ++s)"):
-            b.line("const int64_t ja = std::max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);")
-            b.line("const int64_t jb = std::min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);")
+            b.line("const int64_t ja = lk_max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);")
+            b.line("const int64_t jb = lk_min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);")
             if self.short_sums:
                 with b.block(f"if (jb - ja <= {SHORT_RED})"):
                     self.short_sum()
             with b.block("for (int64_t j0 = ja; j0 < jb; j0 += TJ)"):
-                b.line("const int64_t j1 = std::min(jb, j0 + TJ);")
+                b.line("const int64_t j1 = lk_min(jb, j0 + TJ);")
                 if self.gemm:
                     self.gemm.tile(b, self.st)
                 else:

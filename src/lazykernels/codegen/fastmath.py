@@ -44,13 +44,13 @@ static inline float lk_exp(float x) {
   // n + 1.5 * 2^23, not from a float-to-int conversion. Exact while the result is normal.
   const float fn = n + 12582912.0f;
   uint32_t un, up;
-  std::memcpy(&un, &fn, 4);
-  std::memcpy(&up, &p, 4);
+  __builtin_memcpy(&un, &fn, 4);
+  __builtin_memcpy(&up, &p, 4);
   up += (un - 0x4B400000u) << 23;
   float y;
-  std::memcpy(&y, &up, 4);
+  __builtin_memcpy(&y, &up, 4);
   // Outside [-87, 88.72283] (and for inf / NaN) the value above is garbage: select.
-  y = x > 88.72283f ? std::numeric_limits<float>::infinity() : y;
+  y = x > 88.72283f ? __builtin_inff() : y;
   y = x >= -87.0f ? y : 0.0f;
   return x != x ? x : y;
 }
@@ -74,12 +74,12 @@ static inline double lk_exp(double x) {
   const double p = __builtin_fma(__builtin_fma(q8b, r4, q47), r4, q13) + 1.0;
   const double fn = n + 6755399441055744.0;  // 1.5 * 2^52
   uint64_t un, up;
-  std::memcpy(&un, &fn, 8);
-  std::memcpy(&up, &p, 8);
+  __builtin_memcpy(&un, &fn, 8);
+  __builtin_memcpy(&up, &p, 8);
   up += (un - 0x4338000000000000ull) << 52;
   double y;
-  std::memcpy(&y, &up, 8);
-  y = x > 709.782712893 ? std::numeric_limits<double>::infinity() : y;
+  __builtin_memcpy(&y, &up, 8);
+  y = x > 709.782712893 ? __builtin_inf() : y;
   y = x >= -708.0 ? y : 0.0;
   return x != x ? x : y;
 }
@@ -202,10 +202,10 @@ typedef T lk_v __attribute__((vector_size(LK_VBYTES)));
 static const int64_t LK_L = LK_VBYTES / (int64_t)sizeof(T);
 static inline lk_v lk_vload(const T* p) {
   lk_v v;
-  std::memcpy(&v, p, sizeof v);
+  __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-static inline void lk_vstore(T* p, lk_v v) { std::memcpy(p, &v, sizeof v); }
+static inline void lk_vstore(T* p, lk_v v) { __builtin_memcpy(p, &v, sizeof v); }
 """
 
 CPU_HELPERS: dict[str, str] = {

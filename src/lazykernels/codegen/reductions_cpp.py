@@ -401,7 +401,7 @@ def kmin_filter(b: IndentedBuffer, buf: str, k: int, value: str, exact: list[str
         with b.block(f"for (int u = 0; u < {lanes}; ++u)"):
             b.line(f"hit |= {buf}[t0 + u] > thr ? 0 : 1;")
         b.line("if (!hit) continue;")
-        b.line(f"const int64_t te = std::min(j1 - j0, t0 + {lanes});")
+        b.line(f"const int64_t te = lk_min(j1 - j0, t0 + {lanes});")
         with b.block("for (int64_t t = t0; t < te; ++t)"):
             b.line(f"if ({buf}[t] > thr) continue;")
             b.lines(list(exact))

@@ -138,7 +138,7 @@ class SqDistGemm:
 
     def buffers(self, b: IndentedBuffer) -> None:
         d = self.d
-        b.line(f"std::vector<T> gm_v(BI * {2 * d + 1} + BI * TJ);")
+        b.line(f"lk_buf<T> gm_v(BI * {2 * d + 1} + BI * TJ);")
         b.line("T* __restrict xu = gm_v.data();")
         b.line(f"T* __restrict xp = xu + BI * {d};")
         b.line(f"T* __restrict xn = xp + BI * {d};")
@@ -191,7 +191,7 @@ class SqDistGemm:
         b.line(f"const int64_t nc = j1 - j0, bip = (bi + {r - 1}) / {r} * {r};")
         with b.block(f"for (int64_t d0 = 0; d0 < {d}; d0 += {DEPTH})") if chunked else _nothing():
             if chunked:
-                b.line(f"const int64_t d1 = std::min<int64_t>({d}, d0 + {DEPTH});")
+                b.line(f"const int64_t d1 = lk_min<int64_t>({d}, d0 + {DEPTH});")
             with b.block("for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L)"):
                 b.line("const T* __restrict yc = yv + j0 + c0;")
                 b.line("const lk_v n0 = lk_vload(yn + j0 + c0);")
@@ -258,7 +258,7 @@ class SqDistGemm:
             with b.block("for (int u = 0; u < 16; ++u)"):
                 b.line("hit |= tr[t0 + u] > thr ? 0 : 1;")
             b.line("if (!hit) continue;")
-            with b.block("for (int64_t t = t0; t < std::min(nc, t0 + 16); ++t)"):
+            with b.block("for (int64_t t = t0; t < lk_min(nc, t0 + 16); ++t)"):
                 b.line("if (tr[t] > thr) continue;")
                 b.lines(self._exact())
                 better = f"ex < {val}" + (f" || {ind} < 0" if ind else "")
