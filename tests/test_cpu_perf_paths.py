@@ -193,3 +193,30 @@ def test_pool_after_fork():
     want = bind(plan, [a.astype(np.float32) for a in (x, y, b)])
     reference.run(want)
     np.testing.assert_allclose(got, want.outputs[0], rtol=2e-4)
+
+
+_FIRST_JOB_SCRIPT = """
+import ctypes, time
+from lazykernels import cpu
+run = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(cpu._pool())
+slots = []
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int)
+def body(ctx, slot):
+    slots.append(slot)
+    time.sleep(0.2)  # releases the GIL: a worker that joins the job runs meanwhile
+print(run(2, body, None), sorted(slots))
+"""
+
+
+@pytest.mark.cpu
+def test_a_new_worker_joins_the_job_that_creates_it():
+    # Regression: workers created by a job used to wait for the *next* job, so the first
+    # multi-threaded call of a process ran on one thread. Fresh process: a fresh pool.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_JOB_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2 [0, 1]"

@@ -68,9 +68,10 @@ struct LkPool {
 
 std::atomic<LkPool*> lk_pool{nullptr};
 
-void lk_worker(LkPool* p) {
+// `seen` is the job number at the worker's creation (taken under the lock, before the job
+// that creates it is published), so a new worker joins that very job.
+void lk_worker(LkPool* p, unsigned long long seen) {
   std::unique_lock<std::mutex> lk(p->m);
-  unsigned long long seen = p->gen;
   for (;;) {
     p->wake.wait(lk, [&] { return p->gen != seen; });
     seen = p->gen;
@@ -115,7 +116,7 @@ extern "C" int lk_pool_run(int n_threads, void (*fn)(void*, int), void* ctx) {
   }
   try {
     while (p->workers < n_threads - 1) {
-      std::thread(lk_worker, p).detach();
+      std::thread(lk_worker, p, p->gen).detach();
       ++p->workers;
     }
   } catch (...) {  // no more threads: run with those there are
