@@ -320,3 +320,30 @@ def fill_neutral(call: BoundCall) -> None:
         out[...] = ospec.neutral
         if ospec.neutral_first is not None:
             out[..., 0] = ospec.neutral_first
+
+
+def generic_genred(
+    genred_cls: type[GenredCore],
+    reduction_op: str,
+    formula: str,
+    output: str,
+    aliases: tuple[str, ...],
+    **kwargs: Any,
+) -> GenredCore:
+    """The ``generic_*`` shortcuts (SPEC §4.4): a ``Genred`` whose axis is set by ``output``.
+
+    ``output`` is an alias such as ``"a = Vi(2)"``: an i-indexed output reduces over j
+    (``axis=1``); for ArgKMin its dimension is K.
+
+    Raises:
+        ArgumentError: the output alias is a parameter.
+    """
+    from ..formula.parse import parse_aliases
+
+    (alias,) = parse_aliases([output])
+    if alias.cat is Cat.PARAM:
+        raise ArgumentError(f"the output alias {output!r} must be Vi(...) or Vj(...), not Pm")
+    axis = 1 if alias.cat is Cat.I else 0
+    if reduction_op == "ArgKMin":
+        kwargs.setdefault("opt_arg", alias.dim)
+    return genred_cls(formula, list(aliases), reduction_op=reduction_op, axis=axis, **kwargs)

@@ -6,9 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.genred import GenredCore
-from ..errors import ArgumentError
-from ..formula.ir import Cat
+from ..core.genred import GenredCore, generic_genred
 
 
 class Genred(GenredCore):
@@ -54,21 +52,8 @@ class Genred(GenredCore):
         return results[0] if len(results) == 1 else results
 
 
-def _output_alias(output: str) -> Any:
-    from ..formula.parse import parse_aliases
-
-    (alias,) = parse_aliases([output])
-    if alias.cat is Cat.PARAM:
-        raise ArgumentError(f"the output alias {output!r} must be Vi(...) or Vj(...), not Pm")
-    return alias
-
-
 def _generic(reduction_op: str, formula: str, output: str, aliases: tuple[str, ...], **kwargs):
-    alias = _output_alias(output)
-    axis = 1 if alias.cat is Cat.I else 0  # an i-indexed output reduces over j
-    if reduction_op == "ArgKMin":
-        kwargs.setdefault("opt_arg", alias.dim)
-    return Genred(formula, list(aliases), reduction_op=reduction_op, axis=axis, **kwargs)
+    return generic_genred(Genred, reduction_op, formula, output, aliases, **kwargs)
 
 
 def generic_sum(formula: str, output: str, *aliases: str, **kwargs: Any) -> Genred:

@@ -12,9 +12,7 @@ from typing import Any
 
 import torch
 
-from ..core.genred import GenredCore
-from ..errors import ArgumentError
-from ..formula.ir import Cat
+from ..core.genred import GenredCore, generic_genred
 from .autograd import torch_reduce
 
 
@@ -70,15 +68,7 @@ class Genred(GenredCore):
 
 
 def _generic(reduction_op: str, formula: str, output: str, aliases: tuple[str, ...], **kwargs):
-    from ..formula.parse import parse_aliases
-
-    (alias,) = parse_aliases([output])
-    if alias.cat is Cat.PARAM:
-        raise ArgumentError(f"the output alias {output!r} must be Vi(...) or Vj(...), not Pm")
-    axis = 1 if alias.cat is Cat.I else 0  # an i-indexed output reduces over j
-    if reduction_op == "ArgKMin":
-        kwargs.setdefault("opt_arg", alias.dim)
-    return Genred(formula, list(aliases), reduction_op=reduction_op, axis=axis, **kwargs)
+    return generic_genred(Genred, reduction_op, formula, output, aliases, **kwargs)
 
 
 def generic_sum(formula: str, output: str, *aliases: str, **kwargs: Any) -> Genred:
