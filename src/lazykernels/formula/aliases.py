@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import FormulaError
 from .ir import Cat, Node, var
-from .lexer import END, INT, NAME, OP, Token, tokenize
+from .lexer import END, INT, NAME, OP, Token, TokenCursor
 
 CATEGORY_NAMES: Mapping[str, Cat] = {"Vi": Cat.I, "Vj": Cat.J, "Pm": Cat.PARAM}
 """Alias constructors and the category each declares."""
@@ -186,31 +186,8 @@ def complete_aliases(aliases: Sequence[Alias], *formulas: Node) -> tuple[Alias, 
 # --- one declaration ---------------------------------------------------------------------
 
 
-class _Cursor:
+class _Cursor(TokenCursor):
     """Token cursor over one declaration, raising errors located in its text."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.tokens = tokenize(text)
-        self.pos = 0
-
-    def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        tok = self.peek()
-        self.pos = min(self.pos + 1, len(self.tokens) - 1)
-        return tok
-
-    def error(self, message: str, tok: Token | None = None) -> FormulaError:
-        tok = tok or self.peek()
-        return FormulaError(message, self.text, tok.column)
-
-    def expect(self, op: str, message: str) -> Token:
-        tok = self.peek()
-        if tok.kind != OP or tok.text != op:
-            raise self.error(f"{message}, got {tok.describe()}")
-        return self.advance()
 
     def signed_int(self, what: str) -> tuple[int, Token]:
         tok = self.peek()

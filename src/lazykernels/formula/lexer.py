@@ -95,3 +95,36 @@ def _float_value(piece: str, text: str, pos: int) -> float:
     if value == float("inf"):
         raise FormulaError("float literal out of range", text, pos)
     return value
+
+
+class TokenCursor:
+    """A position in the tokens of ``text``, with errors located in that text.
+
+    The alias reader and the formula parser both walk tokens with it.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.pos = 0
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> Token:
+        tok = self.peek()
+        self.pos = min(self.pos + 1, len(self.tokens) - 1)
+        return tok
+
+    def at(self, op: str, ahead: int = 0) -> bool:
+        tok = self.peek(ahead)
+        return tok.kind == OP and tok.text == op
+
+    def error(self, message: str, tok: Token | None = None) -> FormulaError:
+        return FormulaError(message, self.text, (tok or self.peek()).column)
+
+    def expect(self, op: str, message: str | None = None) -> Token:
+        if not self.at(op):
+            message = message or f"expected {op!r}"
+            raise self.error(f"{message}, got {self.peek().describe()}")
+        return self.advance()

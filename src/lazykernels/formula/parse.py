@@ -45,7 +45,7 @@ from .aliases import (
     parse_aliases,
 )
 from .ir import Cat, Node, const, make, var, zero
-from .lexer import END, FLOAT, INT, NAME, OP, Token, tokenize
+from .lexer import END, FLOAT, INT, NAME, OP, Token, TokenCursor
 from .opspec import OpSpec
 from .syntax import (
     BINARY_POWER,
@@ -172,13 +172,11 @@ def parse_reduction(text: str, aliases: Sequence[str] | Sequence[Alias] = ()) ->
 # --- the parser ------------------------------------------------------------------------------
 
 
-class _Parser:
+class _Parser(TokenCursor):
     """Recursive descent over one text; ``run`` converts stray errors into FormulaError."""
 
     def __init__(self, text: str, aliases: list[Alias]):
-        self.text = text
-        self.tokens = tokenize(text)
-        self.pos = 0
+        super().__init__(text)
         self.depth = 0
         self.aliases = aliases
         self.names = {a.name: a.node for a in aliases if a.name is not None}
@@ -186,28 +184,6 @@ class _Parser:
             a.position: (a.node, describe_alias(a)) for a in aliases
         }
         self.new_variables: list[Node] = []
-
-    # token helpers
-    def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        tok = self.peek()
-        self.pos = min(self.pos + 1, len(self.tokens) - 1)
-        return tok
-
-    def at(self, op: str, ahead: int = 0) -> bool:
-        tok = self.peek(ahead)
-        return tok.kind == OP and tok.text == op
-
-    def error(self, message: str, tok: Token | None = None) -> FormulaError:
-        return FormulaError(message, self.text, (tok or self.peek()).column)
-
-    def expect(self, op: str, message: str | None = None) -> Token:
-        if not self.at(op):
-            message = message or f"expected {op!r}"
-            raise self.error(f"{message}, got {self.peek().describe()}")
-        return self.advance()
 
     def run(self, rule):
         try:
