@@ -21,34 +21,16 @@ import numpy as np
 import pytest
 
 from lazykernels import cpu
-from lazykernels.core.plan import REDUCTIONS
 from lazykernels.numpy import Genred
+
+from .test_cpu_backend import ALIASES, CASES
 
 pytestmark = [
     pytest.mark.cpu,
     pytest.mark.skipif(not cpu.available(), reason="no working C++ compiler"),
 ]
 
-ALIASES = ["x = Vi(2)", "y = Vj(2)", "b = Vj(1)", "g = Pm(1)"]
-# reduction -> (formula, formula2, K), as in tests/test_cpu_backend.py
-CASES = {
-    "Sum": ("Exp(-SqDist(x,y)*g)*(y+b)", None, None),
-    "LogSumExp": ("-SqDist(x,y)*g+b", None, None),
-    "LogSumExpWeight": ("-SqDist(x,y)*g", "Exp(y)", None),
-    "SumSoftMaxWeight": ("-SqDist(x,y)*g", "y*b", None),
-    "Max_SumShiftExp": ("-SqDist(x,y)*g+b", None, None),
-    "Max_SumShiftExpWeight": ("-SqDist(x,y)*g", "y", None),
-    "Min": ("Square(x-y)*g+b", None, None),
-    "Max": ("Square(x-y)*g+b", None, None),
-    "ArgMin": ("Square(x-y)*g+b", None, None),
-    "ArgMax": ("Square(x-y)*g+b", None, None),
-    "Min_ArgMin": ("Square(x-y)*g+b", None, None),
-    "Max_ArgMax": ("Square(x-y)*g+b", None, None),
-    "KMin": ("Square(x-y)+b", None, 3),
-    "ArgKMin": ("SqDist(x,y)+b", None, 3),
-    "KMin_ArgKMin": ("Square(x-y)+b", None, 3),
-}
-assert sorted(CASES) == sorted(REDUCTIONS)
+# the reduction cases of the bound-call tests, so both files share compiled kernels
 M, N = 37, 53
 # (ranges_i, slices_i, redranges_j, ranges_j, slices_j, redranges_i); rows 25..29 (i) and
 # 20..24 (j) are in no range and hold the empty-reduction values.
