@@ -45,17 +45,6 @@ def cache(shared_cache, monkeypatch):
     return shared_cache
 
 
-@pytest.fixture
-def empty_cache(tmp_path, monkeypatch):
-    """A fresh cache directory, and a process that has loaded no kernel from it."""
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("LAZYKERNELS_CACHE", str(directory))
-    monkeypatch.delenv("LAZYKERNELS_DEBUG", raising=False)
-    jit_load.forget_loaded()
-    yield directory
-    jit_load.forget_loaded()
-
-
 def _libraries(directory: Path) -> set[str]:
     return {p.name for p in directory.glob("*.so")}
 

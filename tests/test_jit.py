@@ -46,14 +46,9 @@ needs_compiler = pytest.mark.skipif(not _have_compiler(), reason="no C++ compile
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
+def cache(empty_cache):
     """A fresh cache directory, no debug traces, and an empty in-process table."""
-    directory = tmp_path / "cache"
-    monkeypatch.setenv("LAZYKERNELS_CACHE", str(directory))
-    monkeypatch.delenv("LAZYKERNELS_DEBUG", raising=False)
-    jit_load.forget_loaded()
-    yield directory
-    jit_load.forget_loaded()
+    return empty_cache
 
 
 def _unique(source: str) -> str:
