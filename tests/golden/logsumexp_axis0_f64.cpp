@@ -40,7 +40,9 @@ template <typename X> struct lk_buf {
 
 static inline float lk_exp(float x) {
   // e^x = 2^n e^r, n = rint(x / ln2), r = x - n ln2 (ln2 in two parts), |r| <= ln2/2.
-  const float n = __builtin_rintf(x * 1.44269504088896341f);
+  // n comes from the 1.5 * 2^23 shifter: fn holds n in its low mantissa bits.
+  const float fn = __builtin_fmaf(x, 1.44269504088896341f, 12582912.0f);
+  const float n = fn - 12582912.0f;
   float r = __builtin_fmaf(-n, 0.693145751953125f, x);
   r = __builtin_fmaf(-n, 1.428606765330187045e-06f, r);
   float p = 1.3836845755577087e-3f;  // minimax fit of e^r, relative error 1.9e-9
@@ -50,23 +52,24 @@ static inline float lk_exp(float x) {
   p = p * r + 4.9999991059303284e-1f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  // 2^n goes into the exponent field of p (an integer add); n comes from the bits of
-  // n + 1.5 * 2^23, not from a float-to-int conversion. Exact while the result is normal.
-  const float fn = n + 12582912.0f;
+  // 2^n goes into the exponent field of p by an integer add of the bits of fn shifted
+  // left by 23: the shift drops the shifter's own bits and leaves n << 23 (|n| < 256).
+  // No float-to-int conversion; exact while the result is normal.
   uint32_t un, up;
   __builtin_memcpy(&un, &fn, 4);
   __builtin_memcpy(&up, &p, 4);
-  up += (un - 0x4B400000u) << 23;
+  up += un << 23;
   float y;
   __builtin_memcpy(&y, &up, 4);
-  // Outside [-87, 88.72283] (and for inf / NaN) the value above is garbage: select.
-  y = x > 88.72283f ? __builtin_inff() : y;
+  // Outside [-87, 88.72283] (and for inf / NaN) the value above is garbage: select. x + inf
+  // is inf above the range and NaN for NaN, so two selects cover all three cases.
   y = x >= -87.0f ? y : 0.0f;
-  return x != x ? x : y;
+  return x <= 88.72283f ? y : x + __builtin_inff();
 }
 
 static inline double lk_exp(double x) {
-  const double n = __builtin_rint(x * 1.4426950408889634);
+  const double fn = __builtin_fma(x, 1.4426950408889634, 6755399441055744.0);  // 1.5 * 2^52
+  const double n = fn - 6755399441055744.0;
   double r = __builtin_fma(-n, 6.93147180369123816490e-01, x);
   r = __builtin_fma(-n, 1.90821492927058770002e-10, r);
   // e^r by a degree-11 near-minimax polynomial (Chebyshev fit, abs error 3.2e-18 on
@@ -82,16 +85,14 @@ static inline double lk_exp(double x) {
   const double q47 = __builtin_fma(q67, r2, q45);
   const double q8b = __builtin_fma(qab, r2, q89);
   const double p = __builtin_fma(__builtin_fma(q8b, r4, q47), r4, q13) + 1.0;
-  const double fn = n + 6755399441055744.0;  // 1.5 * 2^52
   uint64_t un, up;
   __builtin_memcpy(&un, &fn, 8);
   __builtin_memcpy(&up, &p, 8);
-  up += (un - 0x4338000000000000ull) << 52;
+  up += un << 52;  // |n| < 2048
   double y;
   __builtin_memcpy(&y, &up, 8);
-  y = x > 709.782712893 ? __builtin_inf() : y;
   y = x >= -708.0 ? y : 0.0;
-  return x != x ? x : y;
+  return x <= 709.782712893 ? y : x + __builtin_inf();
 }
 
 extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
