@@ -125,6 +125,72 @@ def test_has_nan_ignores_infinities_and_empty_arrays():
     assert not has_nan(np.zeros((0, 3)))
 
 
+@pytest.mark.cpu
+@pytest.mark.parametrize("itemsize, dtype", [(4, np.float32), (8, np.float64)])
+def test_lk_first_nan_finds_the_first_array_and_every_position(itemsize, dtype):
+    cpu.prepare(build_plan("x", ["x = Vi(1)"], axis=1), dtype)  # builds the runtime library
+    first_nan = cpu._FIRST_NAN[0]
+
+    def scan(arrays, sizes):
+        ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        lens = (ctypes.c_ssize_t * len(arrays))(*sizes)
+        return first_nan(len(arrays), ctypes.addressof(ptrs), ctypes.addressof(lens), itemsize)
+
+    clean = np.array([1.0, np.inf, -np.inf, 0.0], dtype=dtype)
+    for n in range(1, 40):  # across vector widths and loop tails
+        for k in range(n):
+            a = np.arange(n, dtype=dtype)
+            a[k] = np.nan
+            assert scan([clean, a, a], [4, n, n]) == 1
+            assert scan([clean, a], [4, k]) == -1  # the NaN lies past the given size
+    assert scan([clean, clean], [4, 0]) == -1
+
+
+@pytest.mark.cpu
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_the_compiled_backend_reports_nan_in_every_argument(dtype):
+    g = Genred("Exp(-SqDist(x,y)*p)", ALIASES, axis=1)
+    x, y, p = rand(9, 3, dtype=dtype), rand(11, 3, dtype=dtype), np.array([0.5], dtype=dtype)
+    np.testing.assert_allclose(
+        g(x, y, p, backend="CPU").astype(np.float64),
+        gauss_sum(*(a.astype(np.float64) for a in (x, y, p))),
+        rtol=1e-2 if dtype == np.float16 else 1e-5,
+    )
+    for name, position in [("x", (0, 0)), ("y", (10, 2)), ("p", (0,)), ("y", (5, 1))]:
+        args = {"x": x.copy(), "y": y.copy(), "p": p.copy()}
+        args[name][position] = np.nan
+        with pytest.raises(ArgumentError, match=f"argument '{name}' .* contains NaN values"):
+            g(args["x"], args["y"], args["p"], backend="CPU")
+
+
+@pytest.mark.cpu
+def test_the_compiled_backend_checks_views_copies_and_empty_reductions_for_nan():
+    g = Genred("Exp(-SqDist(x,y)*p)", ALIASES, axis=1)
+    p = np.array([0.5])
+    stack = rand(4, 6, 3)
+    stack[2, 4, 1] = np.nan
+    ys = rand(2, 5, 3)
+    with pytest.raises(ArgumentError, match="argument 'x' .* contains NaN"):
+        g(stack[::2], ys, p.reshape(1, 1), backend="CPU")  # entries 0, 2: strided, in place
+    got = g(stack[1::2], ys, p.reshape(1, 1), backend="CPU")
+    np.testing.assert_allclose(got[1], gauss_sum(stack[3], ys[1], p))
+    x = rand(6, 3)
+    wide = np.zeros((6, 6))
+    wide[:, ::2] = rand(6, 3)
+    wide[3, 2] = np.nan
+    with pytest.raises(ArgumentError, match="argument 'y' .* contains NaN"):
+        g(x, wide[:, ::2], p, backend="CPU")  # copied before the kernel reads it
+    bad_x = x.copy()
+    bad_x[0, 0] = np.nan
+    with pytest.raises(ArgumentError, match="argument 'x' .* contains NaN"):
+        g(bad_x, rand(0, 3), p, backend="CPU")  # empty reduction: the kernel never runs
+    with pytest.raises(ArgumentError, match="argument 'x' .* contains NaN"):
+        cpu.run(bind(build_plan("x", ["x = Vi(1)"], axis=1), [np.full((3, 1), np.nan)]))
+    inf_y = rand(4, 3)
+    inf_y[1, 0] = np.inf  # infinities are values, not errors
+    np.testing.assert_allclose(g(x, inf_y, p, backend="CPU"), gauss_sum(x, inf_y, p))
+
+
 # --- backend resolution ------------------------------------------------------------------
 
 

@@ -60,12 +60,14 @@ def bind_call(
     args: Sequence[Any],
     ranges: Sequence[Any] | None = None,
     out: Any = None,
+    nan_check: bool = True,
 ) -> tuple[BoundCall, np.dtype]:
     """:func:`bind`, and the user-level dtype of the inputs (float16 stays float16).
 
     The checks that depend only on the shapes and dtypes of the arguments are cached per
     plan and call signature (:class:`_Layout`): a warm call with the same shapes only
-    checks for NaN values and allocates the outputs.
+    checks for NaN values and allocates the outputs. ``nan_check=False`` leaves the NaN
+    check to the caller (the compiled backend does it in C, see :func:`check_nan`).
     """
     if len(args) != len(plan.slots):
         names = ", ".join(s.describe() for s in plan.slots) or "none"
@@ -81,9 +83,8 @@ def bind_call(
         if len(table) >= _MAX_SIGNATURES:
             table.clear()
         table[signature] = layout
-    for slot, array in zip(plan.slots, arrays):
-        if has_nan(array):
-            raise ArgumentError(f"{slot.describe()} contains NaN values")
+    if nan_check:
+        check_nan(plan.slots, arrays)
     dtype = layout.dtype
     if layout.cast:
         arrays = [a.astype(dtype) if a.dtype != dtype else a for a in arrays]
@@ -101,6 +102,18 @@ def bind_call(
     else:
         call.outputs = _outputs(call, layout.user_dtype, out)
     return call, layout.user_dtype
+
+
+def check_nan(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray]) -> None:
+    """Raise :func:`nan_error` for the first of ``arrays`` (one per slot) holding a NaN."""
+    for slot, array in zip(slots, arrays):
+        if has_nan(array):
+            raise nan_error(slot)
+
+
+def nan_error(slot: ArgSlot) -> ArgumentError:
+    """The error for NaN values in the input of ``slot``."""
+    return ArgumentError(f"{slot.describe()} contains NaN values")
 
 
 def has_nan(array: np.ndarray) -> bool:

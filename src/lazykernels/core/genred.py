@@ -22,7 +22,7 @@ from ..formula.ir import Cat, Node
 from ..formula.simplify import simplify
 from ..reductions import SPECS, canonical_name
 from .backends import resolve
-from .bind import bind_call
+from .bind import bind_call, check_nan
 from .plan import SUM_SCHEMES, ArgSlot, BoundCall, ReductionPlan
 
 DTYPE_ACC = ("auto", "float32", "float64")
@@ -290,20 +290,21 @@ def run_plan(
     float16 inputs are computed in float32 and the values cast back to float16. With
     ``out``, the results are written into it and ``out``'s arrays are returned.
     """
-    _, runner = resolve(backend)
-    call, user_dtype = bind_call(plan, args, ranges, out)
+    name, runner = resolve(backend)
+    compiled = name == "CPU"  # checks the inputs for NaN itself, in C, as it reads them
+    call, user_dtype = bind_call(plan, args, ranges, out, nan_check=not compiled)
     outputs = call.outputs
-    if call.n_red == 0:
-        fill_neutral(call)  # empty reduction sets: no backend needs to handle N == 0
-    elif all(o.size for o in outputs):
+    if call.n_red and all([o.size for o in outputs]):
         runner(call)
-    if all(o.dtype == user_dtype or o.dtype == np.int64 for o in outputs):
-        results = outputs
     else:
-        results = tuple(
-            o.astype(user_dtype) if o.dtype != np.int64 and o.dtype != user_dtype else o
-            for o in outputs
-        )
+        if compiled:
+            check_nan(plan.slots, call.arrays)
+        if call.n_red == 0:
+            fill_neutral(call)  # empty reduction sets: no backend needs to handle N == 0
+    if user_dtype == call.dtype:
+        results = outputs
+    else:  # float16 inputs, computed in float32: values back to float16, indices stay int64
+        results = tuple(o.astype(user_dtype) if o.dtype == call.dtype else o for o in outputs)
     if out is None:
         return results
     given = tuple(out) if isinstance(out, list | tuple) else (out,)

@@ -15,6 +15,7 @@ import ctypes
 import math
 import os
 import threading
+from array import array as _words
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codegen.cpp import KernelSource, render_cpu
+from ..core.bind import check_nan, nan_error
 from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
 from ..formula.ir import Cat
@@ -48,6 +50,17 @@ _ARGTYPES = [
 class _Kernel:
     source: KernelSource
     function: ctypes._CFuncPtr  # type: ignore[name-defined]
+    cores: tuple[int, ...]  # per input: 1 (parameter: (..., D)) or 2 (variable: (..., n, D))
+    outputs: tuple[tuple[int, np.dtype], ...]  # per output: values per row, dtype
+
+
+def _loaded(plan: ReductionPlan, dtype: np.dtype, source: KernelSource, function) -> _Kernel:
+    cores = tuple(1 if slot.cat is Cat.PARAM else 2 for slot in plan.slots)
+    outputs = tuple(
+        (spec.width, np.dtype(np.int64) if spec.ctype == "int64_t" else dtype)
+        for spec in source.outputs
+    )
+    return _Kernel(source, function, cores, outputs)
 
 
 _KERNELS: dict[tuple[ReductionPlan, str], _Kernel] = {}
@@ -57,11 +70,13 @@ _BUILD_LOCKS: dict[tuple[ReductionPlan, str], threading.Lock] = {}
 _TABLE_LOCK = threading.Lock()
 _LOCK = threading.Lock()
 _POOL: list[int] = []  # address of lk_pool_run, once built
+_FIRST_NAN: list[ctypes._CFuncPtr] = []  # type: ignore[name-defined]  # lk_first_nan, likewise
 
 
 def _pool() -> int:
     """The address of ``lk_pool_run``: the process's one thread pool for every kernel
-    (passive waits, no spinning; see :mod:`lazykernels.codegen.runtime`)."""
+    (passive waits, no spinning; see :mod:`lazykernels.codegen.runtime`). Its library also
+    holds ``lk_first_nan``, the NaN check of :func:`run`."""
     if _POOL:
         return _POOL[0]
     from ..codegen.runtime import POOL_SOURCE
@@ -70,6 +85,10 @@ def _pool() -> int:
     with _LOCK:
         if not _POOL:
             library = build(POOL_SOURCE, "cpu_pool")
+            first_nan = library.lk_first_nan
+            first_nan.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            first_nan.restype = ctypes.c_int64
+            _FIRST_NAN.append(first_nan)
             _POOL.append(ctypes.cast(library.lk_pool_run, ctypes.c_void_p).value or 0)
     return _POOL[0]
 
@@ -133,7 +152,7 @@ def _build_kernel(plan: ReductionPlan, dtype: np.dtype, key: tuple[ReductionPlan
                 function = library.lk_kernel
                 function.argtypes = _ARGTYPES
                 function.restype = ctypes.c_int
-                kernel = _Kernel(source, function)
+                kernel = _loaded(plan, dtype, source, function)
                 _KERNELS[key] = kernel
     finally:
         if pool is not None:
@@ -182,6 +201,10 @@ def _zero_offsets(n: int) -> int:
 
 
 _CHAR = ctypes.c_char
+_from_buffer = _CHAR.from_buffer
+_addressof = ctypes.addressof
+_WORD = ctypes.sizeof(ctypes.c_void_p)
+_CELL = next(code for code in "QLI" if _words(code).itemsize == _WORD)  # unsigned, pointer-wide
 
 
 def _address(array: np.ndarray) -> int:
@@ -240,52 +263,70 @@ def prepare_many(plans: Sequence[ReductionPlan], dtype: np.dtype | str) -> None:
 def run(call: BoundCall, n_threads: int = 0) -> None:
     """Fill ``call.outputs`` with the reduction of ``call.plan`` (compiled C++).
 
+    The inputs are checked for NaN values here, in one foreign call (``lk_first_nan``) on
+    the arrays the kernel reads, rather than by :func:`lazykernels.core.bind.bind_call`.
+
     Args:
         call: the validated call.
         n_threads: OpenMP threads (0: the OpenMP default, e.g. ``OMP_NUM_THREADS``).
 
     Raises:
+        ArgumentError: an input holds NaN values.
         CompileError: the kernel does not compile (the message holds the compiler log).
         ShapeError: an output buffer has the wrong size or dtype.
     """
-    plan, dtype = call.plan, np.dtype(call.dtype)
+    plan, dtype = call.plan, call.dtype
     kernel = _kernel(plan, dtype)
     n_batch = math.prod(call.batch_shape)
+    inputs = call.arrays
     if call.n_out == 0 or n_batch == 0:
+        check_nan(plan.slots, inputs)
         return
-    inputs, offsets = [], []
-    for slot, array in zip(plan.slots, call.arrays):
-        core = 1 if slot.cat is Cat.PARAM else 2
-        contiguous = array.flags.c_contiguous  # implies _usable (the common case)
-        if array.dtype != dtype or not (contiguous or _usable(array, core)):
-            array = np.ascontiguousarray(array, dtype=dtype)
-        inputs.append(array)
-        if n_batch > 1:
-            offsets.append(_offsets(array, core, call.batch_shape))
+    # arrays read in place: C-contiguous (NaN-checked in C), or with only their trailing
+    # (rows, dim) block contiguous (strided batch entries: checked by NumPy); others copied
+    flat = [a.dtype == dtype and a.flags.c_contiguous for a in inputs]
+    if not all(flat):
+        inputs = [
+            a if ok else _readable(a, core, dtype)
+            for a, ok, core in zip(inputs, flat, kernel.cores)
+        ]
+        flat = [a.flags.c_contiguous for a in inputs]
+        strided = [(s, a) for s, a, ok in zip(plan.slots, inputs, flat) if not ok]
+        check_nan([s for s, _ in strided], [a for _, a in strided])
+    targets = _output_buffers(call, kernel, n_batch)
+    n_in = len(inputs)
+    # one table of machine words: input addresses, output addresses, input sizes (0: skip)
+    buffers = [*inputs, *targets]
+    try:
+        addresses = [_addressof(_from_buffer(a)) for a in buffers]
+    except (TypeError, ValueError, BufferError):  # read-only, or empty: see _address
+        addresses = [_address(a) for a in buffers]
+    cells = _words(_CELL, [*addresses, *[a.size if ok else 0 for a, ok in zip(inputs, flat)]])
+    base = cells.buffer_info()[0]
+    bad = _FIRST_NAN[0](n_in, base, base + _WORD * (n_in + len(targets)), dtype.itemsize)
+    if bad >= 0:
+        raise nan_error(plan.slots[bad])
     if n_batch == 1:  # every offset is 0: a shared read-only table
-        offset_address = _zero_offsets(len(inputs))
+        offset_address = _zero_offsets(n_in)
     else:
-        offset_table = np.ascontiguousarray(np.concatenate(offsets) if offsets else np.zeros(1))
-        offset_table = offset_table.astype(np.int64, copy=False)
+        parts = [_offsets(a, core, call.batch_shape) for a, core in zip(inputs, kernel.cores)]
+        offset_table = np.concatenate(parts) if parts else np.zeros(1, dtype=np.int64)
         offset_address = offset_table.ctypes.data
-    targets = _output_buffers(call, kernel.source, dtype, n_batch)
-    args = (ctypes.c_void_p * max(1, len(inputs)))(*[_address(a) for a in inputs])
-    outs = (ctypes.c_void_p * len(targets))(*[_address(t) for t in targets])
-    n_ranges, range_arrays = -1, [None, None, None]
+    n_ranges, pointers = -1, [None, None, None]
     if call.ranges is not None:
         r = call.ranges
         range_arrays = [
             np.ascontiguousarray(a, dtype=np.int64) for a in (r.ranges_out, r.slices, r.redranges)
         ]
         n_ranges = len(range_arrays[0])
-    pointers = [None if a is None else a.ctypes.data for a in range_arrays]
+        pointers = [a.ctypes.data for a in range_arrays]
     status = kernel.function(
         call.n_out,
         call.n_red,
         n_batch,
-        ctypes.addressof(args),
+        base,
         offset_address,
-        ctypes.addressof(outs),
+        base + _WORD * n_in,
         n_ranges,
         *pointers,
         int(n_threads),
@@ -298,22 +339,26 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
             out[...] = target.reshape(out.shape)
 
 
-def _output_buffers(
-    call: BoundCall, source: KernelSource, dtype: np.dtype, n_batch: int
-) -> list[np.ndarray]:
+def _readable(array: np.ndarray, core: int, dtype: np.dtype) -> np.ndarray:
+    """``array`` if the kernel can read it in place, else a C-contiguous copy in ``dtype``."""
+    if array.dtype == dtype and _usable(array, core):
+        return array
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _output_buffers(call: BoundCall, kernel: _Kernel, n_batch: int) -> list[np.ndarray]:
     """The arrays the kernel writes: the outputs themselves when C-contiguous."""
-    if len(call.outputs) != len(source.outputs):
+    if len(call.outputs) != len(kernel.outputs):
         raise ShapeError(
-            f"{call.plan.reduction} has {len(source.outputs)} output(s), got {len(call.outputs)}"
+            f"{call.plan.reduction} has {len(kernel.outputs)} output(s), got {len(call.outputs)}"
         )
     targets = []
-    for out, spec in zip(call.outputs, source.outputs):
-        want = np.dtype(np.int64) if spec.ctype == "int64_t" else dtype
-        size = n_batch * call.n_out * spec.width
-        if out.dtype != want or out.size != size:
+    rows = n_batch * call.n_out
+    for out, (width, want) in zip(call.outputs, kernel.outputs):
+        if out.dtype != want or out.size != rows * width:
             raise ShapeError(
-                f"{call.plan.reduction}: an output buffer must hold {size} values of {want}, "
-                f"got shape {out.shape} and dtype {out.dtype}"
+                f"{call.plan.reduction}: an output buffer must hold {rows * width} values of "
+                f"{want}, got shape {out.shape} and dtype {out.dtype}"
             )
-        targets.append(out if out.flags.c_contiguous else np.empty(size, dtype=want))
+        targets.append(out if out.flags.c_contiguous else np.empty(rows * width, dtype=want))
     return targets
