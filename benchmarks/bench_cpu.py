@@ -4,6 +4,7 @@ column for every target of the issue "CPU engine at the machine's limit".
 
     python benchmarks/bench_cpu.py [--quick] [--large] [--sizes 1000 10000 100000]
         [--repeats 3] [--json PATH] [--png PATH] [--no-faiss] [--limit-source PATH]
+        [--cases gauss grad softmin knn threads tall compile warm memory]
 
 Cases (see benchmarks/README.md): Gaussian sum (D=3, E=1/3, float32/64) vs M=N; its
 gradient w.r.t. x (Grad formula, torch autograd); LogSumExp softmin; ArgKMin K=10 at D=3 and
@@ -350,7 +351,10 @@ class Suite:
         args = bc.gauss_inputs(self.rng, 100, 100, 1, "float32")
         routine = bc.gauss(1)
         per_call = batch_time(lambda: routine(*args, backend="CPU"), calls, batches)
-        row = Row("warm call numpy", 100, 100, per_call)
+        tiny = bc.gauss_inputs(self.rng, 2, 2, 1, "float32")
+        bare = batch_time(lambda: routine(*tiny, backend="CPU"), calls, batches)
+        row = Row("warm call numpy", 100, 100, per_call, note=f"M=N=2: {bare * 1e6:.1f} us")
+        row.extra.update(tiny_call_s=bare)
         self.emit(row.check(per_call * 1e6, "us", "<=", 30))
         if self.torch is not None:
             from lazykernels.torch import Genred as TorchGenred
@@ -441,6 +445,26 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+CASES: dict[str, Callable[[Suite, dict[str, Any]], None]] = {
+    "gauss": lambda s, z: (
+        s.gaussian(1, "float32", z["big"]),
+        s.gaussian(3, "float32", z["sizes"]),
+        s.gaussian(1, "float64", z["sizes"]),
+        s.gaussian(3, "float64", z["sizes"]),
+    ),
+    "grad": lambda s, z: s.gradient(z["sizes"]),
+    "softmin": lambda s, z: s.softmin(z["sizes"]),
+    "knn": lambda s, z: (s.knn(3, [(n, n) for n in z["sizes"]]), s.knn(50, z["knn50"])),
+    "threads": lambda s, z: s.threads(z["threads"]),
+    "tall": lambda s, z: s.tall_wide(*z["tall"]),
+    "compile": lambda s, z: s.compile_time(),
+    "warm": lambda s, z: s.warm_overhead(),
+    "memory": lambda s, z: s.memory(z["memory"]),
+}
+"""Case groups in the order they run; ``--cases`` picks some (e.g. ``--large --cases memory``
+for the M = N = 1e6 memory case alone)."""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -451,6 +475,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--png", type=Path, default=HERE / "results" / "latest.png")
     parser.add_argument("--no-faiss", action="store_true", help="skip the FAISS baseline")
     parser.add_argument("--limit-source", type=Path, default=DEFAULT_LIMIT)
+    parser.add_argument(
+        "--cases", nargs="+", choices=list(CASES), default=list(CASES), help="case groups to run"
+    )
     return parser.parse_args(argv)
 
 
@@ -461,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     suite = Suite(args)
     info = machine_info(REPO)
     info.update(mode="quick" if args.quick else "large" if args.large else "default")
+    info.update(cases=args.cases)
     info.update(limit=suite.limit_note, sizes=sizes)
     print(
         f"lazykernels CPU suite, {info['date']}, {info['cpu']}, nproc={info['nproc']}, "
@@ -469,24 +497,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"limit kernel: {suite.limit_note}; faiss: {info['faiss']}; torch: {info['torch']}")
     print(HEADER, flush=True)
     t0 = time.perf_counter()
-    suite.gaussian(1, "float32", sizes["big"])
-    suite.gaussian(3, "float32", sizes["sizes"])
-    suite.gaussian(1, "float64", sizes["sizes"])
-    suite.gaussian(3, "float64", sizes["sizes"])
-    suite.gradient(sizes["sizes"])
-    suite.softmin(sizes["sizes"])
-    suite.knn(3, [(n, n) for n in sizes["sizes"]])
-    suite.knn(50, sizes["knn50"])
-    suite.threads(sizes["threads"])
-    suite.tall_wide(*sizes["tall"])
-    suite.compile_time()
-    suite.warm_overhead()
-    suite.memory(sizes["memory"])
+    for name in args.cases:
+        CASES[name](suite, sizes)
     info.update(load_average_end=load_average(), wall_s=time.perf_counter() - t0)
     print(f"{summary(suite.rows)}; {info['wall_s']:.0f} s; load at end {info['load_average_end']}")
     write_json(args.json, info, suite.rows, suite.curves)
     title = f"Gaussian sum D=3, {info['cpu']}, {info['nproc']} threads, {info['date']}"
-    if write_png(args.png, suite.curves, title):
+    if not any(suite.curves.values()):
+        print(f"wrote {args.json} (these cases draw no curve: no plot)")
+    elif write_png(args.png, suite.curves, title):
         print(f"wrote {args.json} and {args.png}")
     else:
         print(f"wrote {args.json} (no matplotlib: no plot)")
