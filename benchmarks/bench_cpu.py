@@ -55,6 +55,8 @@ DEFAULT_LIMIT = REPO.parent / "shared" / "bench" / "limit_gauss.cpp"
 DENSE_PAIRS = 2e8  # largest M * N for the dense NumPy baseline
 FAISS_PAIRS = 2e9  # FAISS (BLAS + heaps) takes ~100 s at D=3, M=N=1e5 on 2 cores: not run
 EXACT_QUERIES = 200  # queries checked against exact neighbours when dense does not fit
+# x limit targets of the issue: E=1 and E=3 in float32, and float64 (read as E=1, the case
+# the sentence is about; E=3 float64 is shown without a target)
 GAUSS_TARGETS = {(1, "float32"): 0.70, (3, "float32"): 0.60, (1, "float64"): 0.35}
 
 
@@ -140,7 +142,7 @@ class Suite:
     def gaussian(self, e: int, dtype: str, sizes: list[int]) -> None:
         """Gaussian sum at M = N, taking turns with the (float32, E=1) limit kernel."""
         routine, name = bc.gauss(e), f"gauss E{e} f{dtype[-2:]}"
-        bound = GAUSS_TARGETS.get((e, dtype), GAUSS_TARGETS[(1, "float64")])
+        bound = GAUSS_TARGETS.get((e, dtype))  # E=3 float64: no target, the ratio is shown
         for n in sizes:
             args = bc.gauss_inputs(self.rng, n, n, e, dtype)
             small = tuple(a[:256] if a.ndim == 2 else a for a in args)
@@ -156,8 +158,10 @@ class Suite:
                 row.correct = bc.close(got, want, dtype)
                 if (e, dtype) == (1, "float32"):
                     self.curve("dense NumPy", n, row.numpy_seconds)
-            if n >= self.target_min:
+            if n >= self.target_min and bound is not None:
                 row.check(row.ratio(row.limit_seconds), "x limit", ">=", bound)
+            elif n >= self.target_min:
+                row.note = "no target (the float64 one is for E=1)"
             if (e, dtype) == (1, "float32"):
                 self.fwd[n], self.fwd_args[n] = seconds, args
                 self.curve("limit", n, row.limit_seconds)
