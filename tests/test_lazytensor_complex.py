@@ -109,3 +109,26 @@ def test_complex_refusals():
     assert (zi + 0) is zi and zi * 0 == 0 and (zi * 1) is zi
     assert (0 - zi).node.op.name == "Minus"
     np.testing.assert_allclose((zi * Vj(np.ones((2, 1)))).sum(axis=0, backend="reference"), 3)
+
+
+def test_complex_lazytensors_reduce_by_sum_only():
+    z = np.array([[1 + 2j], [3 - 1j], [-2 + 0.5j]])
+    w = np.array([[0.5 - 1j], [2 + 2j]])
+    k = Vi(z) * Vj(w)
+    for name, reduce in [
+        ("Min", lambda: k.min(axis=1)),
+        ("ArgMax", lambda: k.argmax(axis=0)),
+        ("LogSumExp", lambda: k.logsumexp(axis=1)),
+        ("KMin", lambda: k.Kmin(1, axis=1)),
+        ("SumSoftMaxWeight", lambda: k.sumsoftmaxweight(Vj(np.ones((2, 1))), axis=1)),
+        ("Max", lambda: k.reduction("Max", axis=1)),
+    ]:
+        with pytest.raises(ArgumentError, match=f"{name} reduction of a complex LazyTensor"):
+            reduce()
+    want = (z * w.T).sum(1, keepdims=True)
+    np.testing.assert_allclose(k.sum(axis=1, backend="reference"), want)
+    np.testing.assert_allclose(k.reduction("Sum", axis=1, backend="reference"), want)
+    np.testing.assert_allclose(
+        k.abs().max(axis=1, backend="reference"), np.abs(z * w.T).max(1)[:, None]
+    )
+    np.testing.assert_allclose((Vi(z) * Vj(np.ones((2, 1)))) @ np.array([1.0, 2.0]), 3 * z[:, 0])

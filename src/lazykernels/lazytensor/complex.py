@@ -123,6 +123,16 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
             axis = None
         return self.reduction("Sum", axis=axis, dim=dim, **kwargs)
 
+    def _reduce(self, reduction_op: str, axis: int, *args: Any, **kwargs: Any) -> Any:
+        # min, max, log-sum-exp, soft-max of complex numbers are undefined; KeOps runs them
+        # on the interleaved (re, im) values, a silently meaningless result
+        if reduction_op != "Sum":
+            raise ArgumentError(
+                f"{reduction_op} reduction of a complex LazyTensor: only Sum (sum, @) is "
+                f"defined for complex values; reduce .real, .imag or .abs() instead"
+            )
+        return super()._reduce(reduction_op, axis, *args, **kwargs)
+
     def _refuse(self, name: str) -> Any:
         raise ArgumentError(f"{name}() applies to real LazyTensors, not to complex ones")
 
