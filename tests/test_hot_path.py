@@ -322,3 +322,49 @@ def test_concurrent_probes_agree_with_the_cached_answer(tmp_path, monkeypatch):
     assert found["openmp"] == info.openmp
     assert found["march_native"] == ("-march=native" in info.flags)
     assert found["prefer_vector_width_512"] == ("-mprefer-vector-width=512" in info.flags)
+
+
+# --- memoised formula work: simplify, variables, LazyTensor plans -------------------------
+
+
+def test_simplify_remembers_default_results_and_bypasses_custom_rules():
+    import importlib
+
+    from lazykernels.formula import Cat, var
+
+    simplify_module = importlib.import_module("lazykernels.formula.simplify")
+    x, y = var(0, 3, Cat.I), var(1, 3, Cat.J)
+    f = (x - y) * 1 + y * 0
+    first = simplify_module.simplify(f)
+    assert first is x - y and simplify_module._SIMPLIFIED[f] is first
+    assert simplify_module.simplify(f) is first
+    assert simplify_module.simplify(f, rules=()) is f  # a custom rule set is not memoised
+    assert simplify_module.simplify(f, enabled=False) is f
+
+
+def test_variables_are_computed_once_per_node():
+    from lazykernels.formula import Cat, var
+
+    x, y = var(0, 3, Cat.I), var(1, 3, Cat.J)
+    f = (x - y).exp() + x
+    assert f.variables() == (x, y) and f.variables() is f.variables()
+
+
+def test_lazytensor_plans_are_reused_and_constants_stay_values():
+    from lazykernels.numpy import LazyTensor
+    from lazykernels.numpy import Vi as NVi
+    from lazykernels.numpy import Vj as NVj
+
+    x, y = rand(6, 3), rand(5, 3)
+    plans, results = [], []
+    for scale in (2.0, 3.0, 2.0):
+        k = (-NVi(x).sqdist(NVj(y)) * scale).exp()
+        reduced = k.sum(axis=1, call=False)
+        plans.append(reduced._plan)
+        results.append(reduced(backend="reference"))
+    assert plans[0] is plans[1] is plans[2]  # the scale is a parameter, not part of the plan
+    for scale, got in zip((2.0, 3.0, 2.0), results):
+        np.testing.assert_allclose(got, gauss_sum(x, y, np.array([scale])), rtol=1e-12)
+    k = (-LazyTensor(x[:, None, :]).sqdist(LazyTensor(y[None, :, :])) * 2.0).exp()
+    kahan = k.sum(axis=1, call=False, sum_scheme="kahan_scheme")
+    assert kahan._plan is not plans[0] and kahan._plan.sum_scheme == "kahan_scheme"

@@ -66,7 +66,7 @@ class Node(FormulaSurface):
         dim: output vector dimension.
     """
 
-    __slots__ = ("op", "args", "params", "dim", "_fingerprint", "__weakref__")
+    __slots__ = ("op", "args", "params", "dim", "_fingerprint", "_variables", "__weakref__")
 
     op: OpSpec
     args: tuple[Node, ...]
@@ -79,6 +79,7 @@ class Node(FormulaSurface):
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "dim", dim)
         object.__setattr__(self, "_fingerprint", None)
+        object.__setattr__(self, "_variables", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("formula nodes are immutable")
@@ -115,9 +116,12 @@ class Node(FormulaSurface):
         return iter(topological_order(self))
 
     def variables(self) -> tuple[Node, ...]:
-        """The distinct ``Var`` leaves, sorted by (category, index)."""
-        found = {n for n in self.walk() if n.op.name == "Var"}
-        return tuple(sorted(found, key=lambda v: (v.params[2].value, v.params[0])))
+        """The distinct ``Var`` leaves, sorted by (category, index) (computed once per node)."""
+        if self._variables is None:
+            found = {n for n in self.walk() if n.op.name == "Var"}
+            ordered = tuple(sorted(found, key=lambda v: (v.params[2].value, v.params[0])))
+            object.__setattr__(self, "_variables", ordered)
+        return self._variables
 
     def __str__(self) -> str:
         from .printer import to_string  # printer imports ir: resolved at call time

@@ -142,9 +142,22 @@ def simplify(
         enabled = enabled_by_default()
     if not enabled:
         return root
-    rules = RULES if rules is None else rules
     trace = os.environ.get("LAZYKERNELS_DEBUG_SIMPLIFY") == "1"
-    return _Simplifier(rules, trace).run(root)
+    if rules is not None or trace:
+        return _Simplifier(RULES if rules is None else rules, trace).run(root)
+    # LazyTensor code rebuilds the same formula at every call: nodes are interned, so the
+    # result of the default rules is remembered by the node itself
+    done = _SIMPLIFIED.get(root)
+    if done is None:
+        done = _Simplifier(RULES, False).run(root)
+        if len(_SIMPLIFIED) >= _MAX_SIMPLIFIED:
+            _SIMPLIFIED.clear()
+        _SIMPLIFIED[root] = done
+    return done
+
+
+_SIMPLIFIED: dict[Node, Node] = {}  # formula -> simplify(formula) under the default rules
+_MAX_SIMPLIFIED = 4096
 
 
 class _Simplifier:

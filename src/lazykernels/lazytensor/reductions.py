@@ -54,6 +54,8 @@ CALL_KEYS = frozenset(("backend", "device_id", "ranges", "out"))
 """Keyword options of a reduction that configure the call."""
 
 _PLAN_KEYS = ("dtype_acc", "use_double_acc", "sum_scheme")
+_PLANS: dict[tuple[Any, ...], ReductionPlan] = {}  # see GenericLazyTensor._build_plan
+_MAX_PLANS = 1024
 
 
 class MissingAxisError(ArgumentError, TypeError):
@@ -207,15 +209,33 @@ class ReductionMethods:
         info = self._reduction
         order, mapping = self._layout()
         opts = {k: info.options[k] for k in _PLAN_KEYS if k in info.options}
-        return build_plan(
-            substitute(self.node, mapping),
-            [Alias(None, mapping[v]) for v in order],
-            info.reduction_op,
-            info.axis,
-            info.opt_arg,
-            None if info.weight is None else substitute(info.weight, mapping),
-            **opts,
-        )
+        formula = substitute(self.node, mapping)
+        weight = None if info.weight is None else substitute(info.weight, mapping)
+        inputs = tuple(mapping[v] for v in order)
+        # LazyTensor code rebuilds the same reduction at every call (with new variables for
+        # its scalar constants): the renumbered formula nodes are interned, so the plan is
+        # remembered by them
+        key = (formula, weight, info.reduction_op, info.axis, info.opt_arg, inputs)
+        try:
+            key += tuple(sorted(opts.items()))
+            plan = _PLANS.get(key)
+        except TypeError:  # an unhashable option value: build_plan will say what is wrong
+            plan, key = None, None
+        if plan is None:
+            plan = build_plan(
+                formula,
+                [Alias(None, v) for v in inputs],
+                info.reduction_op,
+                info.axis,
+                info.opt_arg,
+                weight,
+                **opts,
+            )
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.clear()
+            if key is not None:
+                _PLANS[key] = plan
+        return plan
 
     def __call__(self: GenericLazyTensor, *args: Any, **kwargs: Any) -> Any:
         """Run a reduced LazyTensor: one array per symbolic variable, then call options."""

@@ -25,7 +25,8 @@ Differentiation follows :mod:`lazykernels.reductions.derivatives`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -71,16 +72,25 @@ def check_device(tensor: torch.Tensor, what: str) -> None:
         )
 
 
-def _as_array(tensor: Any, what: str) -> np.ndarray:
-    """A NumPy view of a CPU tensor (no copy)."""
+def _as_array(tensor: Any, what: str | Callable[[], str]) -> np.ndarray:
+    """A NumPy view of a CPU tensor (no copy); ``what`` names it in errors (or makes the
+    name, so that a warm call does not format names it never shows)."""
     if not isinstance(tensor, torch.Tensor):
-        raise ArgumentError(f"{what}: expected a torch.Tensor, got {type(tensor).__name__}")
-    check_device(tensor, what)
-    if tensor.is_floating_point() and tensor.dtype not in _FLOATS:
+        raise ArgumentError(f"{_name(what)}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.is_cuda or tensor.device.type != "cpu":
+        check_device(tensor, _name(what))
+    if tensor.dtype not in _FLOATS and tensor.is_floating_point():
         raise DtypeError(
-            f"{what}: dtype {tensor.dtype} is not supported; use float16, float32 or float64"
+            f"{_name(what)}: dtype {tensor.dtype} is not supported; use float16, float32 or float64"
         )
-    return tensor.detach().resolve_conj().resolve_neg().numpy()
+    try:
+        return tensor.detach().numpy()
+    except RuntimeError:  # a lazy conjugate or negative view: materialise it first
+        return tensor.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _name(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
 
 
 def _ranges_arrays(ranges: Sequence[Any] | None) -> tuple[np.ndarray, ...] | None:
@@ -102,9 +112,7 @@ def _run(
     out: Any = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run ``plan`` on the backend, without autograd; outputs as tensors (no copies)."""
-    names = [s.describe() for s in plan.slots]
-    names += [f"argument #{k}" for k in range(len(names), len(tensors))]
-    arrays = [_as_array(t, name) for t, name in zip(tensors, names)]
+    arrays = [_as_array(t, partial(_argument_name, plan, k)) for k, t in enumerate(tensors)]
     if out is None:
         results = run_plan(plan, arrays, backend=backend, ranges=ranges)
         return tuple(torch.from_numpy(r) for r in results)
@@ -114,18 +122,29 @@ def _run(
     return given
 
 
+def _argument_name(plan: ReductionPlan, k: int) -> str:
+    return plan.slots[k].describe() if k < len(plan.slots) else f"argument #{k}"
+
+
 def _tracked(tensors: Sequence[Any]) -> bool:
     """True when a derivative of the result may be asked for."""
+    grad_enabled = torch.is_grad_enabled()
+    # dual tensors exist only inside forward_ad.dual_level() (level >= 0); where torch
+    # does not say, every tensor is asked
+    dual = getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0
     for t in tensors:
         if not isinstance(t, torch.Tensor):
             continue
-        if t.requires_grad and torch.is_grad_enabled():
+        if t.requires_grad and grad_enabled:
             return True
-        if torch._C._functorch.is_functorch_wrapped_tensor(t):
+        if _is_wrapped(t):
             return True  # inside torch.func transforms (grad, vjp, jvp, vmap...)
-        if torch.autograd.forward_ad.unpack_dual(t).tangent is not None:
+        if dual and torch.autograd.forward_ad.unpack_dual(t).tangent is not None:
             return True
     return False
+
+
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 def unbroadcast(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
