@@ -277,6 +277,67 @@ def test_trace_operator_of_a_scalar_map_sums_its_derivatives():
     np.testing.assert_allclose(ev(tr, env), env[x].sum(-1, keepdims=True), rtol=1e-12)
 
 
+def test_weighted_trace_operator():
+    env = values(18)
+    mats = env[A].reshape(N, 3, 3)
+    diagonal = np.einsum("nkk->nk", mats)
+    tr = make("TraceOperator", (matvec(A, y), y, u3))
+    np.testing.assert_allclose(ev(tr, env)[:, 0], (diagonal * env[u3]).sum(-1), rtol=1e-12)
+    scaled = make("TraceOperator", (matvec(A, y), y, p))  # one weight for the whole diagonal
+    np.testing.assert_allclose(ev(scaled, env)[:, 0], env[p][:, 0] * diagonal.sum(-1), rtol=1e-12)
+    scalar = make("TraceOperator", (make("Sum", (x * y,)), y, u3))  # broadcast scalar map
+    np.testing.assert_allclose(ev(scalar, env)[:, 0], (env[x] * env[u3]).sum(-1), rtol=1e-12)
+    with pytest.raises(DimensionError, match="TraceOperator: the weights w must have dimension 3"):
+        make("TraceOperator", (matvec(A, y), y, u2))
+
+
+def test_weighted_sum_lin_operator():
+    env = values(19)
+    mats = env[A].reshape(N, 3, 3)
+    f = matvec(A, y)
+    both = make("SumLinOperator", (f, y, u3, x))
+    want = np.einsum("ni,nij,nj->n", env[u3], mats, env[x])
+    np.testing.assert_allclose(ev(both, env)[:, 0], want, rtol=1e-12)
+    left = make("SumLinOperator", (f, y, u3))
+    np.testing.assert_allclose(ev(left, env)[:, 0], np.einsum("ni,nij->n", env[u3], mats))
+    right = make("SumLinOperator", (f, y, const(1), x))
+    np.testing.assert_allclose(ev(right, env)[:, 0], np.einsum("nij,nj->n", mats, env[x]))
+    with pytest.raises(DimensionError, match="SumLinOperator: the right weights wr"):
+        make("SumLinOperator", (f, y, u3, u2))
+    with pytest.raises(FormulaError, match="takes 2 to 4 formula argument"):
+        make("SumLinOperator", (f, y, u3, x, x))
+
+
+def test_weighted_operators_parse_from_strings():
+    from lazykernels.formula.parse import parse_formula as parse
+
+    tr = parse("TraceOperator(x * y, y, z)", ["x = Vi(3)", "y = Vj(3)", "z = Vi(3)"])
+    env = values(20)
+    xs, ys, zs = env[x], env[y], env[u3]
+    got = evaluate(
+        tr, {var(0, 3, Cat.I): xs, var(1, 3, Cat.J): ys, var(2, 3, Cat.I): zs}, np.float64
+    )
+    np.testing.assert_allclose(np.broadcast_to(got, (N, 1))[:, 0], (xs * zs).sum(-1), rtol=1e-12)
+    with pytest.raises(FormulaError, match="TraceOperator expects 2 to 3 formula arguments"):
+        parse("TraceOperator(x, y, x, y)", ["x = Vi(3)", "y = Vj(3)"])
+
+
+def test_diff_with_tuples_sums_the_differentials():
+    env = values(21)
+    f = gaussian() * b
+    d = f.diff((x, y), (u3, u3 * 2))
+    want = make("Diff", (f, x, u3)) + make("Diff", (f, y, u3 * 2))
+    np.testing.assert_allclose(ev(d, env), ev(want, env), rtol=1e-12)
+    step = H * env[u3]
+    moved = shifted(shifted(env, x, step), y, 2 * step)
+    back = shifted(shifted(env, x, -step), y, -2 * step)
+    np.testing.assert_allclose(ev(d, env), (ev(f, moved) - ev(f, back)) / (2 * H), rtol=1e-6)
+    with pytest.raises(FormulaError, match="one direction per variable"):
+        f.diff((x, y), (u3,))
+    with pytest.raises(FormulaError, match="one direction per variable"):
+        f.diff((x,), u3)
+
+
 @pytest.mark.skipif("MatVecMult" not in OPS, reason="MatVecMult is not registered yet")
 def test_linear_operators_on_matvecmult():
     env = values(16)

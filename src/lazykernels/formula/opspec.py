@@ -56,6 +56,8 @@ class OpSpec:
     Attributes:
         name: the name in formula strings (``"Exp"``).
         arity: number of formula arguments.
+        optional_args: trailing formula arguments that may be left out (sugar cards
+            without static parameters only: ``TraceOperator(f, v[, w])``).
         nparams: number of static parameters (ints, Fractions, tuples...).
         dim: output dimension from (argument dims, params); raises ``DimensionError``.
         numpy: NumPy evaluation, called as ``numpy(*arg_values, *params)``; each value has
@@ -75,6 +77,7 @@ class OpSpec:
     name: str
     arity: int
     dim: DimRule | None = None
+    optional_args: int = 0
     numpy: Callable[..., np.ndarray] | None = None
     c: str | None = None
     lower: Lower | None = None
@@ -94,8 +97,13 @@ class OpSpec:
 
     def check_arity(self, nargs: int, nparams: int) -> None:
         """Raise ``FormulaError`` if the numbers of arguments or parameters are wrong."""
-        if nargs != self.arity:
-            raise FormulaError(f"{self.name} takes {self.arity} formula argument(s), got {nargs}")
+        if self.optional_args and self.arity <= nargs <= self.arity + self.optional_args:
+            pass
+        elif nargs != self.arity:
+            most = f" to {self.arity + self.optional_args}" if self.optional_args else ""
+            raise FormulaError(
+                f"{self.name} takes {self.arity}{most} formula argument(s), got {nargs}"
+            )
         if self.variadic_params:
             if nparams < self.nparams:
                 raise FormulaError(

@@ -336,7 +336,7 @@ class _Parser(TokenCursor):
         fixed = card.arity + card.nparams
         count = 0
         while not self.at(")"):
-            if count < card.arity:
+            if count < card.arity + card.optional_args:
                 args.append(self.expression())
             elif count < fixed or card.variadic_params:
                 params.append(self.static_param(card, count - card.arity))

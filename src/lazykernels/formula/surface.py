@@ -12,7 +12,10 @@ implements it by wrapping IR and tracking its arrays.
 from __future__ import annotations
 
 import math
+from functools import reduce
 from typing import Any
+
+from ..errors import FormulaError
 
 
 class FormulaSurface:
@@ -243,6 +246,19 @@ class FormulaSurface:
         return self._apply("Grad", other, gradin)
 
     def diff(self, other: Any, diffin: Any) -> Any:
+        """``Diff(self, other, diffin)``; tuples ``(v1, v2), (u1, u2)`` give the sum of the
+        differentials ``Diff(self, v1, u1) + Diff(self, v2, u2)`` (KeOps's tuple form)."""
+        if isinstance(other, tuple) or isinstance(diffin, tuple):
+            if not (isinstance(other, tuple) and isinstance(diffin, tuple)) or len(other) != len(
+                diffin
+            ):
+                raise FormulaError(
+                    "Diff: give one direction per variable, as two tuples of the same length"
+                )
+            if not other:
+                raise FormulaError("Diff: the tuple of variables is empty")
+            terms = [self._apply("Diff", v, u) for v, u in zip(other, diffin)]
+            return reduce(lambda a, b: a + b, terms)
         return self._apply("Diff", other, diffin)
 
     def grad_matrix(self, other: Any) -> Any:

@@ -137,7 +137,10 @@ def plural(n: int, word: str) -> str:
 def signature(card: OpSpec) -> str:
     """``"1 formula argument and 1 integer parameter (m)"``: what a call of ``card`` takes."""
     parts = []
-    if card.arity or not card.nparams:
+    if card.optional_args:
+        most = card.arity + card.optional_args
+        parts.append(f"{card.arity} to {most} formula arguments")
+    elif card.arity or not card.nparams:
         parts.append(plural(card.arity, "formula argument"))
     if card.nparams or card.variadic_params:
         count = plural(card.nparams, "integer parameter")

@@ -95,14 +95,21 @@ def _jacobian_row(f: Node, v: Node, k: int) -> Node:
     return grad(component, v, const(1))
 
 
-def _diagonal_sum(f: Node, v: Node) -> Node:
-    """``sum_k df_k/dv_k`` (f.dim == v.dim), or ``sum_k df/dv_k`` for a scalar f."""
-    if f.dim == 1:
-        return make("Sum", (grad(f, v, const(1)),))
-    if v.dim == 1:
-        return grad(f, v, const(1))
+def _diagonal_sum(f: Node, v: Node, w: Node | None = None) -> Node:
+    """``sum_k w_k df_k/dv_k`` (f.dim == v.dim), or ``sum_k w_k df/dv_k`` for a scalar f;
+    ``w`` (dimension 1 or ``v.dim``) defaults to 1."""
+    if f.dim == 1 or v.dim == 1:
+        diagonal = grad(f, v, const(1))  # df/dv_k for a scalar f; df/dv for a scalar v
+        if w is not None:
+            diagonal = make("Mult", (diagonal, w))
+        return diagonal if diagonal.dim == 1 else make("Sum", (diagonal,))
     _check_expansion_size("trace", v.dim)
-    terms = [make("Elem", (_jacobian_row(f, v, k),), (k,)) for k in range(v.dim)]
+    terms = []
+    for k in range(v.dim):
+        term = make("Elem", (_jacobian_row(f, v, k),), (k,))
+        if w is not None:
+            term = make("Mult", (term, w if w.dim == 1 else make("Elem", (w,), (k,))))
+        terms.append(term)
     return reduce(lambda a, b: make("Add", (a, b)), terms)
 
 
@@ -171,19 +178,23 @@ def expand_grad_matrix(f: Node, v: Node) -> Node:
 # --- linear operators (SPEC §1.8) -------------------------------------------------------------
 
 
-def expand_trace_operator(f: Node, v: Node) -> Node:
-    """``TraceOperator(f, v)``: trace of the linear map ``v -> f`` (dimension 1).
+def expand_trace_operator(f: Node, v: Node, w: Node | None = None) -> Node:
+    """``TraceOperator(f, v[, w])``: the (weighted) trace ``sum_k w_k J_kk`` of the linear
+    map ``v -> f`` (dimension 1).
 
     ``f.dim`` must be ``v.dim``, or 1 (the scalar is broadcast: the trace is then the sum
-    of the derivatives ``df/dv_k``).
+    of the derivatives ``df/dv_k``); the weights ``w`` (default 1) have dimension 1 or
+    ``v.dim``.
     """
     _require_var("TraceOperator", v)
     if f.dim not in (v.dim, 1):
         raise DimensionError(
             f"TraceOperator: the formula's dimension {f.dim} must be the variable's {v.dim} or 1"
         )
+    if w is not None:
+        _check_cotangent("TraceOperator", "the weights w", w, v.dim)
     _check_linear("TraceOperator", f, v)
-    return _simplify(_diagonal_sum(f, v))
+    return _simplify(_diagonal_sum(f, v, w))
 
 
 def expand_adjoint_operator(f: Node, v: Node, u: Node) -> Node:
@@ -194,11 +205,20 @@ def expand_adjoint_operator(f: Node, v: Node, u: Node) -> Node:
     return _simplify(grad(f, v, u))
 
 
-def expand_sum_lin_operator(f: Node, v: Node) -> Node:
-    """``SumLinOperator(f, v)``: the sum of all entries of the matrix of ``v -> f``."""
+def expand_sum_lin_operator(
+    f: Node, v: Node, wl: Node | None = None, wr: Node | None = None
+) -> Node:
+    """``SumLinOperator(f, v[, wl[, wr]])``: ``wl^T J wr``, the sum of the entries of the
+    matrix ``J`` of the linear map ``v -> f`` weighted on the left by ``wl`` (dimension 1 or
+    ``f.dim``) and on the right by ``wr`` (1 or ``v.dim``); both default to 1."""
     _require_var("SumLinOperator", v)
+    if wl is not None:
+        _check_cotangent("SumLinOperator", "the left weights wl", wl, f.dim)
+    if wr is not None:
+        _check_cotangent("SumLinOperator", "the right weights wr", wr, v.dim)
     _check_linear("SumLinOperator", f, v)
-    return _simplify(make("Sum", (grad(f, v, const(1)),)))  # 1^T J 1
+    columns = grad(f, v, const(1) if wl is None else wl)  # wl^T J
+    return _simplify(make("Sum", (columns if wr is None else make("Mult", (columns, wr)),)))
 
 
 # --- factorization (SPEC §1.9) ----------------------------------------------------------------
@@ -257,9 +277,10 @@ GRAD_MATRIX = OpSpec(
 TRACE_OPERATOR = OpSpec(
     "TraceOperator",
     2,
+    optional_args=1,
     expand=expand_trace_operator,
     test=None,
-    doc="TraceOperator(f, v): trace of the linear map v -> f (dim 1)",
+    doc="TraceOperator(f, v[, w]): (weighted) trace of the linear map v -> f (dim 1)",
 )
 ADJOINT_OPERATOR = OpSpec(
     "AdjointOperator",
@@ -271,9 +292,10 @@ ADJOINT_OPERATOR = OpSpec(
 SUM_LIN_OPERATOR = OpSpec(
     "SumLinOperator",
     2,
+    optional_args=2,
     expand=expand_sum_lin_operator,
     test=None,
-    doc="SumLinOperator(f, v): sum of the entries of the matrix of the linear map v -> f",
+    doc="SumLinOperator(f, v[, wl[, wr]]): wl^T M wr, M the matrix of the linear map v -> f",
 )
 FACTORIZE = OpSpec(
     "Factorize",
