@@ -19,6 +19,8 @@ from lazykernels.reductions.derivatives import (  # noqa: E402
     Extra,
     jvp_rule,
     selection_plan,
+    vjp_group_rule,
+    vjp_groups,
     vjp_rule,
 )
 from lazykernels.torch import Genred  # noqa: E402
@@ -77,6 +79,47 @@ def test_log_sum_exp_rules_feed_the_saved_output():
     fwd = jvp_rule(plan, (0, 2))
     assert [f.kind for f in fwd.feeds] == [Extra.TANGENT, Extra.TANGENT, Extra.OUTPUT]
     assert [f.position for f in fwd.feeds[:2]] == [0, 2]
+
+
+def test_gradients_of_one_category_come_from_one_reduction():
+    aliases = ["q = Vi(2)", "p = Vi(2)", "r = Vj(2)", "s = Vj(2)", "a = Pm(1)", "c = Vi(1)"]
+    plan = build_plan("Exp(-a * SqDist(q, r)) * (p | s)", aliases, axis=1)
+    assert vjp_groups(plan, [0, 1, 2, 3, 4, 5]) == [(0, 1, 5), (2, 3), (4,)]
+    rule = vjp_group_rule(plan, (0, 1, 5))  # c does not appear: left out of the output
+    assert rule.parts == (0, 1) and rule.plan.formula.dim == 4 and not rule.sum_rows
+    assert rule.plan.output_cat is Cat.I and [f.kind for f in rule.feeds] == [Extra.GRADIENT]
+    assert vjp_group_rule(plan, (2, 3)).plan.output_cat is Cat.J
+    assert vjp_group_rule(plan, (4,)).sum_rows and vjp_group_rule(plan, (5,)).zero
+    with pytest.raises(Exception, match="not one group"):
+        vjp_group_rule(plan, (0, 2))
+
+
+@pytest.mark.parametrize("backend", [REF, pytest.param("CPU", marks=pytest.mark.cpu)])
+def test_grouped_gradients_match_dense_torch_to_second_order(backend):
+    torch.manual_seed(3)
+    aliases = ["q = Vi(2)", "p = Vi(2)", "r = Vj(2)", "s = Vj(2)", "a = Pm(1)", "c = Vi(1)"]
+    g = Genred("Exp(-a * SqDist(q, r)) * (p | s)", aliases, axis=1)
+    q, p, c = (torch.randn(5, d, dtype=torch.float64, requires_grad=True) for d in (2, 2, 1))
+    r, s = (torch.randn(4, 2, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    a = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
+
+    def dense_h(q, p, r, s, a, c):
+        k = torch.exp(-a * ((q[:, None, :] - r[None, :, :]) ** 2).sum(-1))
+        return (k * (p @ s.T)).sum(1, keepdim=True)
+
+    args = (q, p, r, s, a, c)
+    ours_h, dense_out = g(*args, backend=backend), dense_h(*args)
+    torch.testing.assert_close(ours_h, dense_out)
+    first = torch.autograd.grad(ours_h.sum(), args, create_graph=True, allow_unused=True)
+    want = torch.autograd.grad(dense_out.sum(), args[:5], create_graph=True)
+    for got, ref in zip(first, want):
+        torch.testing.assert_close(got, ref)
+    assert torch.equal(first[5], torch.zeros_like(c))  # c is not in the formula
+    second = torch.autograd.grad((first[0] ** 2).sum() + first[3].sum(), (q, s, a))
+    second_ref = torch.autograd.grad((want[0] ** 2).sum() + want[3].sum(), (q, s, a))
+    for got, ref in zip(second, second_ref):
+        torch.testing.assert_close(got, ref)
+    assert torch.autograd.gradcheck(lambda *t: g(*t, c.detach(), backend=backend), args[:5])
 
 
 def test_selection_plan_and_unsupported_rules():

@@ -34,8 +34,9 @@ log-sum-exp family), g the weight, o the forward output, G the gradient of o.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 from ..core.plan import ArgSlot, ReductionPlan
 from ..errors import ArgumentError
@@ -91,6 +92,9 @@ class DerivedPlan:
             ``Extra.AUXILIARY`` slot (the log-sum-exp of SumSoftMaxWeight), or None.
         zero: the derivative is identically zero (F does not depend on the input): an
             adapter may skip running ``plan``.
+        parts: for gradients (:func:`vjp_group_rule`), the input positions whose gradients
+            the output holds, concatenated along its last axis in this order; the inputs of
+            the group left out have a zero gradient.
     """
 
     plan: ReductionPlan
@@ -98,6 +102,7 @@ class DerivedPlan:
     sum_rows: bool = False
     auxiliary: ReductionPlan | None = None
     zero: bool = False
+    parts: tuple[int, ...] = ()
 
 
 def _derived(
@@ -161,7 +166,6 @@ def _check_smooth(plan: ReductionPlan) -> None:
     raise NotImplementedError(f"{plan.reduction} has no derived-reduction derivative ({hint})")
 
 
-@lru_cache(maxsize=512)
 def vjp_rule(plan: ReductionPlan, position: int) -> DerivedPlan:
     """The reduction that gives the gradient of ``plan``'s output w.r.t. input ``position``.
 
@@ -181,46 +185,87 @@ def vjp_rule(plan: ReductionPlan, position: int) -> DerivedPlan:
         >>> rule.plan.reduction, rule.plan.output_cat, [f.kind.value for f in rule.feeds]
         ('Sum', <Cat.J: 1>, ['gradient'])
     """
+    return vjp_group_rule(plan, (position,))
+
+
+def vjp_groups(plan: ReductionPlan, positions: Sequence[int]) -> list[tuple[int, ...]]:
+    """``positions`` grouped so that each group's gradients come from one reduction: the
+    inputs of one category (i or j variables), and the parameters apart (their gradients
+    are summed over the rows). In order of first appearance."""
+    groups: dict[tuple[Cat, bool], list[int]] = {}
+    for position in positions:
+        cat = _check_position(plan, position).cat
+        key = (plan.output_cat if cat is Cat.PARAM else cat, cat is Cat.PARAM)
+        groups.setdefault(key, []).append(position)
+    return [tuple(group) for group in groups.values()]
+
+
+@lru_cache(maxsize=512)
+def vjp_group_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
+    """One reduction for the gradients w.r.t. several inputs of one group (:func:`vjp_groups`).
+
+    The gradients are concatenated along the output's last axis, in the order of
+    ``DerivedPlan.parts`` (the positions whose gradient is not identically zero); one pass
+    over the pairs evaluates the shared parts of the formula once for all of them.
+
+    Raises:
+        NotImplementedError: ``plan``'s reduction is not differentiated this way.
+        ArgumentError: no such input, or inputs of different groups.
+    """
     _check_smooth(plan)
-    slot = _check_position(plan, position)
-    v = _slot_var(slot)
+    slots = [_check_position(plan, position) for position in positions]
+    if not slots or len(vjp_groups(plan, positions)) != 1:
+        raise ArgumentError(f"vjp_group_rule: positions {positions} are not one group")
     out_cat = plan.output_cat
+    target = slots[0].cat if slots[0].cat is not Cat.PARAM else out_cat
     extra: list[ArgSlot] = []
     feeds = [Feed(Extra.GRADIENT)]
     g_in = _new_var(plan, extra, _output_dim(plan), out_cat, "G")
     f = plan.formula
-    target = slot.cat if slot.cat is not Cat.PARAM else out_cat
     auxiliary = None
-    weight = None
     reduction = "Sum"
     if plan.reduction == "Sum":
-        body = make("Grad", (f, v, g_in))
+        parts = {p: make("Grad", (f, _slot_var(s), g_in)) for p, s in zip(positions, slots)}
     elif plan.reduction in ("LogSumExp", "LogSumExpWeight"):
         feeds.append(Feed(Extra.OUTPUT))
         o = _new_var(plan, extra, _output_dim(plan), out_cat, "out")
         g = plan.weight if plan.weight is not None else const(1)
         # d o_c = sum exp(F - o_c) (g_c dF + dg_c), o held constant
-        body = make("Grad", (make("Sum", (g_in * (f - o).exp() * g,)), v, const(1)))
+        summed = make("Sum", (g_in * (f - o).exp() * g,))
+        parts = {
+            p: make("Grad", (summed, _slot_var(s), const(1))) for p, s in zip(positions, slots)
+        }
     else:  # SumSoftMaxWeight: d o = sum w (dg + (g - o) dF), w = softmax F
         feeds.append(Feed(Extra.OUTPUT))
         o = _new_var(plan, extra, _output_dim(plan), out_cat, "out")
         g = plan.weight
-        h = make("Grad", (f, v, make("Sum", (g_in * (g - o),)))) + make("Grad", (g, v, g_in))
+        spread = make("Sum", (g_in * (g - o),))
+        parts = {
+            p: make("Grad", (f, _slot_var(s), spread)) + make("Grad", (g, _slot_var(s), g_in))
+            for p, s in zip(positions, slots)
+        }
+    kept = {p: simplify(h) for p, h in parts.items()}
+    kept = {p: h for p, h in kept.items() if h.op.name != "Zero"}
+    if not kept:
+        return DerivedPlan(plan=plan, feeds=(), sum_rows=target is not slots[0].cat, zero=True)
+    joined = reduce(lambda a, b: make("Concat", (a, b)), kept.values())
+    weight = None
+    if plan.reduction == "SumSoftMaxWeight":
         if target is out_cat:
-            body, weight, reduction = f, h, "SumSoftMaxWeight"
+            body, weight, reduction = f, joined, "SumSoftMaxWeight"
         else:
             feeds.append(Feed(Extra.AUXILIARY))
             lse = _new_var(plan, extra, 1, out_cat, "lse")
             auxiliary = _derived(plan, f, "LogSumExp", out_cat, ())
-            body = (f - lse).exp() * h
-    derived = _derived(plan, body, reduction, target, tuple(extra), weight)
-    zero_node = derived.weight if reduction == "SumSoftMaxWeight" else derived.formula
+            body = (f - lse).exp() * joined
+    else:
+        body = joined
     return DerivedPlan(
-        plan=derived,
+        plan=_derived(plan, body, reduction, target, tuple(extra), weight),
         feeds=tuple(feeds),
-        sum_rows=slot.cat is Cat.PARAM,
+        sum_rows=slots[0].cat is Cat.PARAM,
         auxiliary=auxiliary,
-        zero=zero_node.op.name == "Zero",  # type: ignore[union-attr]
+        parts=tuple(kept),
     )
 
 

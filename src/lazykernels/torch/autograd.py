@@ -9,7 +9,7 @@ Differentiation follows :mod:`lazykernels.reductions.derivatives`:
 
 - Sum and the log-sum-exp family (LogSumExp, LogSumExpWeight, SumSoftMaxWeight) run
   through :class:`GenredFunction`, a ``torch.autograd.Function`` whose backward runs the
-  derived reductions of ``vjp_rule`` through this same function, so gradients of
+  derived reductions of ``vjp_group_rule`` through this same function, so gradients of
   gradients work to any order. Its ``jvp`` (``jvp_rule``) and ``vmap`` (the vmapped
   dimension becomes a leading batch dimension) rules make ``torch.func.grad``, ``vjp``,
   ``jacrev``, ``jvp``, ``jacfwd``, ``hessian`` and ``vmap`` work.
@@ -44,7 +44,8 @@ from ..reductions.derivatives import (
     Extra,
     jvp_rule,
     selection_plan,
-    vjp_rule,
+    vjp_group_rule,
+    vjp_groups,
     with_index,
 )
 
@@ -241,22 +242,22 @@ class GenredFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         *tensors, output = ctx.saved_tensors
-        grads: list[torch.Tensor | None] = [None] * _N_STATIC
-        rules = [
-            vjp_rule(ctx.plan, position) if ctx.needs_input_grad[_N_STATIC + position] else None
-            for position in range(len(tensors))
-        ]
-        _prepare([r for r in rules if r is not None and not r.zero], output, ctx.backend)
-        for tensor, rule in zip(tensors, rules):
-            if rule is None:
-                grads.append(None)
-                continue
+        wanted = [k for k in range(len(tensors)) if ctx.needs_input_grad[_N_STATIC + k]]
+        # one reduction per group of inputs (i variables, j variables, parameters): the
+        # gradients of a group come out side by side from one pass over the pairs
+        rules = [vjp_group_rule(ctx.plan, group) for group in vjp_groups(ctx.plan, wanted)]
+        _prepare([r for r in rules if not r.zero], output, ctx.backend)
+        grads: list[torch.Tensor | None] = [None] * len(tensors)
+        for k in wanted:
+            grads[k] = torch.zeros_like(tensors[k])  # replaced below unless identically zero
+        for rule in rules:
             if rule.zero:
-                grads.append(torch.zeros_like(tensor))
                 continue
-            grad = _input_grad(rule, tensors, grad_out, output, ctx.backend, ctx.ranges)
-            grads.append(unbroadcast(grad, tensor.shape))
-        return tuple(grads)
+            joined = _input_grad(rule, tensors, grad_out, output, ctx.backend, ctx.ranges)
+            widths = [tensors[k].shape[-1] for k in rule.parts]
+            for k, grad in zip(rule.parts, torch.split(joined, widths, dim=-1)):
+                grads[k] = unbroadcast(grad, tensors[k].shape)
+        return (None,) * _N_STATIC + tuple(grads)
 
     @staticmethod
     def jvp(ctx: Any, *tangents: torch.Tensor | None) -> torch.Tensor:
