@@ -9,15 +9,30 @@ backend yet. ``lazykernels.torch.cluster`` holds the cluster utilities.
 
 from __future__ import annotations
 
-from ..lazytensor.frontend import FRONT_END_API
 from .autograd import GenredFunction, torch_reduce
-from .genred import (  # noqa: F401 (exported: FRONT_END_API is __all__)
+from .genred import (
     Genred,
     generic_argkmin,
     generic_argmin,
     generic_logsumexp,
     generic_sum,
 )
-from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj  # noqa: F401
+from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj
 
-__all__ = [*FRONT_END_API, "GenredFunction", "torch_reduce"]
+# KeOps's pykeops.torch names (lazytensor.frontend.FRONT_END_API; a test keeps them equal),
+# then the autograd entry points
+__all__ = [
+    "ComplexLazyTensor",
+    "Genred",
+    "KernelSolve",
+    "LazyTensor",
+    "Pm",
+    "Vi",
+    "Vj",
+    "generic_argkmin",
+    "generic_argmin",
+    "generic_logsumexp",
+    "generic_sum",
+    "GenredFunction",
+    "torch_reduce",
+]
