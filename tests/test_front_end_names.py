@@ -9,8 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from lazykernels.lazytensor.frontend import FRONT_END_API
-
+# what pykeops.numpy and pykeops.torch both export (SPEC: the pykeops.numpy exports)
+KEOPS_NAMES = [
+    "ComplexLazyTensor",
+    "Genred",
+    "KernelSolve",
+    "LazyTensor",
+    "Pm",
+    "Vi",
+    "Vj",
+    "generic_argkmin",
+    "generic_argmin",
+    "generic_logsumexp",
+    "generic_sum",
+]
 SRC = Path(__file__).resolve().parents[1] / "src" / "lazykernels"
 
 
@@ -30,7 +42,7 @@ def static_all(path: Path) -> list[str]:
 )
 def test_front_ends_export_the_keops_names(package, extra):
     names = static_all(SRC / package / "__init__.py")
-    assert names == [*FRONT_END_API, *extra]
+    assert names == [*KEOPS_NAMES, *extra]
     if package == "torch":
         pytest.importorskip("torch")
     module = importlib.import_module(f"lazykernels.{package}")

@@ -16,22 +16,6 @@ from ..formula.ir import Cat
 from .complex import ComplexGenericLazyTensor
 from .core import GenericLazyTensor
 
-# What ``pykeops.numpy`` and ``pykeops.torch`` both export: each front end package's
-# ``__all__`` starts with these names (torch adds its autograd entry points).
-FRONT_END_API = (
-    "ComplexLazyTensor",
-    "Genred",
-    "KernelSolve",
-    "LazyTensor",
-    "Pm",
-    "Vi",
-    "Vj",
-    "generic_argkmin",
-    "generic_argmin",
-    "generic_logsumexp",
-    "generic_sum",
-)
-
 # name, summary line, what the result is
 _HELPERS = {
     Cat.I: ("Vi", "An i-indexed LazyTensor: ``Vi(x)`` for an (M, D) {array}", "indexed by i"),
@@ -109,4 +93,4 @@ def wire_front_end(
     return vi, vj, pm
 
 
-__all__ = ["FRONT_END_API", "VariableHelper", "wire_front_end"]
+__all__ = ["VariableHelper", "wire_front_end"]

@@ -15,7 +15,7 @@ from .genred import (
 )
 from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj
 
-# KeOps's pykeops.numpy names (lazytensor.frontend.FRONT_END_API; a test keeps them equal)
+# KeOps's pykeops.numpy names (tests/test_front_end_names.py)
 __all__ = [
     "ComplexLazyTensor",
     "Genred",

@@ -19,8 +19,7 @@ from .genred import (
 )
 from .lazytensor import ComplexLazyTensor, KernelSolve, LazyTensor, Pm, Vi, Vj
 
-# KeOps's pykeops.torch names (lazytensor.frontend.FRONT_END_API; a test keeps them equal),
-# then the autograd entry points
+# KeOps's pykeops.torch names, then the autograd entry points (tests/test_front_end_names.py)
 __all__ = [
     "ComplexLazyTensor",
     "Genred",
