@@ -139,15 +139,20 @@ class Node(FormulaSurface):
 _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
 
 
-def _lookup(op_or_name: OpSpec | str) -> OpSpec:
-    from .ops import OPS  # the registry imports this module: resolved at call time
+_REGISTRY: list[dict[str, OpSpec]] = []  # the registry, once imported
 
-    if isinstance(op_or_name, str):
-        try:
-            return OPS[op_or_name]
-        except KeyError:
-            raise KeyError(f"unknown operation {op_or_name!r}") from None
-    return op_or_name
+
+def _lookup(op_or_name: OpSpec | str) -> OpSpec:
+    if not isinstance(op_or_name, str):
+        return op_or_name
+    if not _REGISTRY:
+        from .ops import OPS  # the registry imports this module: resolved at first use
+
+        _REGISTRY.append(OPS)
+    try:
+        return _REGISTRY[0][op_or_name]
+    except KeyError:
+        raise KeyError(f"unknown operation {op_or_name!r}") from None
 
 
 def make(op: OpSpec | str, args: tuple[Node, ...] = (), params: tuple[Param, ...] = ()) -> Node:
@@ -159,13 +164,14 @@ def make(op: OpSpec | str, args: tuple[Node, ...] = (), params: tuple[Param, ...
         DimensionError: the arguments' dimensions violate the op's rule.
     """
     spec = _lookup(op)
-    args = tuple(args)
-    params = tuple(params)
-    if spec.expand is not None:
-        spec.check_arity(len(args), len(params))
-        return spec.expand(*args, *params)
+    if type(args) is not tuple:
+        args = tuple(args)
+    if type(params) is not tuple:
+        params = tuple(params)
     spec.check_arity(len(args), len(params))
-    key = (spec.name, args, tuple(_param_key(p) for p in params))
+    if spec.expand is not None:
+        return spec.expand(*args, *params)
+    key = (spec.name, args, tuple([_param_key(p) for p in params]) if params else ())
     node = _INTERNED.get(key)
     if node is None:
         dim = spec.dim(tuple(a.dim for a in args), params)

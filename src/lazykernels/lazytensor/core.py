@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,6 +69,12 @@ def is_scalar(x: Any, value: float) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
 
 
+@lru_cache(maxsize=1)
+def _placeholder_node() -> Node:
+    """The node a LazyTensor holds until its constructor sets the real one."""
+    return const(0)
+
+
 class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     """The array-library-neutral LazyTensor; adapters subclass it (SPEC §4.5).
 
@@ -106,7 +113,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     def __init__(self, x: Any = None, axis: int | None = None, is_complex: bool = False):
         if x is None:
             raise ArgumentError("LazyTensor needs data: an array, a number or (ind, dim, cat)")
-        self._set_state(const(0), {}, (), None, None, None)
+        self._set_state(_placeholder_node(), {}, (), None, None, None)
         if isinstance(x, tuple):
             self._init_symbolic(x, axis)
         elif isinstance(x, numbers.Integral) and not self.tools.is_array(x):
