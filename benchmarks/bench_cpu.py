@@ -40,6 +40,7 @@ from bench_util import (
     build_limit,
     fmt_count,
     format_row,
+    inner_calls,
     interleaved,
     load_average,
     machine_info,
@@ -147,7 +148,10 @@ class Suite:
             args = bc.gauss_inputs(self.rng, n, n, e, dtype)
             small = tuple(a[:256] if a.ndim == 2 else a for a in args)
             (seconds, got), *lim = interleaved(
-                [wall(lambda: routine(*args, backend="CPU")), *self.limit_probes(n, n)],  # noqa: B023
+                [
+                    wall(lambda: routine(*args, backend="CPU"), inner_calls(n, n)),  # noqa: B023
+                    *self.limit_probes(n, n),
+                ],
                 self.reps(n, n),
                 [lambda: routine(*small, backend="CPU")],  # noqa: B023
             )
