@@ -40,7 +40,7 @@ from functools import lru_cache, reduce
 
 from ..core.plan import ArgSlot, ReductionPlan
 from ..errors import ArgumentError
-from ..formula.ir import Cat, Node, const, make, substitute, var
+from ..formula.ir import Cat, Node, const, make, substitute, var, zero
 from ..formula.simplify import simplify
 
 SMOOTH = frozenset({"Sum", "LogSumExp", "LogSumExpWeight", "SumSoftMaxWeight"})
@@ -246,8 +246,10 @@ def vjp_group_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPl
         }
     kept = {p: simplify(h) for p, h in parts.items()}
     kept = {p: h for p, h in kept.items() if h.op.name != "Zero"}
-    if not kept:
-        return DerivedPlan(plan=plan, feeds=(), sum_rows=target is not slots[0].cat, zero=True)
+    sum_rows = slots[0].cat is Cat.PARAM
+    if not kept:  # F does not depend on these inputs: nothing to run
+        nothing = _derived(plan, zero(sum(s.dim for s in slots)), "Sum", target, tuple(extra))
+        return DerivedPlan(plan=nothing, feeds=tuple(feeds), sum_rows=sum_rows, zero=True)
     joined = reduce(lambda a, b: make("Concat", (a, b)), kept.values())
     weight = None
     if plan.reduction == "SumSoftMaxWeight":
@@ -263,7 +265,7 @@ def vjp_group_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPl
     return DerivedPlan(
         plan=_derived(plan, body, reduction, target, tuple(extra), weight),
         feeds=tuple(feeds),
-        sum_rows=slots[0].cat is Cat.PARAM,
+        sum_rows=sum_rows,
         auxiliary=auxiliary,
         parts=tuple(kept),
     )
