@@ -51,9 +51,21 @@ Param = Any  # int, Fraction, float, Cat, or a tuple of ints
 
 def _param_key(p: Param) -> tuple:
     # Distinguish 1, 1.0, True and Fraction(1) (they hash equal in Python) and -0.0 from 0.0.
+    # Text only: fingerprints hash it, and must not depend on the process.
     if isinstance(p, tuple):
         return ("tuple", tuple(_param_key(q) for q in p))
     return (type(p).__name__, repr(p))
+
+
+def _intern_key(p: Param) -> tuple:
+    # The same distinctions as _param_key within one process, without building text: the
+    # type separates 1, 1.0, True and Fraction(1); floats keep their repr (-0.0, NaN).
+    kind = type(p)
+    if kind is float:
+        return (kind, repr(p))
+    if kind is tuple:
+        return (kind, tuple([_intern_key(q) for q in p]))
+    return (kind, p)
 
 
 class Node(FormulaSurface):
@@ -171,7 +183,7 @@ def make(op: OpSpec | str, args: tuple[Node, ...] = (), params: tuple[Param, ...
     spec.check_arity(len(args), len(params))
     if spec.expand is not None:
         return spec.expand(*args, *params)
-    key = (spec.name, args, tuple([_param_key(p) for p in params]) if params else ())
+    key = (spec.name, args, tuple([_intern_key(p) for p in params]) if params else ())
     node = _INTERNED.get(key)
     if node is None:
         dim = spec.dim(tuple(a.dim for a in args), params)
