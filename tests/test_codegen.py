@@ -167,12 +167,14 @@ def test_products_are_regrouped_by_level():
     prog = lower([plan.formula], "float32", Cat.I)
     mixed = _statements(prog.mixed)
     products = [r for r in mixed.values() if re.fullmatch(r"\((\w+) \* (?!\1\))\w+\)", r)]
-    # SqDist * g, e * b, then * exp, then one product per component: 6, not 3 + 3 * 3 = 12
-    assert len(products) == 6, mixed
+    # e * b, then * exp, then one product per component: 5, not 3 + 3 * 3 = 12 (SqDist * g
+    # is inside lk_exp_scaled, below)
+    assert len(products) == 5, mixed
     assert any("(-2.0f) * p0" in line for line in prog.param)  # -2 g: once per call
     assert any(re.search(r"\(p\d+ \* x\d+\)", line) for line in prog.outer)  # (-2 g) e: per row
     # shared sub-products are not duplicated: the exp and each difference appear once
     assert sum("lk_exp" in r for r in mixed.values()) == 1
+    assert any(re.fullmatch(r"lk_exp_scaled\(t\d+, p\d+\)", r) for r in mixed.values())
 
 
 def test_dim1_reduction_variable_is_read_in_place():
@@ -289,6 +291,14 @@ extern "C" void lk_exp_d(const double* x, double* y, int64_t n) {
   #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] = lk_exp(x[i]);
 }
+extern "C" void lk_exp_scaled_f(const float* s, float c, float* y, int64_t n) {
+  #pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = lk_exp_scaled(s[i], c);
+}
+extern "C" void lk_exp_scaled_d(const double* s, double c, double* y, int64_t n) {
+  #pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = lk_exp_scaled(s[i], c);
+}
 """
 )
 
@@ -312,6 +322,34 @@ def test_lk_exp_accuracy_and_special_values(dtype, fn, lo, hi, tol):
     rel = np.abs((y[:-n] - want) / want)
     assert rel.max() < tol, float(rel.max())
     np.testing.assert_array_equal(y[-n:], [0, np.inf, np.nan, 1, 0, np.inf, 0, np.inf])
+
+
+@pytest.mark.cpu
+@pytest.mark.parametrize(
+    "dtype, ctype, fn, tol",
+    [
+        (np.float32, ctypes.c_float, "lk_exp_scaled_f", 1.5e-7),
+        (np.float64, ctypes.c_double, "lk_exp_scaled_d", 3e-16),
+    ],
+)
+def test_lk_exp_scaled_is_exp_of_the_product(dtype, ctype, fn, tol):
+    lib = _build(_EXP_SOURCE, "test_lk_exp")
+    f = getattr(lib, fn)
+    f.argtypes = [ctypes.c_void_p, ctype, ctypes.c_void_p, ctypes.c_int64]
+    rng = np.random.default_rng(5)
+    hi = 80.0 if dtype == np.float32 else 700.0
+    for c in (-4.0, -0.3, 1.7, 1e-3):
+        s = (rng.uniform(-hi, hi, 200_001) / abs(c)).astype(dtype)
+        y = np.empty_like(s)
+        f(s.ctypes.data, c, y.ctypes.data, len(s))
+        x = (s * dtype(c)).astype(dtype)  # the product as the kernel rounds it
+        want = np.exp(x.astype(np.longdouble))
+        rel = np.abs((y - want) / want)
+        assert rel.max() < tol, (c, float(rel.max()))
+    special = np.array([np.inf, -np.inf, np.nan, 0.0, 1e30, -1e30], dtype=dtype)
+    y = np.empty_like(special)
+    f(special.ctypes.data, -2.0, y.ctypes.data, len(special))
+    np.testing.assert_array_equal(y, [0, np.inf, np.nan, 1, 0, np.inf])
 
 
 def _loop_lines(lines: list[str], header: str) -> set[int]:

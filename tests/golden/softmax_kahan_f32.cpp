@@ -37,10 +37,10 @@ template <typename X> struct lk_buf {
   X& operator[](int64_t i) const { return p[i]; }
 };
 
-static inline float lk_exp(float x) {
+static inline float lk_exp_reduced(float x, float fn) {
   // e^x = 2^n e^r, n = rint(x / ln2), r = x - n ln2 (ln2 in two parts), |r| <= ln2/2.
-  // n comes from the 1.5 * 2^23 shifter: fn holds n in its low mantissa bits.
-  const float fn = __builtin_fmaf(x, 1.44269504088896341f, 12582912.0f);
+  // n comes from the 1.5 * 2^23 shifter: fn = x / ln2 + 1.5 * 2^23 holds n in its low
+  // mantissa bits (lk_exp and lk_exp_scaled compute it).
   const float n = fn - 12582912.0f;
   float r = __builtin_fmaf(-n, 0.693145751953125f, x);
   r = __builtin_fmaf(-n, 1.428606765330187045e-06f, r);
@@ -66,9 +66,18 @@ static inline float lk_exp(float x) {
   return x <= 88.72283f ? y : x + __builtin_inff();
 }
 
-static inline double lk_exp(double x) {
-  const double fn = __builtin_fma(x, 1.4426950408889634, 6755399441055744.0);  // 1.5 * 2^52
-  const double n = fn - 6755399441055744.0;
+static inline float lk_exp(float x) {
+  return lk_exp_reduced(x, __builtin_fmaf(x, 1.44269504088896341f, 12582912.0f));
+}
+
+// e^(s c), c hoisted out of the loop: the shifter comes from s directly, not after s * c
+// (a shorter dependency chain per pair; see the module docstring).
+static inline float lk_exp_scaled(float s, float c) {
+  return lk_exp_reduced(s * c, __builtin_fmaf(s, c * 1.44269504088896341f, 12582912.0f));
+}
+
+static inline double lk_exp_reduced(double x, double fn) {
+  const double n = fn - 6755399441055744.0;  // fn = x / ln2 + 1.5 * 2^52
   double r = __builtin_fma(-n, 6.93147180369123816490e-01, x);
   r = __builtin_fma(-n, 1.90821492927058770002e-10, r);
   // e^r by a degree-11 near-minimax polynomial (Chebyshev fit, abs error 3.2e-18 on
@@ -92,6 +101,14 @@ static inline double lk_exp(double x) {
   __builtin_memcpy(&y, &up, 8);
   y = x >= -708.0 ? y : 0.0;
   return x <= 709.782712893 ? y : x + __builtin_inf();
+}
+
+static inline double lk_exp(double x) {
+  return lk_exp_reduced(x, __builtin_fma(x, 1.4426950408889634, 6755399441055744.0));
+}
+
+static inline double lk_exp_scaled(double s, double c) {
+  return lk_exp_reduced(s * c, __builtin_fma(s, c * 1.4426950408889634, 6755399441055744.0));
 }
 
 #if defined(__clang__)
