@@ -248,8 +248,6 @@ class GenredFunction(torch.autograd.Function):
         rules = [vjp_group_rule(ctx.plan, group) for group in vjp_groups(ctx.plan, wanted)]
         _prepare([r for r in rules if not r.zero], output, ctx.backend)
         grads: list[torch.Tensor | None] = [None] * len(tensors)
-        for k in wanted:
-            grads[k] = torch.zeros_like(tensors[k])  # replaced below unless identically zero
         for rule in rules:
             if rule.zero:
                 continue
@@ -257,6 +255,9 @@ class GenredFunction(torch.autograd.Function):
             widths = [tensors[k].shape[-1] for k in rule.parts]
             for k, grad in zip(rule.parts, torch.split(joined, widths, dim=-1)):
                 grads[k] = unbroadcast(grad, tensors[k].shape)
+        for k in wanted:  # inputs F does not depend on
+            if grads[k] is None:
+                grads[k] = torch.zeros_like(tensors[k])
         return (None,) * _N_STATIC + tuple(grads)
 
     @staticmethod
