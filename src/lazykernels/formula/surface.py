@@ -249,9 +249,8 @@ class FormulaSurface:
         """``Diff(self, other, diffin)``; tuples ``(v1, v2), (u1, u2)`` give the sum of the
         differentials ``Diff(self, v1, u1) + Diff(self, v2, u2)`` (KeOps's tuple form)."""
         if isinstance(other, tuple) or isinstance(diffin, tuple):
-            if not (isinstance(other, tuple) and isinstance(diffin, tuple)) or len(other) != len(
-                diffin
-            ):
+            pairs = isinstance(other, tuple) and isinstance(diffin, tuple)
+            if not pairs or len(other) != len(diffin):
                 raise FormulaError(
                     "Diff: give one direction per variable, as two tuples of the same length"
                 )
