@@ -1,0 +1,4 @@
+library(testthat)
+library(lazykernels)
+
+test_check("lazykernels")
