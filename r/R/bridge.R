@@ -9,12 +9,16 @@
 
 .lk <- new.env(parent = emptyenv())
 
-.onLoad <- function(libname, pkgname) {
-  .lk$bridge <- reticulate::import(
-    "lazykernels.numpy.r_bridge",
-    convert = FALSE,
-    delay_load = list(on_error = lk_python_missing)
-  )
+# The Python module, imported at the first call (not at load, so that library(lazykernels)
+# works before Python is configured); a failed import is retried at the next call.
+lk_bridge <- function() {
+  if (is.null(.lk$bridge)) {
+    .lk$bridge <- tryCatch(
+      reticulate::import("lazykernels.numpy.r_bridge", convert = FALSE),
+      error = lk_python_missing
+    )
+  }
+  .lk$bridge
 }
 
 lk_python_missing <- function(e) {
@@ -22,7 +26,7 @@ lk_python_missing <- function(e) {
     "lazykernels_BackendError",
     paste0(
       "the Python package 'lazykernels' could not be imported by reticulate (",
-      conditionMessage(e), "). Install it in the Python that reticulate uses ",
+      trimws(conditionMessage(e)), "). Install it in the Python that reticulate uses ",
       "(pip install lazykernels) or point RETICULATE_PYTHON at a Python that has it."
     )
   )
@@ -31,7 +35,7 @@ lk_python_missing <- function(e) {
 #' Call an entry of the Python bridge; raise its lazykernels errors as R conditions.
 #' @noRd
 lk_call <- function(entry, ...) {
-  res <- .lk$bridge$call(entry, ...)
+  res <- lk_bridge()$call(entry, ...)
   classes <- reticulate::py_to_r(reticulate::py_get_item(res, 0L))
   value <- reticulate::py_get_item(res, 1L)
   if (!is.null(classes)) {

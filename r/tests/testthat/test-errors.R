@@ -28,3 +28,25 @@ test_that("bad data and bad arguments give lazykernels conditions naming the pro
   expect_error(Vi(x) %% 2, class = "lazykernels_ArgumentError", regexp = "%%")
   expect_error(Vi(x) + Vi(matrix(1, 5, 3)), class = "lazykernels_error")
 })
+
+test_that("a Python without lazykernels gives a BackendError saying what to do, at every call", {
+  # a bare virtual environment: a Python that cannot see any installed lazykernels
+  base <- Sys.which("python3")
+  skip_if(base == "", "no python3 on the PATH")
+  venv <- tempfile("bare-venv")
+  skip_if(system2(base, c("-m", "venv", "--without-pip", venv)) != 0, "python3 -m venv failed")
+  python <- file.path(venv, "bin", "python")
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    "library(lazykernels)",
+    "for (k in 1:2) {",
+    "  e <- tryCatch(Vi(matrix(1, 2, 2)), error = identity)",
+    "  cat(class(e)[1], conditionMessage(e), '\\n')",
+    "}"
+  ), script)
+  out <- system2(file.path(R.home("bin"), "Rscript"), script, stdout = TRUE, stderr = TRUE,
+                 env = c(paste0("RETICULATE_PYTHON=", python), "PYTHONPATH=",
+                         paste0("R_LIBS=", paste(.libPaths(), collapse = ":"))))
+  hits <- grep("^lazykernels_BackendError .*RETICULATE_PYTHON", out)
+  expect_length(hits, 2L)
+})
