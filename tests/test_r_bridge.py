@@ -217,11 +217,12 @@ def test_variable_refuses_an_unknown_index():
 
 
 def test_call_returns_our_errors_as_classes_and_message_with_the_caret():
-    classes, message = rb.call("kernel", "Sum_Reduction(Exp(x) +, 0)", ["x = Vi(1)"])
-    assert classes[0] == "lazykernels_FormulaError" and classes[-1] == "lazykernels_error"
-    assert "^" in message
-    status, op = rb.call("kernel", GAUSS, GAUSS_ARGS)
-    assert status is None and isinstance(op, rb.Operator)
+    err = rb.call("kernel", "Sum_Reduction(Exp(x) +, 0)", ["x = Vi(1)"])
+    assert isinstance(err, rb.RError)
+    assert err.classes[0] == "lazykernels_FormulaError"
+    assert err.classes[-1] == "lazykernels_error"
+    assert "^" in err.message
+    assert isinstance(rb.call("kernel", GAUSS, GAUSS_ARGS), rb.Operator)
 
 
 def test_call_lets_bugs_propagate():

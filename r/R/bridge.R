@@ -9,16 +9,17 @@
 
 .lk <- new.env(parent = emptyenv())
 
-# The Python module, imported at the first call (not at load, so that library(lazykernels)
-# works before Python is configured); a failed import is retried at the next call.
+# The bridge's entry point lazykernels.numpy.r_bridge.call, imported at the first call (not
+# at load, so that library(lazykernels) works before Python is configured); a failed import
+# is retried at the next call. Kept as a function: no attribute lookup per call.
 lk_bridge <- function() {
-  if (is.null(.lk$bridge)) {
-    .lk$bridge <- tryCatch(
-      reticulate::import("lazykernels.numpy.r_bridge", convert = FALSE),
+  if (is.null(.lk$call)) {
+    .lk$call <- tryCatch(
+      reticulate::import("lazykernels.numpy.r_bridge", convert = FALSE)$call,
       error = lk_python_missing
     )
   }
-  .lk$bridge
+  .lk$call
 }
 
 lk_python_missing <- function(e) {
@@ -35,13 +36,12 @@ lk_python_missing <- function(e) {
 #' Call an entry of the Python bridge; raise its lazykernels errors as R conditions.
 #' @noRd
 lk_call <- function(entry, ...) {
-  res <- lk_bridge()$call(entry, ...)
-  classes <- reticulate::py_to_r(reticulate::py_get_item(res, 0L))
-  value <- reticulate::py_get_item(res, 1L)
-  if (!is.null(classes)) {
-    lk_abort(unlist(classes), reticulate::py_to_r(value), call = sys.call(-1))
+  res <- lk_bridge()(entry, ...)
+  if (inherits(res, "lazykernels.numpy.r_bridge.RError")) {
+    lk_abort(unlist(reticulate::py_to_r(res$classes)), reticulate::py_to_r(res$message),
+             call = sys.call(-1))
   }
-  value
+  res
 }
 
 #' Signal a lazykernels error condition.

@@ -20,8 +20,10 @@ The R package calls one function, :func:`call`, with the name of an entry of
 - **R's index names.** A reduction ``index`` names the index reduced over, as in RKeOps's
   LazyTensor (``sum(K, "j")`` is ``sum_j K_ij``, one row per i): ``"j"`` is KeOps's
   ``axis=1``, ``"i"`` is ``axis=0``. Input positions are 1-based.
-- **Errors as data.** :func:`call` returns ``(None, value)``, or ``(classes, message)`` for
-  a :class:`~lazykernels.errors.LazyKernelsError`, so that the R side raises a condition
+- **Errors as data.** :func:`call` returns the entry's value, or an :class:`RError` holding
+  ``classes`` and ``message`` for a :class:`~lazykernels.errors.LazyKernelsError` (R tells
+  them apart by the class reticulate gives the object, without a round trip), so that the R
+  side raises a condition
   whose classes are the error's (``lazykernels_FormulaError``...) and whose message is
   lazykernels's own, caret included, whatever reticulate version turns Python exceptions
   into R errors. Other exceptions (bugs) propagate as they are.
@@ -449,15 +451,28 @@ def error_classes(err: LazyKernelsError) -> list[str]:
     return [*names, "lazykernels_error"]
 
 
-def call(name: str, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """``(None, ENTRIES[name](*args, **kwargs))``, or ``(classes, message)`` on our errors.
+class RError:
+    """What :func:`call` returns instead of raising a lazykernels error.
+
+    Attributes:
+        classes: the R condition classes (:func:`error_classes`).
+        message: the error's message, caret under a malformed formula included.
+    """
+
+    def __init__(self, err: LazyKernelsError):
+        self.classes = error_classes(err)
+        self.message = str(err)
+
+
+def call(name: str, *args: Any, **kwargs: Any) -> Any:
+    """``ENTRIES[name](*args, **kwargs)``, or an :class:`RError` for our errors.
 
     Example:
-        >>> classes, message = call("kernel", "Sum_Reduction(Exq(x), 0)", ["x = Vi(1)"])
-        >>> classes[0], message.splitlines()[0]
+        >>> err = call("kernel", "Sum_Reduction(Exq(x), 0)", ["x = Vi(1)"])
+        >>> err.classes[0], err.message.splitlines()[0]
         ('lazykernels_FormulaError', "unknown operation 'Exq' (did you mean 'Exp'?)")
     """
     try:
-        return None, ENTRIES[name](*args, **kwargs)
+        return ENTRIES[name](*args, **kwargs)
     except LazyKernelsError as err:
-        return error_classes(err), str(err)
+        return RError(err)
