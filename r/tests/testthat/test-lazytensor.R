@@ -83,3 +83,13 @@ test_that("float32 LazyTensors compute in single precision", {
   expect_false(isTRUE(all.equal(res, ref, tolerance = 1e-12)))
   expect_output(print(K32), "float32")
 })
+
+test_that("Kmin of a vector LazyTensor gives an n x K x D array, coordinate by coordinate", {
+  V_ij <- abs(Vi(x[, 1:2]) - Vj(y[, 1:2]))
+  res <- Kmin(V_ij, 3, "j")
+  expect_equal(dim(res), c(50L, 3L, 2L))
+  for (k in 1:2) {
+    dense <- abs(outer(x[, k], y[, k], "-"))
+    expect_equal(res[, , k], t(apply(dense, 1, function(r) sort(r)[1:3])), tolerance = 1e-12)
+  }
+})
