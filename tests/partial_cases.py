@@ -51,3 +51,16 @@ def assert_same(got, want, rtol: float = 1e-10) -> None:
             np.testing.assert_array_equal(g, w)
         else:
             np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol)
+
+
+def chunked(args: list[np.ndarray], rows_i: int, rows_j: int) -> list:
+    """``data``'s arrays with x, y and b as dask arrays of the given row chunks."""
+    import dask.array as da  # optional: only the dask tests call this
+
+    x, y, b, p = args
+    return [
+        da.from_array(x, chunks=(rows_i, -1)),
+        da.from_array(y, chunks=(rows_j, -1)),
+        da.from_array(b, chunks=(rows_j, -1)),
+        p,
+    ]

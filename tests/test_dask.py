@@ -20,7 +20,7 @@ from lazykernels.dask.inputs import check_inputs  # noqa: E402
 from lazykernels.dask.plans import choose, red_chunks  # noqa: E402
 from lazykernels.numpy import Genred as NumpyGenred  # noqa: E402
 
-from .partial_cases import ALIASES, assert_same, data  # noqa: E402
+from .partial_cases import ALIASES, assert_same, chunked, data  # noqa: E402
 
 GAUSS = "Exp(-SqDist(x,y)*p)*b"
 
@@ -31,23 +31,13 @@ def _threads():
         yield
 
 
-def _chunked(args, rows_i, rows_j):
-    x, y, b, p = args
-    return [
-        da.from_array(x, chunks=(rows_i, -1)),
-        da.from_array(y, chunks=(rows_j, -1)),
-        da.from_array(b, chunks=(rows_j, -1)),
-        p,
-    ]
-
-
 def test_plan_choice_follows_chunks_and_sizes():
     g = Genred(GAUSS, ALIASES, axis=1)
     args = data(8, 10)
-    assert choose(check_inputs(g.plan, _chunked(args, 4, 10))) == "i"  # j in one chunk
-    assert choose(check_inputs(g.plan, _chunked(args, 4, 5))) == "i"  # small j: broadcast
-    assert choose(check_inputs(g.plan, _chunked(args, 8, 5))) == "ij"  # one i chunk
-    assert choose(check_inputs(g.plan, _chunked(args, 4, 5)), broadcast_limit=10) == "ij"
+    assert choose(check_inputs(g.plan, chunked(args, 4, 10))) == "i"  # j in one chunk
+    assert choose(check_inputs(g.plan, chunked(args, 4, 5))) == "i"  # small j: broadcast
+    assert choose(check_inputs(g.plan, chunked(args, 8, 5))) == "ij"  # one i chunk
+    assert choose(check_inputs(g.plan, chunked(args, 4, 5)), broadcast_limit=10) == "ij"
 
 
 def test_kmin_blocks_hold_at_least_k_indices():

@@ -18,7 +18,7 @@ from lazykernels.core.genred import run_plan  # noqa: E402
 from lazykernels.dask import Genred, KernelSolve, knn_graph, vjp  # noqa: E402
 from lazykernels.numpy import Genred as NumpyGenred  # noqa: E402
 
-from .partial_cases import ALIASES, CASES, IDS, assert_same, data  # noqa: E402
+from .partial_cases import ALIASES, CASES, IDS, assert_same, chunked, data  # noqa: E402
 
 GAUSS = "Exp(-SqDist(x,y)*p)*b"
 
@@ -43,16 +43,6 @@ def cluster_client(client):
     return client
 
 
-def _chunked(args, rows_i, rows_j):
-    x, y, b, p = args
-    return [
-        da.from_array(x, chunks=(rows_i, -1)),
-        da.from_array(y, chunks=(rows_j, -1)),
-        da.from_array(b, chunks=(rows_j, -1)),
-        p,
-    ]
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_every_reduction_on_both_plans(cluster_client, case):
     reduction, formula, k, formula2 = case
@@ -61,7 +51,7 @@ def test_every_reduction_on_both_plans(cluster_client, case):
         want_plan = NumpyGenred(formula, ALIASES, reduction, axis, opt_arg=k, formula2=formula2)
         want = want_plan(*args, backend="reference")
         g = Genred(formula, ALIASES, reduction, axis, opt_arg=k, formula2=formula2)
-        lazy = [g(*_chunked(args, 4, 3), plan=p, backend="reference") for p in ("i", "ij")]
+        lazy = [g(*chunked(args, 4, 3), plan=p, backend="reference") for p in ("i", "ij")]
         for got in cluster_client.compute(lazy, sync=True):
             assert_same(tuple(got) if isinstance(got, list | tuple) else got, want)
 
@@ -73,14 +63,14 @@ def test_compiled_kernels_match_the_single_process_run(cluster_client, plan):
     for reduction, formula, k in (("Sum", GAUSS, None), ("KMin_ArgKMin", "SqDist(x,y)", 5)):
         single = NumpyGenred(formula, ALIASES, reduction, axis=1, opt_arg=k)(*args)
         got = Genred(formula, ALIASES, reduction, axis=1, opt_arg=k)(
-            *_chunked(args, 160, 250), plan=plan
+            *chunked(args, 160, 250), plan=plan
         )
         got = cluster_client.compute(got, sync=True)
         assert_same(tuple(got) if isinstance(got, list | tuple) else got, single, rtol=1e-6)
     x, y = args[:2]
     dense = np.exp(-2 * ((x[:, None] - y[None]) ** 2).sum(-1)) @ args[2]
     np.testing.assert_allclose(
-        Genred(GAUSS, ALIASES, axis=1)(*_chunked(args, 160, 250), plan=plan).compute(),
+        Genred(GAUSS, ALIASES, axis=1)(*chunked(args, 160, 250), plan=plan).compute(),
         dense,
         rtol=1e-9,
     )
@@ -115,7 +105,7 @@ def test_gradients_match_finite_differences(cluster_client, reduction, formula, 
         positions = [0, 1, 3] if "b" not in formula + (formula2 or "") else [0, 1, 2, 3]
         grads = vjp(
             g.plan,
-            _chunked(args, 4, 3),
+            chunked(args, 4, 3),
             da.from_array(gradient, chunks=3),
             positions,
             backend="reference",

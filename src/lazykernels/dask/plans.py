@@ -136,8 +136,20 @@ def _row_blocks(inputs: Inputs, cat: Cat) -> list[list[Any]]:
 
 
 def _whole(array: da.Array) -> Any:
-    """``array`` as one delayed NumPy block (one key: sent once to each worker)."""
-    return array.rechunk((-1, -1)).to_delayed()[0, 0]
+    """``array`` as one delayed NumPy block (one key: sent once to each worker).
+
+    Joined by our own task rather than ``rechunk``: dask names a rechunk by its input, and
+    the same name reappearing with another layout in a later graph (CG iterations, a
+    gradient's reductions) makes ``distributed`` warn of conflicting tasks.
+    """
+    blocks = list(array.to_delayed()[:, 0])
+    if len(blocks) == 1:
+        return blocks[0]
+    return _task(_concatenate)(*blocks)
+
+
+def _concatenate(*blocks: np.ndarray) -> np.ndarray:
+    return np.concatenate(blocks, axis=0)
 
 
 def _output_meta(inputs: Inputs) -> list[tuple[tuple[int, ...], np.dtype]]:

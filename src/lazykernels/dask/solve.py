@@ -69,6 +69,9 @@ def conjugate_gradient(
     b = da.asarray(b)
     if b.ndim != 2:
         raise ValueError(f"conjugate_gradient: b must be (n, D), got shape {b.shape}")
+    # the iterates take the row chunks of the matvec's output (a graph, nothing computed):
+    # mixed chunks would make every update a rechunk
+    b = b.rechunk((matvec(b).chunks[0], -1))
     n = b.shape[0]
     if max_iter is None:
         max_iter = 10 * n + 100
