@@ -3,8 +3,15 @@
 An accumulator holds the running state of one reduction for ``n`` output rows. The reference
 backend (:mod:`lazykernels.reductions.reference`) creates one per batch entry (*init*),
 folds blocks of formula values into row slices of it (*update*: reduce the block, then
-*merge* the block's partial state into the running one), and reads the final outputs
+merge the block's partial state into the running one), and reads the final outputs
 (*finalize*). Each reduction family subclasses :class:`Accumulator` in its own module.
+
+Partial states computed elsewhere combine with the same rule: :meth:`Accumulator.merge`
+folds another accumulator's state into row slices of this one (the distributed front end,
+:mod:`lazykernels.dask`, merges per-block states with it), and
+:meth:`Accumulator.load_raw` sets a state from the outputs of the family's *raw* reduction
+(the one that returns the state itself: Sum, ``Max_SumShiftExp(Weight)``, ``Min_ArgMin`` /
+``Max_ArgMax``, ``KMin_ArgKMin``), which any backend can compute on a block.
 """
 
 from __future__ import annotations
@@ -71,6 +78,24 @@ class Accumulator:
         """
         raise NotImplementedError
 
+    def merge(self, other: Accumulator, rows: slice | None = None) -> None:
+        """Fold the state of ``other`` (same reduction, ``len(rows)`` rows) into ``rows``.
+
+        ``other``'s reduction indices must be disjoint from the ones already folded here
+        (blocks of the reduced axis); the order of merges does not change index choices.
+        """
+        raise NotImplementedError
+
+    def load_raw(self, raw: tuple[np.ndarray, ...], start: int) -> None:
+        """Set the state from the outputs of the raw reduction over one block.
+
+        Args:
+            raw: the outputs of the family's raw reduction (see the module docstring) on
+                reduction indices ``start, start + 1, ...``, each of shape ``(n,) + tail``.
+            start: the global reduction index of the block's first column.
+        """
+        raise NotImplementedError
+
     def finalize(self) -> tuple[np.ndarray, ...]:
         """The user-level outputs, each of shape ``(n,) + tail`` (before any squeeze)."""
         raise NotImplementedError
@@ -128,6 +153,16 @@ class RunningSum:
             total = t
         self.total[rows] = total
         self.comp[rows] = comp
+
+
+def rows_of(rows: slice | None, n: int) -> slice:
+    """``rows``, or every row of an accumulator of ``n`` rows when None."""
+    return slice(0, n) if rows is None else rows
+
+
+def raw_index(index: np.ndarray, start: int) -> np.ndarray:
+    """Block-local indices of a raw Min/KMin output as global ones (``-1``: ``NO_INDEX``)."""
+    return np.where(index < 0, NO_INDEX, index + start)
 
 
 def min_keys(values: np.ndarray, largest: bool) -> np.ndarray:

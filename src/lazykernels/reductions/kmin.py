@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accumulators import NO_INDEX, Accumulator, min_keys
+from .accumulators import NO_INDEX, Accumulator, min_keys, raw_index, rows_of
 from .spec import OutputSpec, ReductionSpec
 
 
@@ -29,7 +29,19 @@ class KMinAccumulator(Accumulator):
         indices = np.broadcast_to(
             np.arange(start, start + c, dtype=np.int64)[None, :, None], (r, c, d)
         )
-        # merge: the K smallest of (running list + block), ordered by (value, index)
+        self._keep_smallest(rows, keys, indices)
+
+    def merge(self, other: Accumulator, rows: slice | None = None) -> None:
+        self._keep_smallest(rows_of(rows, self.n), other.key, other.index)
+
+    def load_raw(self, raw: tuple[np.ndarray, ...], start: int) -> None:
+        values, index = raw  # the raw reduction is KMin_ArgKMin with the same K
+        shape = (self.n, self.k, self.dim)
+        self.key[...] = values.reshape(shape)
+        self.index[...] = raw_index(index.reshape(shape), start)
+
+    def _keep_smallest(self, rows: slice, keys: np.ndarray, indices: np.ndarray) -> None:
+        """The K smallest of (running list + candidates), ordered by (value, index)."""
         all_keys = np.concatenate([self.key[rows], keys], axis=1)
         all_indices = np.concatenate([self.index[rows], indices], axis=1)
         order = np.lexsort((all_indices, all_keys), axis=1)[:, : self.k]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accumulators import Accumulator, RunningSum
+from .accumulators import Accumulator, RunningSum, rows_of
 from .spec import OutputSpec, ReductionSpec
 
 
@@ -34,6 +34,23 @@ class ShiftExpAccumulator(Accumulator):
     def update(
         self, rows: slice, values: np.ndarray, weights: np.ndarray | None, start: int
     ) -> None:
+        if weights is not None and self.softmax:
+            weights = np.concatenate([np.ones_like(weights[..., :1]), weights], axis=-1)
+        self._fold(rows, values, weights)
+
+    def merge(self, other: Accumulator, rows: slice | None = None) -> None:
+        # a partial state (m', s') is one more term: value m', weight s'
+        self._fold(rows_of(rows, self.n), other.m[:, None, :], other.s.total[:, None, :])
+
+    def load_raw(self, raw: tuple[np.ndarray, ...], start: int) -> None:
+        # the raw reduction is Max_SumShiftExp(Weight): [m, s] (SumSoftMaxWeight: its
+        # weight is Concat(1, G), so s holds the denominator first)
+        pairs = raw[0].reshape(self.n, -1)
+        self.m[...] = pairs[:, :1]
+        self.s.total[...] = pairs[:, 1:]
+
+    def _fold(self, rows: slice, values: np.ndarray, weights: np.ndarray | None) -> None:
+        """Add ``exp(values) * weights`` (columns in turn) to the shifted sums of ``rows``."""
         with np.errstate(all="ignore"):
             m_old = self.m[rows]
             m_new = np.maximum(m_old, values.max(axis=1))
@@ -42,8 +59,6 @@ class ShiftExpAccumulator(Accumulator):
             shifted = np.where(values == m_new[:, None, :], 1.0, np.exp(values - m_new[:, None, :]))
             shifted = np.where(np.isneginf(values), 0.0, shifted).astype(self.dtype)
             if weights is not None:
-                if self.softmax:
-                    weights = np.concatenate([np.ones_like(weights[..., :1]), weights], axis=-1)
                 shifted = shifted * weights
         self.m[rows] = m_new
         self.s.scale(rows, factor)  # merge: bring the running sums to the new maximum

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accumulators import NO_INDEX, Accumulator, min_keys
+from .accumulators import NO_INDEX, Accumulator, min_keys, raw_index, rows_of
 from .spec import OutputSpec, ReductionSpec
 
 
@@ -28,11 +28,23 @@ class ExtremumAccumulator(Accumulator):
         keys = min_keys(values, self.largest)
         best = np.argmin(keys, axis=1)  # first occurrence: the lowest index of the block
         block_key = np.take_along_axis(keys, best[:, None, :], axis=1)[:, 0]
-        block_index = best + start
-        key, index = self.key[rows], self.index[rows]
-        better = (block_key < key) | ((block_key == key) & (block_index < index))
-        self.key[rows] = np.where(better, block_key, key)
-        self.index[rows] = np.where(better, block_index, index)
+        self._keep_best(rows, block_key, best + start)
+
+    def merge(self, other: Accumulator, rows: slice | None = None) -> None:
+        self._keep_best(rows_of(rows, self.n), other.key, other.index)
+
+    def load_raw(self, raw: tuple[np.ndarray, ...], start: int) -> None:
+        values, index = raw  # the raw reduction is Min_ArgMin / Max_ArgMax
+        values = values.reshape(self.n, self.dim)
+        self.key[...] = -values if self.largest else values
+        self.index[...] = raw_index(index.reshape(self.n, self.dim), start)
+
+    def _keep_best(self, rows: slice, key: np.ndarray, index: np.ndarray) -> None:
+        """The smaller (key, index) pair of the running one and the given one, per entry."""
+        old_key, old_index = self.key[rows], self.index[rows]
+        better = (key < old_key) | ((key == old_key) & (index < old_index))
+        self.key[rows] = np.where(better, key, old_key)
+        self.index[rows] = np.where(better, index, old_index)
 
     def finalize(self) -> tuple[np.ndarray, ...]:
         values = -self.key if self.largest else self.key

@@ -22,6 +22,7 @@ from ..core.plan import BoundCall, Ranges, ReductionPlan
 from ..formula.evaluate import evaluate
 from ..formula.ir import Cat, Node, topological_order, var
 from . import SPECS
+from .partial import accumulator
 
 BLOCK_BUDGET = 1 << 20
 """Most formula values (pairs x widest formula node) evaluated at once."""
@@ -36,9 +37,6 @@ def run(call: BoundCall) -> None:
     n_out, n_red = call.n_out, call.n_red
     if n_out == 0:
         return
-    weight_dim = plan.weight.dim if plan.weight is not None else 0
-    k = plan.k or 0
-    acc_dtype = np.dtype(plan.dtype_acc) if spec.sum_type and plan.dtype_acc else call.dtype
     scheme = plan.sum_scheme if spec.sum_type else "direct_sum"
     period = max(1, math.isqrt(n_red))
     rows_block, cols_block = _block_shape(plan, scheme, n_out, n_red, period)
@@ -47,9 +45,7 @@ def run(call: BoundCall) -> None:
 
     for b in np.ndindex(*call.batch_shape):
         arrays = [a[_entry(a, b, nbatch)] for a in call.arrays]
-        acc = spec.accumulator(
-            spec, n_out, plan.formula.dim, weight_dim, k, call.dtype, acc_dtype, scheme, period
-        )
+        acc = accumulator(plan, n_out, call.dtype, period)
         for rows, c0, c1 in _blocks(n_out, n_red, call.ranges, rows_block, cols_block):
             env = _block_env(plan, nodes, arrays, rows, c0, c1)
             shape = (rows.stop - rows.start, c1 - c0)

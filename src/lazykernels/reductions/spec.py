@@ -60,8 +60,20 @@ class ReductionSpec:
     scalar_formula: bool = False
     doc: str = ""
 
+    def __reduce__(self):
+        # pickled by name (the output rules are lambdas): a card sent to another process,
+        # e.g. inside an accumulator, is that process's registered card
+        return (_registered, (self.name,))
+
     def output_tails(
         self, dim: int, weight_dim: int = 0, k: int = 0
     ) -> tuple[tuple[int, ...], ...]:
         """Shape after ``batch + (n,)`` of each output."""
         return tuple(o.tail(dim, weight_dim, k) for o in self.outputs)
+
+
+def _registered(name: str) -> ReductionSpec:
+    """The registered card named ``name`` (the unpickling side of ``ReductionSpec``)."""
+    from . import SPECS  # the table (this package's __init__) imports this module
+
+    return SPECS[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accumulators import Accumulator, RunningSum
+from .accumulators import Accumulator, RunningSum, rows_of
 from .spec import OutputSpec, ReductionSpec
 
 
@@ -19,6 +19,14 @@ class SumAccumulator(Accumulator):
         self, rows: slice, values: np.ndarray, weights: np.ndarray | None, start: int
     ) -> None:
         self.sums.add(rows, values)
+
+    def merge(self, other: Accumulator, rows: slice | None = None) -> None:
+        # another block's total is one more term of the running sums
+        self.sums.add(rows_of(rows, self.n), other.sums.total[:, None, :])
+
+    def load_raw(self, raw: tuple[np.ndarray, ...], start: int) -> None:
+        (sums,) = raw  # the raw reduction of Sum is Sum
+        self.sums.total[...] = sums.reshape(self.n, self.dim)
 
     def finalize(self) -> tuple[np.ndarray, ...]:
         return (self.sums.total.astype(self.dtype),)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.autodiff import derived_inputs, run_vjp, vjp_rules
 from ..core.backends import prepare
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
@@ -41,11 +42,8 @@ from ..reductions.derivatives import (
     INDEX_ONLY,
     SELECTION,
     DerivedPlan,
-    Extra,
     jvp_rule,
     selection_plan,
-    vjp_group_rule,
-    vjp_groups,
     with_index,
 )
 
@@ -243,21 +241,18 @@ class GenredFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         *tensors, output = ctx.saved_tensors
         wanted = [k for k in range(len(tensors)) if ctx.needs_input_grad[_N_STATIC + k]]
-        # one reduction per group of inputs (i variables, j variables, parameters): the
-        # gradients of a group come out side by side from one pass over the pairs
-        rules = [vjp_group_rule(ctx.plan, group) for group in vjp_groups(ctx.plan, wanted)]
-        _prepare([r for r in rules if not r.zero], output, ctx.backend)
+        rules = vjp_rules(ctx.plan, wanted)
+        _prepare(rules, output, ctx.backend)
+        reduce = partial(_reduce_one, backend=ctx.backend, ranges=ctx.ranges)
+        joined = run_vjp(ctx.plan, rules, tensors, grad_out, output, reduce)
         grads: list[torch.Tensor | None] = [None] * len(tensors)
-        for rule in rules:
-            if rule.zero:
-                continue
-            joined = _input_grad(rule, tensors, grad_out, output, ctx.backend, ctx.ranges)
-            widths = [tensors[k].shape[-1] for k in rule.parts]
-            for k, grad in zip(rule.parts, torch.split(joined, widths, dim=-1)):
-                grads[k] = unbroadcast(grad, tensors[k].shape)
-        for k in wanted:  # inputs F does not depend on
-            if grads[k] is None:
-                grads[k] = torch.zeros_like(tensors[k])
+        for k in wanted:  # zeros for the inputs F does not depend on
+            grad = joined.get(k)
+            grads[k] = (
+                torch.zeros_like(tensors[k])
+                if grad is None
+                else unbroadcast(grad, tensors[k].shape)
+            )
         return (None,) * _N_STATIC + tuple(grads)
 
     @staticmethod
@@ -268,9 +263,10 @@ class GenredFunction(torch.autograd.Function):
         rule = jvp_rule(ctx.plan, positions)
         if rule.zero:
             return torch.zeros_like(output)
-        feeds = _feeds(rule, tensors, None, output, inputs, ctx.backend, ctx.ranges)
-        (tangent,) = torch_reduce(rule.plan, feeds, backend=ctx.backend, ranges=ctx.ranges)
-        return tangent
+        reduce = partial(_reduce_one, backend=ctx.backend, ranges=ctx.ranges)
+        auxiliary = lambda aux: reduce(aux, tensors)
+        feeds = derived_inputs(rule, tensors, None, output, inputs, auxiliary)
+        return reduce(rule.plan, feeds)
 
     @staticmethod
     def vmap(info: Any, in_dims: tuple[int | None, ...], *args: Any) -> tuple[Any, int]:
@@ -292,43 +288,15 @@ def _prepare(rules: Sequence[DerivedPlan], output: torch.Tensor, backend: str) -
     prepare(plans, dtype, backend)
 
 
-def _feeds(
-    rule: DerivedPlan,
-    tensors: Sequence[torch.Tensor],
-    grad_out: torch.Tensor | None,
-    output: torch.Tensor,
-    tangents: Sequence[torch.Tensor | None],
-    backend: str,
-    ranges: tuple[np.ndarray, ...] | None,
-) -> list[torch.Tensor]:
-    """The inputs of a derived plan: the original inputs, then its feeds."""
-    feeds = list(tensors)
-    for feed in rule.feeds:
-        if feed.kind is Extra.GRADIENT:
-            feeds.append(grad_out)  # type: ignore[arg-type]
-        elif feed.kind is Extra.OUTPUT:
-            feeds.append(output)
-        elif feed.kind is Extra.TANGENT:
-            feeds.append(tangents[feed.position])  # type: ignore[index,arg-type]
-        else:
-            (aux,) = torch_reduce(rule.auxiliary, tensors, backend=backend, ranges=ranges)  # type: ignore[arg-type]
-            feeds.append(aux)
-    return feeds
-
-
-def _input_grad(
-    rule: DerivedPlan,
-    tensors: Sequence[torch.Tensor],
-    grad_out: torch.Tensor,
-    output: torch.Tensor,
+def _reduce_one(
+    plan: ReductionPlan,
+    tensors: Sequence[Any],
     backend: str,
     ranges: tuple[np.ndarray, ...] | None,
 ) -> torch.Tensor:
-    feeds = _feeds(rule, tensors, grad_out, output, (), backend, ranges)
-    (grad,) = torch_reduce(rule.plan, feeds, backend=backend, ranges=ranges)
-    if rule.sum_rows:
-        grad = grad.sum(dim=-2)
-    return grad
+    """The single output of ``plan``, differentiably (the ``reduce`` of the neutral driver)."""
+    (result,) = torch_reduce(plan, tensors, backend=backend, ranges=ranges)
+    return result
 
 
 def _selected_values(

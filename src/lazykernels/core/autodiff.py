@@ -1,0 +1,110 @@
+"""The array-library-neutral part of driving derived (derivative) reductions.
+
+:mod:`lazykernels.reductions.derivatives` says *which* reductions compute a derivative and
+what feeds each of their extra inputs (:class:`~lazykernels.reductions.derivatives.Feed`).
+This module runs them, whatever the arrays are, given a front end's ``reduce`` (one plan on
+a list of its arrays, the single output back):
+
+- :func:`derived_inputs` assembles a derived plan's inputs from what a front end holds (the
+  original inputs, the incoming gradient, the saved output, tangents);
+- :func:`vjp_rules` / :func:`run_vjp`: the backward pass of a smooth reduction, one
+  reduction per group of inputs (i variables, j variables, parameters), whose joined output
+  is cut into one gradient per input.
+
+The torch adapter (:mod:`lazykernels.torch.autograd`) and the dask one
+(:mod:`lazykernels.dask.autodiff`) both call them; only slicing ``[..., a:b]`` and
+``.sum(-2)`` are asked of the arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..reductions.derivatives import DerivedPlan, Extra, vjp_group_rule, vjp_groups
+from .plan import ReductionPlan
+
+Reduce = Callable[[ReductionPlan, Sequence[Any]], Any]
+"""A front end's reduction: a plan and its input arrays to the plan's single output."""
+
+
+def derived_inputs(
+    rule: DerivedPlan,
+    inputs: Sequence[Any],
+    gradient: Any,
+    output: Any,
+    tangents: Sequence[Any],
+    auxiliary: Callable[[ReductionPlan], Any],
+) -> list[Any]:
+    """The inputs of ``rule.plan``: the original inputs, then its feeds in slot order.
+
+    Args:
+        rule: the derived plan.
+        inputs: the forward reduction's inputs.
+        gradient: the incoming gradient of the forward output (``Extra.GRADIENT``).
+        output: the forward output (``Extra.OUTPUT``).
+        tangents: one tangent (or None) per input (``Extra.TANGENT``).
+        auxiliary: runs ``rule.auxiliary`` on ``inputs`` and returns its output
+            (``Extra.AUXILIARY``).
+    """
+    feeds = list(inputs)
+    for feed in rule.feeds:
+        if feed.kind is Extra.GRADIENT:
+            feeds.append(gradient)
+        elif feed.kind is Extra.OUTPUT:
+            feeds.append(output)
+        elif feed.kind is Extra.TANGENT:
+            feeds.append(tangents[feed.position])  # type: ignore[index]
+        else:
+            feeds.append(auxiliary(rule.auxiliary))  # type: ignore[arg-type]
+    return feeds
+
+
+def vjp_rules(plan: ReductionPlan, wanted: Sequence[int]) -> list[DerivedPlan]:
+    """The backward reductions of the inputs ``wanted`` of a smooth reduction.
+
+    One per group of inputs of one category: the gradients of a group come out side by
+    side from one pass over the pairs. Groups whose gradient is zero (F does not depend on
+    them) are left out.
+    """
+    rules = [vjp_group_rule(plan, group) for group in vjp_groups(plan, wanted)]
+    return [r for r in rules if not r.zero]
+
+
+def run_vjp(
+    plan: ReductionPlan,
+    rules: Sequence[DerivedPlan],
+    inputs: Sequence[Any],
+    gradient: Any,
+    output: Any,
+    reduce: Reduce,
+) -> dict[int, Any]:
+    """Run the backward reductions ``rules`` (:func:`vjp_rules`); one gradient per input.
+
+    Args:
+        plan: the forward plan.
+        rules: its backward reductions.
+        inputs: the forward inputs; gradient: the incoming gradient of the output;
+            output: the forward output.
+        reduce: the front end's reduction.
+
+    Returns:
+        ``{position: gradient}`` for the inputs the rules cover, each of the input's
+        vector width (batch dimensions as the derived reduction returns them: a front end
+        sums broadcast ones).
+    """
+    grads: dict[int, Any] = {}
+    for rule in rules:
+        feeds = derived_inputs(rule, inputs, gradient, output, (), lambda aux: reduce(aux, inputs))
+        joined = reduce(rule.plan, feeds)
+        if rule.sum_rows:  # parameters: the O-indexed reduction summed over its rows
+            joined = joined.sum(-2)
+        start = 0
+        for k in rule.parts:
+            width = plan.slots[k].dim
+            grads[k] = joined[..., start : start + width]
+            start += width
+    return grads
+
+
+__all__ = ["Reduce", "derived_inputs", "run_vjp", "vjp_rules"]
