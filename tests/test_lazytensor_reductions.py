@@ -313,7 +313,7 @@ def test_construction_errors():
 
 def test_indexing_and_shape_method_errors():
     x = Vi(np.ones((3, 4)))
-    for key in ((slice(None), 1), slice(0, 4, 2), 4, slice(2, 2), "a"):
+    for key in ((slice(None), 1), 4, slice(2, 2), "a"):  # steps: test_lazytensor_indexing
         with pytest.raises(IndexError):
             x[key]
     with pytest.raises(ArgumentError, match="dim must be -1"):

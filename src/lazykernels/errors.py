@@ -50,3 +50,11 @@ class CompileError(LazyKernelsError, RuntimeError):
 
 class BackendError(LazyKernelsError, ValueError):
     """An unknown or unavailable backend was requested."""
+
+
+class IndexingError(LazyKernelsError, IndexError):
+    """A LazyTensor index selects something other than components of its last axis."""
+
+
+class DenseSizeError(LazyKernelsError, MemoryError):
+    """A LazyTensor is too large to be made dense (the message gives its size)."""

@@ -32,6 +32,7 @@ from ..errors import ArgumentError, DtypeError, ShapeError
 from ..formula.ir import Cat, Node, const, make, substitute, var
 from ..formula.surface import FormulaSurface
 from .construct import DATA_INDEX_BASE, ConstructionMixin, FloatParam, is_number_list
+from .indexing import index_last_axis
 from .reductions import ReductionMethods
 from .tools import ArrayTools
 
@@ -320,28 +321,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     # --- indexing and shape-like methods ---------------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
-        """``x[k]`` -> Elem, ``x[a:b]`` -> Extract, ``x[:, :, k]`` on the last axis only."""
-        if isinstance(key, tuple):
-            if len(key) == len(self._shape) and all(k == slice(None) for k in key[:-1]):
-                key = key[-1]
-            else:
-                raise IndexError(
-                    f"LazyTensor indexing: only the last axis can be indexed, as x[k], x[a:b] "
-                    f"or x[{':, ' * (len(self._shape) - 1)}k]; got {key!r}"
-                )
-        if isinstance(key, slice):
-            start, stop, step = key.indices(self.ndim)
-            if step != 1:
-                raise IndexError(f"LazyTensor slices take no step, got step {key.step}")
-            if stop <= start:
-                raise IndexError(f"empty slice {key} of a LazyTensor of ndim {self.ndim}")
-            return self.extract(start, stop - start)
-        if isinstance(key, numbers.Integral):
-            k = int(key) + self.ndim if key < 0 else int(key)
-            if not 0 <= k < self.ndim:
-                raise IndexError(f"index {key} out of range for ndim {self.ndim}")
-            return self.elem(k)
-        raise IndexError(f"LazyTensor: unsupported index {key!r}")
+        """``x[k]``, ``x[..., k]``, ``x[:, :, a:b:s]``: the last axis (see :mod:`.indexing`)."""
+        self._check_usable()
+        return index_last_axis(self, key)
 
     def norm(self, dim: int) -> Any:
         """``Norm2`` over the vector dimension; ``dim`` must be -1 or the last axis."""
