@@ -88,11 +88,16 @@ def build_plan(
     acc, scheme = _accumulation(name, spec.sum_type, dtype_acc, use_double_acc, sum_scheme)
 
     parsed_aliases = _parse_aliases(aliases)
-    f = _parse(formula, parsed_aliases, "formula")
-    g = None if formula2 is None else _parse(formula2, parsed_aliases, "formula2")
+    f, written = _parse(formula, parsed_aliases, "formula")
+    g = None
+    if formula2 is not None:
+        g, written2 = _parse(formula2, parsed_aliases, "formula2")
+        written += written2
     if spec.scalar_formula and f.dim != 1:
         raise DimensionError(f"{name}: the formula must be scalar (dimension 1), got {f.dim}")
-    slots = _slots(parsed_aliases, [f] if g is None else [f, g])
+    # inputs: the aliases and every variable of the formulas as written, even those that
+    # simplify away (KeOps counts them: max position + 1)
+    slots = _slots(parsed_aliases, [f, *written] if g is None else [f, g, *written])
     return ReductionPlan(
         formula=simplify(f),
         reduction=name,
@@ -156,14 +161,16 @@ def _parse_aliases(aliases: Sequence[Any]) -> list[Any]:
     return parse_aliases(aliases)
 
 
-def _parse(formula: str | Node, aliases: list[Any], what: str) -> Node:
+def _parse(formula: str | Node, aliases: list[Any], what: str) -> tuple[Node, tuple[Node, ...]]:
+    """The formula's node and the variables its text declares (aliases included)."""
     if isinstance(formula, Node):
-        return formula
+        return formula, ()
     if not isinstance(formula, str):
         raise ArgumentError(f"{what} must be a string, got {type(formula).__name__}")
-    from ..formula.parse import parse_formula
+    from ..formula.parse import parse_formula_info
 
-    return parse_formula(formula, aliases)
+    info = parse_formula_info(formula, aliases)
+    return info.formula, tuple(a.node for a in info.aliases)
 
 
 def _slots(aliases: list[Any], roots: list[Node]) -> tuple[ArgSlot, ...]:

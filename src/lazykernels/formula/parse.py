@@ -86,8 +86,10 @@ class ParsedFormula:
 
     Attributes:
         formula: the formula.
-        aliases: the aliases completed with every other variable of the formula (KeOps's
-            ``complete_aliases``): one per call argument.
+        aliases: the aliases completed with every other variable of the formula *as written*
+            (KeOps's ``complete_aliases``: an inline ``Var(k, d, c)`` is an argument even
+            when it simplifies away, as in ``Grad(Var(1,1,1), Var(0,1,0), Var(2,1,0))``):
+            one per call argument.
         new_variables: variables the text created (``Grad(F, v)`` without gradient input).
     """
 
@@ -107,7 +109,8 @@ class ParsedReduction:
             output row per i, the reduction running over j.
         k: K of the KMin family, else None.
         formula2: the second formula (weight) of the log-sum-exp family, else None.
-        aliases: the aliases completed with every other variable of both formulas.
+        aliases: the aliases completed with every other variable of both formulas, as
+            written (see :class:`ParsedFormula`).
         new_variables: variables created by ``Grad(F, v)`` without gradient input.
     """
 
@@ -149,9 +152,8 @@ def parse_formula_info(text: str, aliases: Sequence[str] | Sequence[Alias] = ())
     """:func:`parse_formula`, also returning the completed aliases and created variables."""
     parser = _Parser(text, as_aliases(aliases))
     formula = parser.run(parser.expression)
-    return ParsedFormula(
-        formula, complete_aliases(parser.aliases, formula), tuple(parser.new_variables)
-    )
+    aliases = complete_aliases(parser.aliases, formula, *parser.written)
+    return ParsedFormula(formula, aliases, tuple(parser.new_variables))
 
 
 def parse_reduction(text: str, aliases: Sequence[str] | Sequence[Alias] = ()) -> ParsedReduction:
@@ -184,6 +186,8 @@ class _Parser(TokenCursor):
             a.position: (a.node, describe_alias(a)) for a in aliases
         }
         self.new_variables: list[Node] = []
+        # every Var(k, d, c) of the text and every created gradient input, in text order
+        self.written: list[Node] = []
 
     def run(self, rule):
         try:
@@ -413,6 +417,7 @@ class _Parser(TokenCursor):
             )
         node = self.build(tok, var, index, dim, Cat(code))
         self.register(node, tok, describe_var(node))
+        self.written.append(node)
         return node
 
     def register(self, node: Node, tok: Token, what: str) -> None:
@@ -486,6 +491,7 @@ class _Parser(TokenCursor):
         self.register(node, tok, f"the gradient input {describe_var(node)} created by Grad")
         if node not in self.new_variables:
             self.new_variables.append(node)
+            self.written.append(node)
         return node
 
     # reductions
@@ -549,7 +555,7 @@ class _Parser(TokenCursor):
             output_cat=Cat(tag),
             k=k,
             formula2=formula2,
-            aliases=complete_aliases(self.aliases, *formulas),
+            aliases=complete_aliases(self.aliases, *formulas, *self.written),
             new_variables=tuple(self.new_variables),
         )
 
