@@ -58,3 +58,7 @@ class IndexingError(LazyKernelsError, IndexError):
 
 class DenseSizeError(LazyKernelsError, MemoryError):
     """A LazyTensor is too large to be made dense (the message gives its size)."""
+
+
+class CompatibilityError(LazyKernelsError, ImportError):
+    """lazykernels cannot stand in for KeOps here (e.g. the real pykeops is already imported)."""
