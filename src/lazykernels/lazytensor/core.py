@@ -32,6 +32,7 @@ from ..errors import ArgumentError, DtypeError, ShapeError
 from ..formula.ir import Cat, Node, const, make, substitute, var
 from ..formula.surface import FormulaSurface
 from .construct import DATA_INDEX_BASE, ConstructionMixin, FloatParam, is_number_list
+from .dense import materialise
 from .indexing import index_last_axis
 from .reductions import ReductionMethods
 from .tools import ArrayTools
@@ -359,6 +360,38 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     def cat(tensors: Sequence[GenericLazyTensor], dim: int) -> Any:
         """Torch spelling of :meth:`concatenate`."""
         return GenericLazyTensor.concatenate(tensors, dim)
+
+    # --- materialisation -------------------------------------------------------------------
+
+    def dense(self, max_bytes: int | None = None) -> Any:
+        """The matrix as a dense array of shape :attr:`shape`: ``K[..., i, j, :] = F(x_i, y_j)``.
+
+        Computed by the compiled engine from the same formula as the reductions (torch:
+        differentiable to any order). Every (i, j) pair is computed: ``ranges`` are ignored.
+
+        Args:
+            max_bytes: the most memory to allocate, the dense array plus the inputs repeated
+                per (i, j) pair (default: half the physical memory).
+
+        Raises:
+            DenseSizeError: the array would need more than ``max_bytes`` (the message gives
+                the size).
+            ArgumentError: the LazyTensor is reduced or has symbolic variables.
+
+        Example:
+            >>> import numpy as np
+            >>> from lazykernels.numpy import LazyTensor
+            >>> x = np.array([[0.0], [1.0]])
+            >>> D = ((LazyTensor(x[:, None, :]) - LazyTensor(x[None, :, :])) ** 2).sum(-1)
+            >>> D.dense()  # doctest: +SKIP
+            array([[0., 1.],
+                   [1., 0.]])
+        """
+        return materialise(self, max_bytes)
+
+    def to_dense(self, max_bytes: int | None = None) -> Any:
+        """Alias of :meth:`dense` (the spelling of ``torch.Tensor.to_dense``)."""
+        return materialise(self, max_bytes)
 
     # --- transposition ---------------------------------------------------------------------
 

@@ -64,6 +64,10 @@ class ArrayTools:
         """``x`` viewed with ``shape``."""
         return x.reshape(shape)
 
+    def expand_reshape(self, x: Any, shape: tuple[int, ...], new_shape: tuple[int, ...]) -> Any:
+        """``x`` broadcast to ``shape`` (size-1 axes repeated), then reshaped to ``new_shape``."""
+        raise NotImplementedError
+
     def view_as_real(self, x: Any) -> Any:
         """A complex array ``(..., D)`` as real interleaved ``(..., 2D)`` ``[re, im]``."""
         raise NotImplementedError

@@ -50,6 +50,9 @@ class NumpyTools(ArrayTools):
     def default_dtype(self) -> np.dtype:
         return np.dtype(np.float64)
 
+    def expand_reshape(self, x: Any, shape: tuple[int, ...], new_shape: tuple[int, ...]):
+        return np.broadcast_to(x, shape).reshape(new_shape)
+
     def view_as_real(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
         parts = np.stack([x.real, x.imag], axis=-1)

@@ -56,6 +56,9 @@ class TorchTools(ArrayTools):
     def default_dtype(self) -> torch.dtype:
         return torch.get_default_dtype()
 
+    def expand_reshape(self, x: Any, shape: tuple[int, ...], new_shape: tuple[int, ...]):
+        return x.expand(shape).reshape(new_shape)
+
     def view_as_real(self, x: Any) -> torch.Tensor:
         parts = torch.view_as_real(x.resolve_conj())  # (..., D, 2)
         return parts.reshape(*x.shape[:-1], 2 * x.shape[-1]) if x.ndim else parts
