@@ -1,10 +1,11 @@
 """The compiled CPU backend: ``run(call)`` behind ``Genred(backend="CPU")``.
 
 Pipeline position: :func:`run` receives a validated :class:`~lazykernels.core.plan.BoundCall`,
-prints the plan's kernel with :func:`lazykernels.codegen.cpp.render_cpu`, compiles and loads
-it with :func:`lazykernels.jit.build` (cached on disk by source hash), keeps the loaded
-function in memory by (plan, dtype) (batch dimensions and ranges are runtime arguments of
-the same kernel, not new kernels), and calls it through ctypes (which releases the GIL)
+prints the plan's kernel with :func:`lazykernels.codegen.cpp.render_cpu` after a readable
+header (:mod:`.header`: the formula, reduction and dtype), compiles and loads it with
+:func:`lazykernels.jit.build` (cached on disk by source hash), keeps the loaded function
+in memory by (plan, dtype) (batch dimensions and ranges are runtime arguments of the same
+kernel, not new kernels), and calls it through ctypes (which releases the GIL)
 with pointers, sizes and per-batch-entry offsets. Inputs whose trailing (rows, dim) block is
 contiguous are passed as they are, others are copied; outputs are written in place.
 """
@@ -18,7 +19,7 @@ import threading
 from array import array as _words
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from ..core.bind import check_nan, nan_error
 from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
 from ..formula.ir import Cat
+from .header import source_header
 
 __all__ = ["available", "kernel_source", "prepare", "prepare_many", "run", "unavailable_reason"]
 
@@ -110,8 +112,11 @@ def available() -> bool:
 
 
 def kernel_source(plan: ReductionPlan, dtype: np.dtype | str) -> KernelSource:
-    """The generated C++ kernel of ``plan`` for ``dtype`` (for inspection and benchmarks)."""
-    return render_cpu(plan, np.dtype(dtype))
+    """The C++ kernel of ``plan`` for ``dtype``, as compiled: the readable header
+    (:mod:`.header`), then the generated code (for inspection and benchmarks)."""
+    dtype = np.dtype(dtype)
+    printed = render_cpu(plan, dtype)
+    return replace(printed, source=source_header(plan, dtype) + printed.source)
 
 
 def _kernel(plan: ReductionPlan, dtype: np.dtype) -> _Kernel:
@@ -147,7 +152,7 @@ def _build_kernel(plan: ReductionPlan, dtype: np.dtype, key: tuple[ReductionPlan
         with lock:
             kernel = _KERNELS.get(key)
             if kernel is None:
-                source = render_cpu(plan, dtype)
+                source = kernel_source(plan, dtype)
                 library = build(source.source, f"cpu_{plan.reduction}")
                 function = library.lk_kernel
                 function.argtypes = _ARGTYPES
@@ -248,7 +253,7 @@ def prepare_many(plans: Sequence[ReductionPlan], dtype: np.dtype | str) -> None:
     if len(todo) > 1:
         from ..jit import build
 
-        sources = [(p, render_cpu(p, dtype).source) for p in todo.values()]
+        sources = [(p, kernel_source(p, dtype).source) for p in todo.values()]
         workers = min(len(sources) + 1, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=max(2, workers)) as executor:
             jobs = [executor.submit(build, text, f"cpu_{p.reduction}") for p, text in sources]
