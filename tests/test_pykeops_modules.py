@@ -20,6 +20,8 @@ from lazykernels import config
 from lazykernels.errors import ArgumentError, ShapeError
 from lazykernels.pykeops_hook import PYKEOPS_MODULES
 
+from .test_front_end_names import KEOPS_NAMES
+
 # pykeops module -> the names scripts import from it (``import pykeops.X`` has no name)
 MODULE_NAMES = {
     "pykeops": [
@@ -54,20 +56,6 @@ MODULE_NAMES = {
     ],
     "pykeops.common.lazy_tensor": ["GenericLazyTensor", "ComplexGenericLazyTensor"],
     "pykeops.common.operations": ["ConjugateGradientSolver"],
-    "pykeops.numpy": [
-        "ComplexLazyTensor",
-        "Genred",
-        "KernelSolve",
-        "LazyTensor",
-        "Pm",
-        "Vi",
-        "Vj",
-        "generic_argkmin",
-        "generic_argmin",
-        "generic_logsumexp",
-        "generic_sum",
-    ],
-    "pykeops.numpy.operations": ["KernelSolve"],
     "pykeops.numpy.utils": [
         "numpytools",
         "squared_distances",
@@ -80,60 +68,32 @@ MODULE_NAMES = {
         "log_sum_exp",
         "WarmUpGpu",
     ],
-    "pykeops.numpy.cluster": [
-        "grid_cluster",
-        "cluster_ranges_centroids",
-        "cluster_ranges",
-        "cluster_centroids",
-        "sort_clusters",
-        "from_matrix",
-        "swap_axes",
-    ],
-    "pykeops.numpy.lazytensor": ["LazyTensor", "ComplexLazyTensor", "Vi", "Vj", "Pm"],
-    "pykeops.numpy.lazytensor.LazyTensor": ["LazyTensor", "ComplexLazyTensor", "Vi", "Vj", "Pm"],
-    "pykeops.numpy.generic": ["Genred"],
-    "pykeops.numpy.generic.generic_red": ["Genred"],
-    "pykeops.numpy.generic.generic_ops": [
-        "generic_sum",
-        "generic_logsumexp",
-        "generic_argmin",
-        "generic_argkmin",
-    ],
-    "pykeops.torch": [
-        "ComplexLazyTensor",
-        "Genred",
-        "KernelSolve",
-        "LazyTensor",
-        "Pm",
-        "Vi",
-        "Vj",
-        "generic_argkmin",
-        "generic_argmin",
-        "generic_logsumexp",
-        "generic_sum",
-    ],
-    "pykeops.torch.operations": ["KernelSolve"],
     "pykeops.torch.utils": ["torchtools", "is_on_device", "squared_distances", "torch_kernel"],
-    "pykeops.torch.cluster": [
-        "grid_cluster",
-        "cluster_ranges_centroids",
-        "cluster_ranges",
-        "cluster_centroids",
-        "sort_clusters",
-        "from_matrix",
-        "swap_axes",
-    ],
-    "pykeops.torch.lazytensor": ["LazyTensor", "ComplexLazyTensor", "Vi", "Vj", "Pm"],
-    "pykeops.torch.lazytensor.LazyTensor": ["LazyTensor", "ComplexLazyTensor", "Vi", "Vj", "Pm"],
-    "pykeops.torch.generic": ["Genred"],
-    "pykeops.torch.generic.generic_red": ["Genred"],
-    "pykeops.torch.generic.generic_ops": [
-        "generic_sum",
-        "generic_logsumexp",
-        "generic_argmin",
-        "generic_argkmin",
-    ],
 }
+CLUSTER = [
+    "grid_cluster",
+    "cluster_ranges_centroids",
+    "cluster_ranges",
+    "cluster_centroids",
+    "sort_clusters",
+    "from_matrix",
+    "swap_axes",
+]
+LAZYTENSOR = ["LazyTensor", "ComplexLazyTensor", "Vi", "Vj", "Pm"]
+GENERIC_OPS = ["generic_sum", "generic_logsumexp", "generic_argmin", "generic_argkmin"]
+for _lib in ("numpy", "torch"):  # what both front ends have, module by module
+    MODULE_NAMES.update(
+        {
+            f"pykeops.{_lib}": KEOPS_NAMES,
+            f"pykeops.{_lib}.operations": ["KernelSolve"],
+            f"pykeops.{_lib}.cluster": CLUSTER,
+            f"pykeops.{_lib}.lazytensor": LAZYTENSOR,
+            f"pykeops.{_lib}.lazytensor.LazyTensor": LAZYTENSOR,
+            f"pykeops.{_lib}.generic": ["Genred"],
+            f"pykeops.{_lib}.generic.generic_red": ["Genred"],
+            f"pykeops.{_lib}.generic.generic_ops": GENERIC_OPS,
+        }
+    )
 
 
 def _needs_torch(module: str) -> bool:
