@@ -46,6 +46,7 @@ def test_every_module_of_the_table_imports_through_the_hook(pykeops):
             assert getattr(module, attr) is getattr(target, attr), f"{name}.{attr}"
 
 
+@pytest.mark.cpu
 def test_keops_spellings_give_lazykernels_objects(pykeops):
     import pykeops.config
     import pykeops.numpy
@@ -86,6 +87,7 @@ def test_a_module_without_counterpart_is_named(pykeops):
         importlib.import_module("pykeops.torch.half2_convert")
 
 
+@pytest.mark.cpu
 def test_keops_talk_metrics_run_unchanged_through_the_hook(pykeops):
     torch = pytest.importorskip("torch")
     from pykeops.torch import LazyTensor  # the talk's import, unchanged

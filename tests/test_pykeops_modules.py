@@ -164,6 +164,7 @@ def test_set_verbose_drives_the_pykeops_messages(capsys):
         config.verbose = before
 
 
+@pytest.mark.cpu
 def test_build_folder_moves_the_cache_and_clean_pykeops_empties_it(tmp_path, monkeypatch):
     import lazykernels.numpy as lkn
 
@@ -279,6 +280,7 @@ def test_numpytools_and_torchtools_operations():
     torch.testing.assert_close(torch_kernel(t, t, 2.0, "gaussian"), torch.exp(-sq / 4.0))
 
 
+@pytest.mark.cpu
 def test_bindings_self_tests_pass(capsys):
     lazykernels.test_numpy_bindings()
     assert "the NumPy bindings work" in capsys.readouterr().out
