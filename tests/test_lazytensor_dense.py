@@ -104,3 +104,15 @@ def test_reduced_and_symbolic_lazytensors_cannot_be_dense():
     S = (lkn.Vi(0, 2) * lkn.Vj(1, 2)).sum(-1)
     with pytest.raises(ArgumentError, match=r"symbolic variables \(ind, dim, cat\) = \(0, 2, 0\)"):
         S.dense()
+
+
+def test_dask_dense_is_a_lazy_dask_array():
+    da = pytest.importorskip("dask.array")
+    from lazykernels.dask import LazyTensor
+
+    x = RNG.standard_normal((7, 1, 3))
+    y = RNG.standard_normal((1, 5, 3))
+    K = (-((LazyTensor(da.from_array(x, chunks=(3, 1, 3))) - LazyTensor(y)) ** 2).sum(-1)).exp()
+    dense = K.dense()
+    assert isinstance(dense, da.Array) and dense.shape == K.shape == (7, 5)
+    np.testing.assert_allclose(np.asarray(dense), np.exp(-((x - y) ** 2).sum(-1)), atol=1e-14)

@@ -54,6 +54,9 @@ class DaskTools(ArrayTools):
     def default_dtype(self) -> np.dtype:
         return np.dtype(np.float64)
 
+    def expand_reshape(self, x: Any, shape: tuple[int, ...], new_shape: tuple[int, ...]):
+        return da.broadcast_to(x, shape).reshape(new_shape)
+
     def view_as_real(self, x: Any) -> Any:
         raise DtypeError("lazykernels.dask does not support complex data")
 
