@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import (
     ArgumentError,
     BackendError,
+    CacheError,
     CompileError,
     DimensionError,
     DtypeError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArgumentError",
     "BackendError",
+    "CacheError",
     "CompileError",
     "DimensionError",
     "DtypeError",

@@ -50,3 +50,14 @@ class CompileError(LazyKernelsError, RuntimeError):
 
 class BackendError(LazyKernelsError, ValueError):
     """An unknown or unavailable backend was requested."""
+
+
+class CacheError(LazyKernelsError, RuntimeError):
+    """The kernel cache directory cannot be trusted or used (owner, permissions, creation).
+
+    The message names the folder, the problem and how to fix it.
+    """
+
+
+class CacheWarning(UserWarning):
+    """A cached kernel failed a trust check (owner, mode or sha256) and was rebuilt."""
