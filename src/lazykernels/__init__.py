@@ -30,6 +30,7 @@ from .compat import (
 from .errors import (
     ArgumentError,
     BackendError,
+    CacheError,
     CompatibilityError,
     CompileError,
     DenseSizeError,
@@ -49,6 +50,7 @@ __all__ = [
     "ArgumentError",
     "BackendError",
     "CompatibilityError",
+    "CacheError",
     "CompileError",
     "DenseSizeError",
     "DimensionError",

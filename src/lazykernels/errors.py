@@ -62,3 +62,14 @@ class DenseSizeError(LazyKernelsError, MemoryError):
 
 class CompatibilityError(LazyKernelsError, ImportError):
     """lazykernels cannot stand in for KeOps here (e.g. the real pykeops is already imported)."""
+
+
+class CacheError(LazyKernelsError, RuntimeError):
+    """The kernel cache directory cannot be trusted or used (owner, permissions, creation).
+
+    The message names the folder, the problem and how to fix it.
+    """
+
+
+class CacheWarning(UserWarning):
+    """A cached kernel failed a trust check (owner, mode or sha256) and was rebuilt."""

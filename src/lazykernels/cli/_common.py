@@ -7,7 +7,10 @@ from importlib import metadata
 
 CACHE_ENV_HELP = (
     "The kernel cache lives in $LAZYKERNELS_CACHE when set, else in the user cache "
-    "directory; the compiler is $CXX when set, else g++, c++ or clang++ on PATH."
+    "directory; it must be yours and writable by nobody else ($LAZYKERNELS_CACHE_PRIVATE=1: "
+    "use a private user-<uid> subfolder of a shared one). The compiler is $CXX when set, else "
+    "g++, c++ or clang++ on PATH; $LAZYKERNELS_COMPILE_TIMEOUT bounds a compile (seconds) and "
+    "$LAZYKERNELS_MAX_SOURCE_MB the size of a kernel's source."
 )
 
 

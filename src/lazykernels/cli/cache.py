@@ -43,15 +43,16 @@ def register(subparsers: Any) -> None:
 
 
 def kernel_entries(directory: Path) -> list[dict[str, Any]]:
-    """One record per cached library: key, size, and its JSON metadata's name and date."""
-    from ..jit.cache import read_metadata
+    """One record per cached library: key, size, its JSON metadata's name and date, and
+    ``problem``: why it would not be loaded (owner, mode, sha256; see jit/trust.py), or None."""
+    from ..jit.cache import library_problem, read_metadata
 
     entries = []
     for library in sorted(directory.iterdir()):
         if not _LIBRARY.match(library.name):
             continue
         key = library.name[:-3]
-        meta = read_metadata(key) or {}
+        meta = read_metadata(key, directory) or {}
         try:
             size = library.stat().st_size
         except FileNotFoundError:  # removed by a concurrent clean
@@ -62,6 +63,7 @@ def kernel_entries(directory: Path) -> list[dict[str, Any]]:
                 "name": str(meta.get("name", "?")),
                 "built_at": str(meta.get("built_at", "?")),
                 "bytes": size,
+                "problem": library_problem(directory, key),
             }
         )
     return entries
@@ -86,6 +88,11 @@ def run_info(args: argparse.Namespace) -> int:
         print(
             f"  {entry['key'][:16]}  {entry['name']:<20} {human_bytes(entry['bytes']):>10}  "
             f"built {entry['built_at']}"
+            + (
+                f"  NOT TRUSTED, rebuilt on next use: {entry['problem']}"
+                if entry["problem"]
+                else ""
+            )
         )
     return 0
 

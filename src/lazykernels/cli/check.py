@@ -156,6 +156,17 @@ def report_cache() -> str | None:
         return str(exc)
     size = human_bytes(info["total_bytes"])
     _row("cache", f"{info['path']} ({plural(info['num_kernels'], 'kernel')}, {size})")
+    _row("", "yours and writable by you only (libraries are checked by sha256 before loading)")
+    from ..jit.cache import source_budget
+    from ..jit.process import TIMEOUT_ENV, compile_timeout
+
+    try:
+        timeout, budget = compile_timeout(), source_budget()
+    except LazyKernelsError as exc:
+        _row("limits", "NOT USABLE")
+        return str(exc)
+    limit = "none" if timeout is None else f"{timeout:g} s"
+    _row("limits", f"compile time {limit} ({TIMEOUT_ENV}), source {budget / 1e6:g} MB")
     return None
 
 

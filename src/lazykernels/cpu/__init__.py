@@ -27,7 +27,7 @@ from ..codegen.cpp import KernelSource, render_cpu
 from ..core.bind import check_nan, nan_error
 from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
-from ..formula.ir import Cat
+from ..formula.ir import Cat, topological_order
 from .header import source_header
 
 __all__ = ["available", "kernel_source", "prepare", "prepare_many", "run", "unavailable_reason"]
@@ -153,7 +153,7 @@ def _build_kernel(plan: ReductionPlan, dtype: np.dtype, key: tuple[ReductionPlan
             kernel = _KERNELS.get(key)
             if kernel is None:
                 source = kernel_source(plan, dtype)
-                library = build(source.source, f"cpu_{plan.reduction}")
+                library = build(source.source, f"cpu_{plan.reduction}", describe(plan))
                 function = library.lk_kernel
                 function.argtypes = _ARGTYPES
                 function.restype = ctypes.c_int
@@ -165,6 +165,17 @@ def _build_kernel(plan: ReductionPlan, dtype: np.dtype, key: tuple[ReductionPlan
     if pool is not None:
         pool_built.result()  # re-raises a failed build of the pool
     return kernel
+
+
+def describe(plan: ReductionPlan) -> str:
+    """The size of ``plan``'s formula, for messages about its kernel (e.g. the size budget)."""
+    roots = [plan.formula] if plan.weight is None else [plan.formula, plan.weight]
+    nodes = {node for root in roots for node in topological_order(root)}
+    widest = max(node.dim for node in nodes)
+    return (
+        f"{plan.reduction} of a formula of {len(nodes)} nodes, output dimension "
+        f"{plan.formula.dim}, widest node dimension {widest}"
+    )
 
 
 def _usable(array: np.ndarray, core: int) -> bool:
@@ -256,7 +267,10 @@ def prepare_many(plans: Sequence[ReductionPlan], dtype: np.dtype | str) -> None:
         sources = [(p, kernel_source(p, dtype).source) for p in todo.values()]
         workers = min(len(sources) + 1, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=max(2, workers)) as executor:
-            jobs = [executor.submit(build, text, f"cpu_{p.reduction}") for p, text in sources]
+            jobs = [
+                executor.submit(build, text, f"cpu_{p.reduction}", describe(p))
+                for p, text in sources
+            ]
             if not _POOL:
                 jobs.append(executor.submit(_pool))
             for job in jobs:

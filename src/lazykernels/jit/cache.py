@@ -1,11 +1,12 @@
-"""The on-disk kernel cache: content keys, atomic builds, metadata, cleaning.
+"""The on-disk kernel cache: content keys, atomic builds, metadata, trust checks, cleaning.
 
 Layout of the cache directory (``LAZYKERNELS_CACHE``, default the platform's user cache
 directory), one group of files per kernel, named by its 64-hex-digit content key::
 
     <key>.cpp    the generated source (kept, so a failed build can be inspected)
     <key>.so     the shared library; it only ever appears by ``os.replace`` of a complete file
-    <key>.json   metadata (compiler, flags, time, source name), written atomically
+    <key>.json   metadata (compiler, flags, time, source name, the library's sha256), written
+                 atomically *before* the library is moved into place
     <key>.lock   the file lock that serialises builds of that key across processes
 
 Why this cannot lie: the key is the full sha256 of everything that decides the bytes of the
@@ -13,6 +14,15 @@ library; ``<key>.so`` existing means a compiler finished it (temporary outputs c
 ``.tmp-`` infix and are never loaded); the lock is an OS lock, released by the kernel when
 its holder dies, so a killed build never blocks the next one, which removes the stale
 temporaries the dead build left.
+
+Why it cannot be planted into (:mod:`.trust`): the directory must be the user's and writable
+by nobody else (created ``0700``), and a library is used only when it and its metadata are
+the user's, not group/world-writable, and its sha256 is the one recorded at build time;
+otherwise it is rebuilt, with a :class:`~lazykernels.errors.CacheWarning` (once per kernel).
+
+Why a build cannot run away (:mod:`.process`): sources over a size budget
+(``LAZYKERNELS_MAX_SOURCE_MB``) are refused before compiling, and every compile runs under a
+time limit in its own process group, killed with its children when stopped.
 """
 
 from __future__ import annotations
@@ -23,10 +33,11 @@ import re
 import secrets
 import shlex
 import shutil
-import subprocess
 import sys
 import sysconfig
+import threading
 import time
+import warnings
 from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
@@ -37,13 +48,29 @@ from filelock import FileLock, Timeout
 
 import lazykernels
 
-from ..errors import CompileError
+from ..errors import CacheWarning, CompileError
+from .process import install_signal_guard, run_compiler
+from .trust import (
+    FILE_MODE,
+    LIBRARY_MODE,
+    file_problem,
+    file_sha256,
+    trusted_directory,
+)
 
 if TYPE_CHECKING:
     from .compiler import CompilerInfo
 
-# Bump when the key recipe or the cache layout changes.
-KEY_SCHEMA = 1
+# Bump when the key recipe or the cache layout changes (2: sha256 in the metadata).
+KEY_SCHEMA = 2
+
+SOURCE_BUDGET_ENV = "LAZYKERNELS_MAX_SOURCE_MB"
+DEFAULT_SOURCE_BUDGET_MB = 16.0
+"""Largest generated source compiled by default, in MB (10^6 bytes). Today's unrolled
+kernels grow with the vector dimension (~60 bytes per component of a sum; a 20,000-dim sum
+is 1.2 MB and compiles in 44 s; ``OneHot(x, 100000)`` is 86 MB, over 20 minutes), so this
+admits every formula up to ~200,000 unrolled components and refuses the runaway ones; with
+loops over large dimensions, valid formulas of dimension 65,536 stay far below it."""
 
 _KEY_FILE = re.compile(r"^[0-9a-f]{64}(\.(so|cpp|json|lock)|\..*tmp-.*)$")
 _PROBE_FILE = re.compile(r"^compiler-[0-9a-f]{64}\.(json|lock)$|^compiler-[0-9a-f]{64}\..*tmp-.*$")
@@ -62,15 +89,19 @@ def debug(message: str) -> None:
 
 
 def cache_dir() -> Path:
-    """The kernel cache directory, created if needed.
+    """The kernel cache directory, created (mode 0700) if needed, and checked.
 
     ``LAZYKERNELS_CACHE`` overrides the default ``platformdirs.user_cache_dir("lazykernels")``.
+    The directory must be owned by the current user and writable by nobody else (see
+    :mod:`lazykernels.jit.trust`); ``LAZYKERNELS_CACHE_PRIVATE=1`` moves the cache into a
+    private ``user-<uid>`` subfolder of a directory that is not.
 
     Returns:
         The absolute path of the directory.
 
     Raises:
-        CompileError: the directory cannot be created.
+        CacheError: the directory cannot be created, or may be written by someone else (the
+            message names the folder, the problem and the fix).
 
     Example:
         >>> cache_dir().is_dir()
@@ -78,17 +109,56 @@ def cache_dir() -> Path:
     """
     override = os.environ.get("LAZYKERNELS_CACHE", "").strip()
     if override:
-        path = Path(override).expanduser()
-    else:
-        path = Path(platformdirs.user_cache_dir("lazykernels", appauthor=False))
+        return trusted_directory(Path(override).expanduser(), default=False)
+    default = Path(platformdirs.user_cache_dir("lazykernels", appauthor=False))
+    return trusted_directory(default, default=True)
+
+
+def source_budget() -> int:
+    """The largest source :func:`check_source_size` admits, in bytes.
+
+    Raises:
+        CompileError: ``LAZYKERNELS_MAX_SOURCE_MB`` is not a positive number.
+    """
+    text = os.environ.get(SOURCE_BUDGET_ENV, "").strip()
+    if not text:
+        return int(DEFAULT_SOURCE_BUDGET_MB * 1e6)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CompileError(
-            f"cannot create the kernel cache directory {path}: {exc}; "
-            "set LAZYKERNELS_CACHE to a writable directory"
-        ) from exc
-    return path.resolve()
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise CompileError(f"{SOURCE_BUDGET_ENV}={text!r} is not a positive number of MB")
+    return int(value * 1e6)
+
+
+def check_source_size(source: str, name: str, detail: str = "") -> None:
+    """Refuse, before compiling, a kernel whose generated source exceeds the budget.
+
+    Args:
+        source: the generated source.
+        name: the kernel's readable name.
+        detail: what the kernel computes and how big its formula is (for the message).
+
+    Raises:
+        CompileError: the source is larger than :func:`source_budget`.
+
+    Example:
+        >>> check_source_size("int f();", "tiny")
+    """
+    budget = source_budget()
+    size = len(source)
+    if size <= budget:
+        return
+    lines = source.count("\n")
+    about = f" ({detail})" if detail else ""
+    raise CompileError(
+        f"kernel {name!r}{about} is too large to compile: its generated source is "
+        f"{size / 1e6:.1f} MB in {lines:,} lines, over the budget of {budget / 1e6:g} MB "
+        f"(compiling it would take many minutes and gigabytes of memory). Vector dimensions "
+        f"are unrolled: use smaller dimensions (e.g. split a wide variable), or raise "
+        f"{SOURCE_BUDGET_ENV} if you really want to wait"
+    )
 
 
 def platform_tag() -> str:
@@ -126,10 +196,15 @@ def kernel_key(source: str, info: CompilerInfo) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The file is readable and writable by its owner only.
+    """
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with open(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -149,41 +224,39 @@ def _describe_failure(returncode: int) -> str:
 
 
 def _compile(command: list[str], name: str, source_path: Path, output: Path) -> float:
-    """Run the compiler; raise CompileError with everything needed to reproduce a failure."""
+    """Run the compiler (bounded, see :mod:`.process`); raise CompileError with everything
+    needed to reproduce a failure."""
     debug(f"compile {name!r}: source {source_path}")
     debug(f"command: {shlex.join(command)}")
+
+    def describe() -> str:
+        return f"  kernel: {name!r}\n  command: {shlex.join(command)}\n  source: {source_path}"
+
     start = time.perf_counter()
     try:
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except OSError as exc:
-        raise CompileError(
-            f"cannot run the C++ compiler for kernel {name!r}: {exc}\n"
-            f"  command: {shlex.join(command)}\n  source: {source_path}"
-        ) from exc
+        returncode, log, _ = run_compiler(command, output, describe)
+    except CompileError as exc:
+        debug(f"compile {name!r} stopped: {exc}")
+        raise CompileError(f"compilation of kernel {name!r} failed: {exc}") from None
     seconds = time.perf_counter() - start
-    debug(f"compiler output ({seconds:.2f} s):\n{result.stdout.rstrip() or '(none)'}")
-    if result.returncode != 0 or not output.is_file():
-        reason = _describe_failure(result.returncode) if result.returncode else "no output file"
+    debug(f"compiler output ({seconds:.2f} s):\n{log.rstrip() or '(none)'}")
+    if returncode != 0 or not output.is_file():
+        reason = _describe_failure(returncode) if returncode else "no output file"
         raise CompileError(
             f"compilation of kernel {name!r} failed: {reason}\n"
             f"  command: {shlex.join(command)}\n"
             f"  source: {source_path}\n"
-            f"  compiler output:\n{result.stdout.rstrip()}"
+            f"  compiler output:\n{log.rstrip()}"
         )
     return seconds
 
 
-def _metadata(key: str, name: str, info: CompilerInfo, seconds: float) -> dict[str, Any]:
+def _metadata(
+    key: str, name: str, info: CompilerInfo, seconds: float, digest: str
+) -> dict[str, Any]:
     return {
         "key": key,
+        "sha256": digest,
         "name": name,
         "source": f"{key}.cpp",
         "compiler": info.path,
@@ -199,13 +272,60 @@ def _metadata(key: str, name: str, info: CompilerInfo, seconds: float) -> dict[s
     }
 
 
+MISSING = "it is missing"
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def library_problem(directory: Path, key: str) -> str | None:
+    """Why ``<key>.so`` must not be loaded, or None when it can be trusted.
+
+    It must exist; it and ``<key>.json`` must be the user's and not group/world-writable;
+    its sha256 must equal the ``"sha256"`` recorded in the metadata at build time.
+    Returns :data:`MISSING` when there is no library.
+    """
+    library = directory / f"{key}.so"
+    problem = file_problem(library)
+    if problem is not None:
+        return problem if problem == MISSING else f"the library: {problem}"
+    meta_path = directory / f"{key}.json"
+    problem = file_problem(meta_path)
+    if problem is not None:
+        return f"its metadata {meta_path.name}: {problem}"
+    metadata = read_metadata(key, directory)
+    recorded = metadata.get("sha256") if metadata else None
+    if not isinstance(recorded, str):
+        return f"its metadata {meta_path.name} records no sha256"
+    try:
+        actual = file_sha256(library)
+    except OSError as exc:
+        return f"the library cannot be read ({exc})"
+    if actual != recorded:
+        return (
+            f"its sha256 ({actual[:16]}...) differs from the one recorded when it was built "
+            f"({recorded[:16]}...)"
+        )
+    return None
+
+
+def _warn_untrusted(key: str, library: Path, problem: str) -> None:
+    with _WARNED_LOCK:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+    message = f"not loading the cached kernel {library}: {problem}; rebuilding it"
+    debug(message)
+    warnings.warn(message, CacheWarning, stacklevel=4)
+
+
 def build_artifact(
     source: str, name: str, info: CompilerInfo, *, key: str | None = None, force: bool = False
 ) -> tuple[Path, bool]:
     """Return the path of the compiled library for ``source``, compiling it if needed.
 
     Concurrent callers (threads or processes) serialise on ``<key>.lock``; the first one
-    compiles, the others find ``<key>.so`` once the lock is theirs.
+    compiles, the others find ``<key>.so`` once the lock is theirs. A library that fails
+    :func:`library_problem` is rebuilt (with a ``CacheWarning``, once per kernel).
 
     Args:
         source: the complete C++ source text.
@@ -218,23 +338,28 @@ def build_artifact(
         ``(path, built)``: the library's path, and whether this call compiled it.
 
     Raises:
-        CompileError: the compiler failed; the message holds the command, the source path
-            and the compiler's full output.
+        CompileError: the compiler failed, ran past its time limit or was stopped; the
+            message holds the command, the source path and the compiler's full output.
+        CacheError: the cache directory is not trusted.
     """
     directory = cache_dir()
     key = key or kernel_key(source, info)
     library = directory / f"{key}.so"
-    if library.is_file() and not force:
+    if not force and library_problem(directory, key) is None:
         return library, False
-    lock = FileLock(str(directory / f"{key}.lock"))
+    install_signal_guard()
+    lock = FileLock(str(directory / f"{key}.lock"), mode=FILE_MODE)
     try:
         lock.acquire(timeout=0)
     except Timeout:
         debug(f"waiting for {lock.lock_file}: another process is building {name!r}")
         lock.acquire()
     try:
-        if library.is_file() and not force:
+        problem = library_problem(directory, key)
+        if problem is None and not force:
             return library, False
+        if problem is not None and problem != MISSING:
+            _warn_untrusted(key, library, problem)
         _remove_stale_temporaries(directory, key)
         source_path = directory / f"{key}.cpp"
         atomic_write_text(source_path, source)
@@ -242,19 +367,21 @@ def build_artifact(
         command = [info.path, *info.flags, "-o", str(output), str(source_path)]
         try:
             seconds = _compile(command, name, source_path, output)
+            os.chmod(output, LIBRARY_MODE)
+            metadata = _metadata(key, name, info, seconds, file_sha256(output))
+            # metadata first: once the library is in place, its recorded hash is too
+            atomic_write_text(directory / f"{key}.json", json.dumps(metadata, indent=2) + "\n")
             os.replace(output, library)
         finally:
             output.unlink(missing_ok=True)
-        metadata = _metadata(key, name, info, seconds)
-        atomic_write_text(directory / f"{key}.json", json.dumps(metadata, indent=2) + "\n")
         return library, True
     finally:
         lock.release()
 
 
-def read_metadata(key: str) -> dict[str, Any] | None:
+def read_metadata(key: str, directory: Path | None = None) -> dict[str, Any] | None:
     """The metadata of a cached kernel (plain JSON, never evaluated), or None if absent."""
-    path = cache_dir() / f"{key}.json"
+    path = (directory or cache_dir()) / f"{key}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

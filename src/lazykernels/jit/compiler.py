@@ -29,6 +29,7 @@ from filelock import FileLock
 
 from ..errors import CompileError
 from .cache import PROBE_DIR_PREFIX, atomic_write_text, cache_dir, debug
+from .process import install_signal_guard
 
 COMPILER_NAMES = ("g++", "c++", "clang++")
 
@@ -335,6 +336,7 @@ def compiler_info() -> CompilerInfo:
     info = _INFO.get(environment)
     if info is not None:
         return info
+    install_signal_guard()  # usually the main thread: before any thread starts a compile
     with _INFO_LOCK:
         info = _INFO.get(environment)
         if info is not None:

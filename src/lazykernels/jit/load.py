@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from ..errors import CompileError
-from .cache import build_artifact, debug, kernel_key
+from .cache import build_artifact, check_source_size, debug, kernel_key
 from .cache import clean_cache as _clean_disk
 from .compiler import compiler_environment, compiler_info, for_source
 
@@ -29,19 +29,27 @@ def _load(path: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(path))
 
 
-def build(source: str, name: str = "kernel") -> ctypes.CDLL:
+def build(source: str, name: str = "kernel", detail: str = "") -> ctypes.CDLL:
     """Compile ``source`` (unless cached) into a shared library and load it.
+
+    A source over the size budget (``LAZYKERNELS_MAX_SOURCE_MB``) is refused before anything
+    else; a cached library is loaded only if it passes the trust checks of
+    :mod:`lazykernels.jit.trust` (else it is rebuilt, with a ``CacheWarning``).
 
     Args:
         source: complete C++ source; functions meant to be called need ``extern "C"``.
         name: a readable name for metadata and debug traces (not part of the cache key).
+        detail: what the kernel computes, for the size-budget message (e.g. the formula's
+            node count and widest dimension).
 
     Returns:
         The loaded library; the same object for the same source within a process.
 
     Raises:
-        CompileError: no compiler, a compilation failure (the message holds the command,
-            the source path and the compiler's output), or a library that does not load.
+        CompileError: no compiler, a source over the size budget, a compilation failure
+            or time-out (the message holds the command, the source path and the compiler's
+            output), or a library that does not load.
+        CacheError: the cache directory may be written by someone else.
 
     Example:
         >>> lib = build('extern "C" int lk_two(void) { return 2; }', "doc")  # doctest: +SKIP
@@ -52,6 +60,7 @@ def build(source: str, name: str = "kernel") -> ctypes.CDLL:
     library = _WARM.get(warm)
     if library is not None:
         return library
+    check_source_size(source, name, detail)
     info = for_source(compiler_info(), source)
     key = kernel_key(source, info)
     library = _LOADED.get(key)
