@@ -1,7 +1,8 @@
 """Check ``lower`` rules without a compiler: a recording context and a tiny C interpreter.
 
 :class:`RecordingCtx` plays the code generator's lowering context: ``literal`` prints a
-number, ``emit`` records ``T name = expr;`` and returns the name. :func:`run_lowering` then
+number, ``fmt``/``join``/``call`` print neutral expressions as C++ text, ``emit`` records
+``T name = expr;`` and returns the name. :func:`run_lowering` then
 evaluates the recorded statements and the returned expressions with :func:`c_eval`, a small
 recursive-descent interpreter of the C++ expression subset the lowerings use (numbers,
 names, unary ``-``/``!``, ``* / + -``, comparisons, ``&& ||``, ``?:``, parentheses and a few
@@ -31,6 +32,15 @@ class RecordingCtx:
         name = f"t{len(self.statements)}"
         self.statements.append((name, expr))
         return name
+
+    def fmt(self, template: str, *args: str) -> str:
+        return template.format(*args, T="double")
+
+    def join(self, sep: str, items: list[str]) -> str:
+        return sep.join(items)
+
+    def call(self, fn: str, *args: str) -> str:
+        return f"std::{fn}({', '.join(args)})"
 
 
 _TOKEN = re.compile(

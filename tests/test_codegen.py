@@ -21,8 +21,10 @@ import pytest
 
 from lazykernels.codegen.buffer import IndentedBuffer
 from lazykernels.codegen.cpp import render_cpu
+from lazykernels.codegen.dialect_cpu import CpuDialect, c_literal
 from lazykernels.codegen.fastmath import CPU_HELPERS
-from lazykernels.codegen.lower import LowerCtx, Names, c_literal, lower
+from lazykernels.codegen.kir import Scope, Sym
+from lazykernels.codegen.lower import LowerCtx, Names, lower
 from lazykernels.codegen.prelude import includes
 from lazykernels.core.genred import build_plan
 from lazykernels.core.plan import ArgSlot, ReductionPlan
@@ -196,11 +198,14 @@ def test_literals():
 
 
 def test_ctx_emit_and_arrays():
-    ctx = LowerCtx(Names(), np.dtype(np.float32), "t", set())
-    a = ctx.emit("(u + v)")
+    scope = Scope(Names(), "t")
+    ctx = LowerCtx(scope, np.dtype(np.float32), CpuDialect("float32"), set())
+    a = ctx.emit(ctx.fmt("({0} + {1})", Sym("u"), Sym("v")))
     assert ctx.emit(a) == a  # an atom is not bound again
+    assert ctx.emit(ctx.fmt("({0} + {1})", Sym("u"), Sym("v"))) == a  # a known value is reused
     arr = ctx.emit_array([a, ctx.literal(2)])
-    assert ctx.lines == ["const T t0 = (u + v);", f"const T {arr}[2] = {{t0, 2.0f}};"]
+    lines = CpuDialect("float32").lines(scope.stmts)
+    assert lines == ["const T t0 = (u + v);", f"const T {arr.name}[2] = {{t0, 2.0f}};"]
 
 
 def test_lowering_errors():

@@ -211,7 +211,7 @@ class _CExpr:
 
 
 class _FakeCtx:
-    """The two services of the code generator's lowering context."""
+    """The services of the code generator's lowering context, printing C++ text."""
 
     def __init__(self, env: dict[str, np.ndarray]):
         self.env = env
@@ -223,6 +223,15 @@ class _FakeCtx:
         name = f"t{len(self.env)}"
         self.env[name] = _CExpr(expr, self.env).value()
         return name
+
+    def fmt(self, template: str, *args: str) -> str:
+        return template.format(*args, T="double")
+
+    def join(self, sep: str, items: list[str]) -> str:
+        return sep.join(items)
+
+    def call(self, fn: str, *args: str) -> str:
+        return f"std::{fn}({', '.join(args)})"
 
 
 def _lowered(node, values: list[np.ndarray]) -> np.ndarray:

@@ -11,11 +11,13 @@ import subprocess
 import numpy as np
 import pytest
 
+from lazykernels.codegen.dialect import MATH_FUNCTIONS
+from lazykernels.codegen.dialect_cpu import CpuLibmDialect
 from lazykernels.codegen.helpers import HELPERS
 from lazykernels.errors import DimensionError, FormulaError
 from lazykernels.formula import OPS, Cat, evaluate, grad, make, var
 from lazykernels.formula.ops import arith, elementwise, elementwise_piecewise
-from lazykernels.formula.opspec import zero_derivative
+from lazykernels.formula.opspec import MathCall, zero_derivative
 
 from .opcheck import check_card_grad, check_forward, check_grad
 
@@ -300,16 +302,28 @@ def test_mod_gradient_with_respect_to_the_modulus():
 _HELPER_CALL = re.compile(r"\blk_\w+")
 
 
-def _render(card, atoms: list[str], ctype: str, params: tuple) -> str:
-    return card.c.format(*atoms, T=ctype, **{f"p{k}": repr(p) for k, p in enumerate(params)})
+def _template(card, dialect=None) -> str:
+    """The card's neutral spelling as one template (a maths call as ``fn(args)``, with the
+    function spelled by ``dialect`` if given)."""
+    if isinstance(card.c, MathCall):
+        assert card.c.fn in MATH_FUNCTIONS, f"{card.name}: {card.c.fn} is not a neutral function"
+        fn = card.c.fn if dialect is None else dialect.function(card.c.fn)[0]
+        return f"{fn}({', '.join(card.c.args)})"
+    return card.c
+
+
+def _render(card, atoms: list[str], ctype: str, params: tuple, dialect=None) -> str:
+    fields = {f"p{k}": repr(p) for k, p in enumerate(params)}
+    return _template(card, dialect).format(*atoms, T=ctype, **fields)
 
 
 @pytest.mark.parametrize("card", ELEMENTWISE, ids=lambda c: c.name)
 def test_c_template_and_helpers_are_declared(card):
     assert card.c, f"{card.name} has no C template"
-    assert set(_HELPER_CALL.findall(card.c)) <= set(card.helpers), "undeclared helper"
+    template = _template(card)
+    assert set(_HELPER_CALL.findall(template)) <= set(card.helpers), "undeclared helper"
     for name in card.helpers:
-        assert re.search(rf"\b{name}\b", card.c), f"{card.name} declares unused {name}"
+        assert re.search(rf"\b{name}\b", template), f"{card.name} declares unused {name}"
         assert name in HELPERS, f"{card.name} needs the missing helper {name}"
         assert re.search(rf"\b{name}\s*\(", HELPERS[name]), f"{name} is not defined"
     text = _render(card, [f"a{k}" for k in range(card.arity)], "double", card.test.params)
@@ -329,6 +343,9 @@ def _c_cases() -> list[tuple]:
     return cases
 
 
+_LIBM = CpuLibmDialect("float64")  # the C library's spellings (the test compiles no lk_exp)
+
+
 def _c_source(cases: list[tuple]) -> str:
     needed = sorted({h for card, *_ in cases for h in card.helpers})
     lines = ["#include <cmath>", "", *(HELPERS[h] for h in needed)]
@@ -339,10 +356,11 @@ def _c_source(cases: list[tuple]) -> str:
                 f"        const {ctype} a{m} = static_cast<{ctype}>(in[{m} * n + i]);\n"
                 for m in range(card.arity)
             )
+            value = _render(card, atoms, ctype, params, _LIBM)
             lines.append(
                 f'extern "C" void case{k}_{ctype}(const double* in, double* out, int n) {{\n'
                 f"    for (int i = 0; i < n; ++i) {{\n{loads}"
-                f"        out[i] = static_cast<double>({_render(card, atoms, ctype, params)});\n"
+                f"        out[i] = static_cast<double>({value});\n"
                 "    }\n}\n"
             )
     return "\n".join(lines)

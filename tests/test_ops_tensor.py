@@ -9,7 +9,7 @@ from lazykernels.errors import DimensionError
 from lazykernels.formula import OPS, Cat, evaluate, make, var
 from lazykernels.formula.ops import tensor
 
-from .lowercheck import run_lowering
+from .lowercheck import RecordingCtx, run_lowering
 from .opcheck import check_grad, family_tests, per_row
 
 
@@ -83,11 +83,11 @@ def test_sugar_is_its_expansion():
 
 def test_matrix_products_lower_to_row_major_sums():
     lowered = OPS["MatVecMult"].lower(
-        None, [["A0", "A1", "A2", "A3", "A4", "A5"], ["b0", "b1"]], ()
+        RecordingCtx(), [["A0", "A1", "A2", "A3", "A4", "A5"], ["b0", "b1"]], ()
     )
     assert lowered == ["(A0 * b0 + A1 * b1)", "(A2 * b0 + A3 * b1)", "(A4 * b0 + A5 * b1)"]
     lowered = OPS["VecMatMult"].lower(
-        None, [["b0", "b1"], ["A0", "A1", "A2", "A3", "A4", "A5"]], ()
+        RecordingCtx(), [["b0", "b1"], ["A0", "A1", "A2", "A3", "A4", "A5"]], ()
     )
     assert lowered == ["(A0 * b0 + A3 * b1)", "(A1 * b0 + A4 * b1)", "(A2 * b0 + A5 * b1)"]
 

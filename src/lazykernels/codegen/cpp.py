@@ -53,22 +53,20 @@ from .buffer import IndentedBuffer
 from .fastmath import CPU_HELPERS
 from .lower import ScalarProgram, lower
 from .prelude import SKELETON_HELPERS, includes
-from .reductions_cpp import Access, CppReduction, Output, SumRed, TileCtx, cpp_reduction
+from .reductions_cpp import (
+    Access,
+    CppReduction,
+    Output,
+    PerComponent,
+    SumRed,
+    TileCtx,
+    cpp_reduction,
+    masked_store,
+)
 from .runtime import POOL_SIGNATURE
 from .sqdist_cpp import SqDistGemm, match_sqdist
 from .sqdist_cpp import usable as sqdist_usable
-
-BI = 8  # output rows per block
-TJ_FUSED = 2048  # reduction indices per tile (fused simd reductions: no tile buffers)
-TILE_BUFFER_BYTES = 16384  # budget of the tile buffers of the buffered reductions
-PAD = 64  # zeros after each precomputed array (whole-vector reads past the end)
-PRE_CHUNK = 8192  # reduction indices per precompute work item
-ITEM_PAIRS = 1 << 16  # fewest pairs per work item before blocks are grouped
-ITEMS_PER_THREAD = 16  # work items wanted per thread (load balance on busy machines)
-MIN_SPLIT = 2048  # fewest reduction indices per part when the range is split
-PRE_LIMIT = 1 << 24  # precomputed scalars per batch chunk (64 MiB in float32)
-PAIRS_PER_THREAD = 1 << 18  # automatic thread count: at least this many pairs per thread
-SHORT_RED = 256  # sums over at most this many indices put the block's rows in the lanes
+from .target_cpu import CPU, CpuTarget
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -91,13 +89,18 @@ class KernelSource:
     path: str = "tiled"
 
 
-def _tile_len(red: CppReduction, dtype: np.dtype, acc_dtype: np.dtype) -> int:
-    row_bytes = red.n_buffers() * dtype.itemsize + red.n_acc_buffers() * acc_dtype.itemsize
+def _tile_len(
+    red: CppReduction, dtype: np.dtype, acc_dtype: np.dtype, target: CpuTarget, extra: int = 0
+) -> int:
+    """Reduction indices per tile: the tile buffers (``extra`` more of type T) fit the
+    target's budget."""
+    n_t = red.n_buffers() + extra
+    row_bytes = n_t * dtype.itemsize + red.n_acc_buffers() * acc_dtype.itemsize
     if row_bytes == 0:
-        return TJ_FUSED
-    tj = TILE_BUFFER_BYTES // row_bytes
+        return target.tile_fused
+    tj = target.tile_buffer_bytes // row_bytes
     tj = 1 << (max(tj, 1).bit_length() - 1)
-    return max(64, min(TJ_FUSED, tj))
+    return max(64, min(target.tile_fused, tj))
 
 
 def _helper_sources(names: set[str]) -> list[str]:
@@ -115,36 +118,49 @@ def _helper_sources(names: set[str]) -> list[str]:
 class _Printer:
     """Prints the skeleton around one scalar program and one reduction."""
 
-    def __init__(self, plan: ReductionPlan, dtype: np.dtype, sqdist_gemm: bool) -> None:
+    def __init__(
+        self, plan: ReductionPlan, dtype: np.dtype, sqdist_gemm: bool, target: CpuTarget
+    ) -> None:
         if plan.reduction not in REDUCTIONS:
             raise FormulaError(f"unknown reduction {plan.reduction!r}")
         if plan.sum_scheme not in SUM_SCHEMES:
             raise FormulaError(f"unknown sum scheme {plan.sum_scheme!r}")
-        self.plan, self.dtype = plan, dtype
+        self.plan, self.dtype, self.t = plan, dtype, target
         self.acc_dtype = np.dtype(plan.dtype_acc) if plan.dtype_acc else dtype
         if self.acc_dtype not in _CTYPES:
             raise FormulaError(f"accumulators are float32 or float64, not {plan.dtype_acc!r}")
         dg = plan.weight.dim if plan.weight is not None else 0
         self.red = cpp_reduction(plan.reduction, plan.formula.dim, dg, plan.k, plan.sum_scheme)
-        match = match_sqdist(plan) if sqdist_gemm else None
+        match = match_sqdist(plan, target.gemm_min_dim) if sqdist_gemm else None
         self.gemm: SqDistGemm | None = None
+        n_max = target.unroll_max
         if match is not None:
-            prog = lower([match.outer, match.inner], dtype, plan.output_cat)
-            if sqdist_usable(prog, match.dim):
+            both = frozenset({0, 1})
+            prog = lower([match.outer, match.inner], dtype, plan.output_cat, None, n_max, both)
+            if sqdist_usable(prog, match):
                 self.prog: ScalarProgram = prog
-                self.gemm = SqDistGemm(match, prog, self.red, dtype)
+                self.gemm = SqDistGemm(match, prog, self.red, dtype, target)
                 self.bi, self.tj = self.gemm.rows, self.gemm.cols
-                self.n_pre = len(prog.precomputed) + 1  # + the squared norms
+                self.n_pre = match.dim + 1  # + the squared norms
+        self.vec = None
         if self.gemm is None:
             roots = [plan.formula] + ([plan.weight] if plan.weight is not None else [])
-            self.prog = lower(roots, dtype, plan.output_cat)
-            self.bi, self.tj = BI, _tile_len(self.red, dtype, self.acc_dtype)
-            self.n_pre = len(self.prog.precomputed)
+            self.prog = lower(roots, dtype, plan.output_cat, None, n_max)
+            self.vec = self.prog.vec_roots.get(0)
+            n_buf = 0
+            if self.vec is not None:  # one pass per component of a looped formula
+                red1 = cpp_reduction(plan.reduction, 1, dg, plan.k, plan.sum_scheme)
+                self.red = PerComponent(red1, self.vec.dim)
+                n_buf = len(self.vec.buffered)
+            self.bi = target.block_rows
+            self.tj = _tile_len(self.red, dtype, self.acc_dtype, target, n_buf)
+            self.n_pre = self.prog.n_precomputed
         self.fields = self.red.fields()
         self.outputs = self.red.outputs()
         self.pre = self.prog.precomputed
         red = self.red
         self.short_sums = self.gemm is None and isinstance(red, SumRed) and not red.kahan
+        self.short_sums = self.short_sums and not self.prog.row_index
         self.b = IndentedBuffer()
 
     # --- accessors ---------------------------------------------------------------------
@@ -181,9 +197,12 @@ class _Printer:
         the squared-distance path, ``yv`` (the first of the D consecutive ones) and ``yn``
         (the norms), unless the precompute stores them one by one (``stores``)."""
         q = "const T*" if const else "T*"
-        named = [(v.pointer, m) for m, v in enumerate(self.pre)]
+        named, m = [], 0
+        for v in self.pre:
+            named.append((v.pointer, m))
+            m += v.width
         if self.gemm is not None:
-            named = (named if stores else [("yv", 0)]) + [("yn", len(self.pre))]
+            named = (named if stores else [("yv", 0)]) + [("yn", self.n_pre - 1)]
         for name, m in named:
             self.b.line(f"{q} __restrict {name} = pre.data() + ((b - b0) * NPRE + {m}) * n_rs;")
 
@@ -217,11 +236,45 @@ class _Printer:
     def finalize_row(self) -> None:
         self.red.finalize(self.b, self.st, [self.out(o) for o in range(len(self.outputs))])
 
-    def _loop_body(self, b: IndentedBuffer, stmts: list[str]) -> None:
+    def _loads(self, b: IndentedBuffer) -> None:
         for v in self.prog.inner_values:
-            b.line(f"const T {v.load} = {v.pointer}[j];")
+            if v.width == 1:
+                b.line(f"const T {v.load} = {v.pointer}[j];")
+
+    def _loop_body(self, b: IndentedBuffer, stmts: list[str]) -> None:
+        self._loads(b)
         b.lines(self.prog.mixed)
         b.lines(stmts)
+
+    def _component_loop(self, b: IndentedBuffer, clause: str, stmts) -> None:
+        """Component ``cc`` of a looped formula over ``[j0, j1)`` (one plain simd loop):
+        the pair-loop scalars it reads come from the tile buffers of the first pass."""
+        vec = self.vec
+        b.pragma(f"omp simd {clause}".rstrip())
+        with b.block("for (int64_t j = j0; j < j1; ++j)"):
+            self._loads(b)
+            for n, name in enumerate(vec.buffered):
+                b.line(f"const T {name} = tm{n}[j - j0];")
+            b.lines(vec.body)
+            b.lines(stmts(None))
+
+    def vec_tile(self, b: IndentedBuffer) -> None:
+        """A tile of a looped formula: the pair-loop scalars its components read are
+        evaluated once per pair into tile buffers, then each component runs one pass of
+        the reduction's scalar fragment (:class:`.PerComponent`)."""
+        vec = self.vec
+        if vec.buffered:
+            self.eval_loop(
+                b,
+                "",
+                lambda mask: [
+                    masked_store(mask, f"tm{n}[j - j0] = {name};")
+                    for n, name in enumerate(vec.buffered)
+                ],
+            )
+        same = self.acc_dtype == self.dtype
+        tc = TileCtx([vec.value], [], self.st, self._component_loop, same)
+        self.red.tile(b, tc)
 
     def eval_loop(self, b: IndentedBuffer, clause: str, stmts) -> None:
         """Whole vectors of ``[j0, j1)``, then the rest as one masked vector ending at j1
@@ -305,7 +358,7 @@ class _Printer:
         self.b.lines(
             [
                 f"const int64_t BI = {self.bi}, TJ = {self.tj}, NPRE = {self.n_pre}, "
-                f"VW = LK_VBYTES / (int64_t)sizeof(T), PAD = {PAD};",
+                f"VW = LK_VBYTES / (int64_t)sizeof(T), PAD = {self.t.pad};",
                 "if (n_out <= 0 || n_batch <= 0) return 0;",
                 "int nt = (int)n_threads;",
                 "if (nt <= 0) {",
@@ -315,7 +368,8 @@ class _Printer:
                 "  nt = (int)sysconf(_SC_NPROCESSORS_ONLN);",
                 "  #endif",
                 "  const double pairs = (double)n_batch * (double)n_out * (double)n_red;",
-                f"  nt = (int)lk_max(1.0, lk_min((double)nt, pairs / {PAIRS_PER_THREAD}.0));",
+                "  nt = (int)lk_max(1.0, lk_min((double)nt, pairs / "
+                f"{self.t.pairs_per_thread}.0));",
                 "}",
                 "if (pool == nullptr) nt = 1;",
             ]
@@ -343,17 +397,18 @@ class _Printer:
         b.line("int64_t bc = n_batch;")
         b.line(
             f"if (NPRE > 0) bc = lk_max<int64_t>(1, lk_min<int64_t>(n_batch, "
-            f"{PRE_LIMIT} / (NPRE * n_rs)));"
+            f"{self.t.pre_limit} / (NPRE * n_rs)));"
         )
         b.line("// work items: G consecutive blocks x one of q parts of the reduction range")
-        b.line(f"const int64_t want = {ITEMS_PER_THREAD} * (int64_t)nt;")
-        b.line(f"int64_t G = lk_max<int64_t>(1, {ITEM_PAIRS} / lk_max<int64_t>(1, BI * n_red));")
+        t = self.t
+        b.line(f"const int64_t want = {t.items_per_thread} * (int64_t)nt;")
+        b.line(f"int64_t G = lk_max<int64_t>(1, {t.item_pairs} / lk_max<int64_t>(1, BI * n_red));")
         b.line("if (nt > 1) G = lk_min(G, lk_max<int64_t>(1, bc * n_blk / want));")
         b.line("const int64_t n_grp = (n_blk + G - 1) / G;")
         b.line("int64_t q = 1;")
-        with b.block(f"if (nt > 1 && bc * n_grp < want && n_red >= {2 * MIN_SPLIT})"):
+        with b.block(f"if (nt > 1 && bc * n_grp < want && n_red >= {2 * t.min_split})"):
             b.line("q = (want + bc * n_grp - 1) / (bc * n_grp);")
-            b.line(f"q = lk_max<int64_t>(1, lk_min<int64_t>(q, n_red / {MIN_SPLIT}));")
+            b.line(f"q = lk_max<int64_t>(1, lk_min<int64_t>(q, n_red / {t.min_split}));")
         b.line("lk_buf<T> pre(NPRE > 0 ? bc * NPRE * n_rs : 0, false);  // uninitialised")
         b.line("const int64_t n_part = q > 1 ? bc * n_blk * q * BI : 0;")
         for f in self.fields:
@@ -379,7 +434,8 @@ class _Printer:
     def chunk(self) -> None:
         b = self.b
         b.line("const int64_t b1 = lk_min(n_batch, b0 + bc);")
-        b.line(f"const int64_t npc = (n_red + {PRE_CHUNK - 1}) / {PRE_CHUNK};")
+        chunk = self.t.pre_chunk
+        b.line(f"const int64_t npc = (n_red + {chunk - 1}) / {chunk};")
         b.line("const int64_t n_pi = NPRE > 0 ? (b1 - b0) * npc : 0;")
         b.line("const int64_t n_items = n_pi + (b1 - b0) * n_grp * q;")
         b.line("// shared counters, accessed only by __atomic builtins (no <atomic>)")
@@ -406,6 +462,11 @@ class _Printer:
             b.line(f"lk_buf<T> tb_v(TJ * {nbuf});")
             for c in range(nbuf):
                 b.line(f"T* __restrict tb{c} = tb_v.data() + {c} * TJ;")
+        if self.vec is not None and self.vec.buffered:
+            nb = len(self.vec.buffered)
+            b.line(f"lk_buf<T> tm_v(TJ * {nb});")
+            for c in range(nb):
+                b.line(f"T* __restrict tm{c} = tm_v.data() + {c} * TJ;")
         nacc = self.red.n_acc_buffers()
         if nacc and not self.gemm:
             b.line(f"lk_buf<A> kb_v(TJ * {nacc});")
@@ -430,8 +491,9 @@ class _Printer:
     def precompute(self) -> None:
         b = self.b
         b.line("// reduction-index-only values, dimension-major, then PAD zeros")
-        b.line(f"const int64_t b = b0 + w / npc, jc0 = (w % npc) * {PRE_CHUNK};")
-        b.line(f"const int64_t jc1 = lk_min(n_red, jc0 + {PRE_CHUNK});")
+        chunk = self.t.pre_chunk
+        b.line(f"const int64_t b = b0 + w / npc, jc0 = (w % npc) * {chunk};")
+        b.line(f"const int64_t jc1 = lk_min(n_red, jc0 + {chunk});")
         self.params()
         if self.gemm is not None and self.gemm.compact:
             self.pre_pointers(const=False)
@@ -441,7 +503,10 @@ class _Printer:
             with b.block("for (int64_t j = jc0; j < jc1; ++j)"):
                 b.lines(self.prog.inner)
                 for v in self.pre:
-                    b.line(f"{v.pointer}[j] = {v.source};")
+                    if v.width == 1:
+                        b.line(f"{v.pointer}[j] = {v.source};")
+                    else:
+                        b.lines(v.stores)
                 if self.gemm:
                     self.gemm.norm_store(b)
         with (
@@ -467,7 +532,7 @@ class _Printer:
         if self.gemm:
             self.gemm.panel(b)
         elif prog.outer_store:
-            b.line("T " + ", ".join(f"{a}[{BI}]" for a, _ in prog.outer_store) + ";")
+            b.line("T " + ", ".join(f"{a}[{self.bi}]" for a, _ in prog.outer_store) + ";")
             with b.block("for (int64_t k = 0; k < BI; ++k)"):
                 b.line("const int64_t i = i0 + (k < bi ? k : 0);")
                 b.lines(prog.outer)
@@ -480,7 +545,7 @@ class _Printer:
             b.line("const int64_t ja = lk_max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);")
             b.line("const int64_t jb = lk_min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);")
             if self.short_sums:
-                with b.block(f"if (jb - ja <= {SHORT_RED})"):
+                with b.block(f"if (jb - ja <= {self.t.short_red})"):
                     self.short_sum()
             with b.block("for (int64_t j0 = ja; j0 < jb; j0 += TJ)"):
                 b.line("const int64_t j1 = lk_min(jb, j0 + TJ);")
@@ -490,10 +555,15 @@ class _Printer:
                     with b.block("for (int64_t k = 0; k < bi; ++k)"):
                         for local, array in prog.row_loads:
                             b.line(f"const T {local} = {array}[k];")
-                        g = prog.roots[1] if len(prog.roots) > 1 else []
-                        same = self.acc_dtype == self.dtype
-                        tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same)
-                        self.red.tile(b, tc)
+                        if prog.row_index:
+                            b.line("const int64_t i = i0 + k;")
+                        if self.vec is not None:
+                            self.vec_tile(b)
+                        else:
+                            g = prog.roots[1] if len(prog.roots) > 1 else []
+                            same = self.acc_dtype == self.dtype
+                            tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same)
+                            self.red.tile(b, tc)
         with b.block("if (q == 1)"):
             self.out_pointers()
             with b.block("for (int64_t k = 0; k < bi; ++k)"):
@@ -511,7 +581,7 @@ class _Printer:
         b, prog = self.b, self.prog
         f = prog.roots[0]
         same = self.acc_dtype == self.dtype
-        b.line("A " + ", ".join(f"pv{c}[{BI}] = {{}}" for c in range(len(f))) + ";")
+        b.line("A " + ", ".join(f"pv{c}[{self.bi}] = {{}}" for c in range(len(f))) + ";")
         with b.block("for (int64_t j = ja; j < jb; ++j)"):
             for v in prog.inner_values:
                 b.line(f"const T {v.load} = {v.pointer}[j];")
@@ -547,7 +617,10 @@ class _Printer:
 
 
 def render_cpu(
-    plan: ReductionPlan, dtype: np.dtype | str, sqdist_gemm: bool = True
+    plan: ReductionPlan,
+    dtype: np.dtype | str,
+    sqdist_gemm: bool = True,
+    target: CpuTarget = CPU,
 ) -> KernelSource:
     """Print the C++ kernel of ``plan`` for data of type ``dtype`` (float32 or float64).
 
@@ -557,6 +630,7 @@ def render_cpu(
         sqdist_gemm: allow the blocked squared-distance path of :mod:`.sqdist_cpp` where it
             applies (its results equal the exact path's: it only filters candidates);
             False always prints the per-pair path.
+        target: the tiling constants (:mod:`.target_cpu`).
 
     Raises:
         FormulaError: an op cannot be lowered, or the plan is inconsistent.
@@ -565,4 +639,4 @@ def render_cpu(
     dtype = np.dtype(dtype)
     if dtype not in _CTYPES:
         raise FormulaError(f"CPU kernels exist for float32 and float64, not {dtype}")
-    return _Printer(plan, dtype, sqdist_gemm).render()
+    return _Printer(plan, dtype, sqdist_gemm, target).render()

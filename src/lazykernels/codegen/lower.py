@@ -1,165 +1,159 @@
-"""Lowering: a formula DAG -> straight-line scalar SSA, split by what each value depends on.
+"""Lowering: a formula DAG -> kernel IR (:mod:`.kir`), split by what each value depends on.
 
-A dim-D vector becomes D scalar *atoms* (temporaries' names or printed literals). Every
-interned node is lowered once (that is common-sub-expression elimination), in a fixed
-traversal order, with names from a per-kernel :class:`Names` context, so the text is a pure
-function of the formula.
+A vector of dimension up to the unrolling threshold becomes that many scalar SSA values; a
+larger one stays a vector (:mod:`.loops`) whose consumers loop over its components. Every
+interned node is lowered once (common sub-expressions), in a fixed traversal order, with
+names from a per-kernel :class:`~.kir.Names` context, so the source is a pure function of
+the formula.
 
-Each node gets a :class:`Level` from the variables it reads, and is emitted in the matching
-section of the kernel:
+Each node gets a :class:`~.passes.Level` from the variables it reads, and is emitted in the
+matching section of the kernel:
 
 * ``PARAM``: constants and parameters only -> computed once per batch entry;
 * ``OUTER``: output-index variables (and parameters) -> once per output row, stored per row
   of a block in small arrays (``xs*``) and read into row locals (``xr*``);
 * ``INNER``: reduction-index variables (and parameters) -> precomputed once per call into
-  dimension-major arrays (``ys*``; a dim-1 input variable is read in place);
+  dimension-major arrays (``ys*``; an input variable of dim 1, or of a looped dimension,
+  is read in place);
 * ``MIXED``: the rest, evaluated in the vectorised inner loop from the above.
 
 Only the *frontier* of the outer and inner parts (values that a mixed node or a root reads)
-crosses into the inner loop.
-
-Before lowering, chains of products are re-associated (:func:`reassociate_products`): the
-scalar factors of a product are multiplied level by level (parameters and output-index
-factors together, hoisted out of the loop; reduction-index factors together, precomputed),
-and a vector factor is multiplied once by the resulting scalar. A gradient such as
-``-2 * (e * b * g * (x - y) * Exp(..))`` then costs 2 + D multiplications per pair instead
-of 4 + 3 D. The kernels are compiled with re-association allowed anyway; this does it where
-the compiler cannot (across the hoisting boundaries).
+crosses into the inner loop. Dead code is removed on the IR (:func:`~.kir.prune`), then a
+dialect (:mod:`.dialect`; the CPU one by default) prints each section.
 """
 
 from __future__ import annotations
 
-import enum
-import math
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
 from ..errors import FormulaError
-from ..formula.ir import Cat, Node, constant_value, make, topological_order
-from ..formula.opspec import OpSpec, fixed_dim
+from ..formula.ir import Cat, Node, constant_value
+from ..formula.opspec import MathCall
+from . import passes
+from .dialect import Dialect
+from .dialect_cpu import CpuDialect
+from .kir import (
+    Array,
+    Call,
+    Expr,
+    Fmt,
+    Ix,
+    Let,
+    Lit,
+    Load,
+    Loop,
+    Names,
+    Scope,
+    Store,
+    Sym,
+    expr_syms,
+    free_syms,
+    prune,
+    uses,
+)
+from .loops import LOOP_RULES, ConstVec, MapVec, PreVec, VarVec, Vec
+from .passes import Level
 
+_PLAIN = {"{0}": 0, "{1}": 1, "{2}": 2}  # a template argument that is one argument as it is
 
-class Level(enum.IntEnum):
-    """What a value depends on (a bit set: OUTER | INNER == MIXED)."""
-
-    PARAM = 0
-    OUTER = 1
-    INNER = 2
-    MIXED = 3
-
-
-class Names:
-    """Per-kernel naming context: ``fresh("t")`` -> ``t0``, ``t1``... (no global counters)."""
-
-    def __init__(self) -> None:
-        self._count: dict[str, int] = {}
-
-    def fresh(self, prefix: str) -> str:
-        n = self._count.get(prefix, 0)
-        self._count[prefix] = n + 1
-        return f"{prefix}{n}"
-
-
-def c_literal(value: int | float | Fraction, dtype: np.dtype | str, ctype: str = "T") -> str:
-    """A C++ literal of ``value`` rounded to ``dtype`` (``repr`` + ``f`` suffix for float32).
-
-    inf and NaN print as ``std::numeric_limits<ctype>`` constants; negative numbers are
-    parenthesised, so a literal is always an atom (``-{0}`` stays valid).
-
-    Example:
-        >>> c_literal(0.1, "float32"), c_literal(-2, "float64"), c_literal(float("inf"), "float32")
-        ('0.10000000149011612f', '(-2.0)', 'std::numeric_limits<T>::infinity()')
-    """
-    dtype = np.dtype(dtype)
-    v = float(value)
-    if dtype == np.float32:
-        with np.errstate(over="ignore"):
-            v = float(np.float32(v))
-    if math.isnan(v):
-        return f"std::numeric_limits<{ctype}>::quiet_NaN()"
-    if math.isinf(v):
-        text = f"std::numeric_limits<{ctype}>::infinity()"
-        return text if v > 0 else f"(-{text})"
-    text = repr(abs(v))
-    if "." not in text and "e" not in text:
-        text += ".0"
-    if dtype == np.float32:
-        text += "f"
-    return f"(-{text})" if math.copysign(1.0, v) < 0 else text
+UNROLL_MAX = 32
+"""Default unrolling threshold (the CPU target's, see :mod:`.target_cpu`)."""
 
 
 class LowerCtx:
     """What an op's ``lower(ctx, arg_scalars, params)`` rule may use while it is lowered.
 
+    Arguments and results are IR expressions (:mod:`.kir`); a rule combines them with
+    :meth:`fmt` (neutral infix templates), :meth:`call` (neutral maths functions) and
+    :meth:`literal`, and binds intermediate values with :meth:`emit`.
+
     Attributes:
-        T: the name of the kernel's scalar type in the source (``"T"``).
+        T: the placeholder of the kernel's scalar type in templates (``{T}``).
         dtype: the NumPy dtype of the kernel (float32 or float64).
     """
 
     T = "T"
 
-    def __init__(self, names: Names, dtype: np.dtype, prefix: str, atoms: set[str]) -> None:
-        self.dtype = dtype
-        self.lines: list[str] = []
-        self._names = names
-        self._prefix = prefix
-        self._atoms = atoms
+    def __init__(self, scope: Scope, dtype: np.dtype, dialect: Dialect, helpers: set[str]):
+        self.dtype, self._scope, self._dialect, self._helpers = dtype, scope, dialect, helpers
 
-    def literal(self, value: int | float | Fraction) -> str:
-        """A numeric literal of the kernel's scalar type (an atom)."""
-        text = c_literal(value, self.dtype)
-        self._atoms.add(text)
-        return text
+    def literal(self, value: int | float | Fraction) -> Expr:
+        """A number of the kernel's scalar type."""
+        return Lit(float(value))
 
-    def emit(self, expr: str) -> str:
-        """Bind ``expr`` to a fresh ``const T`` temporary and return its name."""
-        if expr in self._atoms:
-            return expr
-        name = self._names.fresh(self._prefix)
-        self.lines.append(f"const T {name} = {expr};")
-        self._atoms.add(name)
-        return name
+    def emit(self, expr: Expr) -> Expr:
+        """Bind ``expr`` to a fresh SSA value (atoms and known values are returned as is)."""
+        return self._scope.emit(expr)
 
-    def emit_array(self, exprs: list[str]) -> str:
-        """Bind a small local array ``const T arrN[n] = {...}``; return its name."""
-        name = self._names.fresh("arr")
-        self.lines.append(f"const T {name}[{len(exprs)}] = {{{', '.join(exprs)}}};")
-        return name
+    def fmt(self, template: str, *args: Expr) -> Expr:
+        """``template`` (``{0}``, ``{1}``...: the arguments; ``{T}``: the scalar type)."""
+        return Fmt(template, tuple(args))
 
-    def emit_line(self, text: str) -> None:
-        """Append a raw statement (used by the lowering itself for stores)."""
-        self.lines.append(text)
+    def join(self, sep: str, items: list[Expr]) -> Expr:
+        """``items`` joined by the infix operator ``sep`` (no parentheses)."""
+        if len(items) == 1:
+            return items[0]
+        return Fmt(sep.join(f"{{{k}}}" for k in range(len(items))), tuple(items))
+
+    def call(self, fn: str, *args: Expr) -> Expr:
+        """A neutral maths function (``exp``, ``cos``, ``trunc``...) of ``args``."""
+        self._helpers.update(self._dialect.call_helpers(fn))
+        return Call(fn, tuple(args))
+
+    def emit_array(self, items: list[Expr]) -> Sym:
+        """Bind a small local array of ``items``; return its name."""
+        return self._scope.array(tuple(items))
 
 
 @dataclass
 class InnerValue:
-    """One scalar of the inner frontier: read in the inner loop as ``pointer[j]``.
+    """One value of the inner frontier.
 
-    ``source`` is the name computed by the precompute section, or None when ``pointer`` is
-    a dim-1 input variable read in place.
+    A scalar is read in the inner loop as ``pointer[j]`` into ``load``; ``source`` is the
+    value the precompute stores, or None when ``pointer`` is a dim-1 input variable read in
+    place. A vector (``width`` > 1) is ``width`` consecutive precomputed arrays, stored by
+    the loop ``stores`` and read as ``pointer[c * n_rs + j]``.
     """
 
     pointer: str
     source: str | None
-    load: str  # name of the loaded value inside the inner loop
+    load: str | None
+    width: int = 1
+    stores: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VecRoot:
+    """A root formula of looped dimension: component ``cc`` is ``value`` after ``body``
+    (printed with ``cc`` a loop variable, inside a loop over ``j``); ``buffered`` are the
+    pair-loop scalars it reads, which a first pass stores per tile."""
+
+    dim: int
+    body: list[str]
+    value: str
+    buffered: list[str]
 
 
 @dataclass
 class ScalarProgram:
-    """The lowered formula(s), section by section (see the module docstring).
+    """The lowered formula(s), section by section, printed by a dialect.
 
     Attributes:
         param, outer, inner, mixed: statements of each section (outer reads the row index
-            ``i`` and ``xs*`` stores use ``k``; inner reads ``j``; mixed reads ``j``).
+            ``i`` and ``xs*`` stores use ``k``; inner reads ``j``; mixed reads ``j``, and
+            ``i`` when ``row_index``).
         outer_store: ``(array, value)``: ``array[k] = value`` ends the outer section.
         row_loads: ``(local, array)``: ``const T local = array[k];`` starts each row.
-        inner_values: the inner frontier, scalar by scalar.
-        roots: for each root formula, its scalar atoms valid inside the inner loop.
-        helpers: helper function names the printed templates need.
+        inner_values: the inner frontier.
+        roots: for each root formula, its scalar atoms valid inside the inner loop (empty
+            for a root in ``vec_roots``).
+        vec_roots: root index -> :class:`VecRoot`, for roots of looped dimension.
+        helpers: helper function names the printed code needs.
         slots: positions of the input variables read, with their dim and category.
+        row_index: the inner loop reads the output row index ``i``.
     """
 
     param: list[str] = field(default_factory=list)
@@ -170,351 +164,318 @@ class ScalarProgram:
     row_loads: list[tuple[str, str]] = field(default_factory=list)
     inner_values: list[InnerValue] = field(default_factory=list)
     roots: list[list[str]] = field(default_factory=list)
+    vec_roots: dict[int, VecRoot] = field(default_factory=dict)
     helpers: set[str] = field(default_factory=set)
     slots: dict[int, tuple[int, Cat]] = field(default_factory=dict)
+    row_index: bool = False
 
     @property
     def precomputed(self) -> list[InnerValue]:
-        """The inner values that need a precomputed array (not read in place)."""
-        return [v for v in self.inner_values if v.source is not None]
+        """The inner values that need precomputed arrays (not read in place)."""
+        return [v for v in self.inner_values if v.source is not None or v.width > 1]
+
+    @property
+    def n_precomputed(self) -> int:
+        """Number of precomputed arrays (a vector value has one per component)."""
+        return sum(v.width for v in self.precomputed)
 
 
-# Template overrides of the CPU printer: ops whose C library spelling does not vectorise.
-CPU_OVERRIDES: dict[str, tuple[str, frozenset[str]]] = {
-    "Exp": ("lk_exp({0})", frozenset({"lk_exp"})),
-}
-
-
-def _all_nodes(roots: list[Node]) -> list[Node]:
-    order: list[Node] = []
-    seen: set[int] = set()
-    for root in roots:
-        for node in topological_order(root):
-            if id(node) not in seen:
-                seen.add(id(node))
-                order.append(node)
-    return order
-
-
-def _levels(order: list[Node], output_cat: Cat) -> dict[Node, Level]:
-    levels: dict[Node, Level] = {}
-    for node in order:
-        if node.op.name == "Var":
-            cat = node.params[2]
-            if cat is Cat.PARAM:
-                levels[node] = Level.PARAM
-            elif cat in (Cat.I, Cat.J):
-                levels[node] = Level.OUTER if cat is output_cat else Level.INNER
-            else:
-                raise FormulaError(f"{node}: a {cat.name} variable cannot be compiled")
-        else:
-            lv = 0
-            for a in node.args:
-                lv |= levels[a]
-            levels[node] = Level(lv)
-    return levels
-
-
-def _level_of(node: Node, memo: dict[Node, Level], output_cat: Cat) -> Level:
-    level = memo.get(node)
-    if level is None:
-        if node.op.name == "Var":
-            cat = node.params[2]
-            level = Level.PARAM if cat not in (Cat.I, Cat.J) else Level.OUTER
-            if cat in (Cat.I, Cat.J) and cat is not output_cat:
-                level = Level.INNER
-        else:
-            bits = 0
-            for a in node.args:
-                bits |= _level_of(a, memo, output_cat)
-            level = Level(bits)
-        memo[node] = level
-    return level
-
-
-def _product(factors: list[Node]) -> Node:
-    out = factors[0]
-    for f in factors[1:]:
-        out = make("Mult", (out, f))
-    return out
-
-
-def reassociate_products(roots: list[Node], output_cat: Cat) -> list[Node]:
-    """``roots`` with every product chain regrouped by level (see the module docstring).
-
-    A product's factors are the operands of its ``Mult`` sub-tree, descending only into
-    sub-products used once (a shared sub-product stays computed once). Scalar factors are
-    grouped as (parameters and output-index ones), (reduction-index ones), then the mixed
-    ones in their original order; vector factors are multiplied together first, then once by
-    the scalar. Products of two factors are left as they are.
-    """
-    order = _all_nodes(roots)
-    uses: dict[Node, int] = {}
-    for node in order:
-        for a in node.args:
-            uses[a] = uses.get(a, 0) + 1
-    for r in roots:
-        uses[r] = uses.get(r, 0) + 1
-    levels: dict[Node, Level] = {}
-    new: dict[Node, Node] = {}
-
-    def factors(node: Node) -> list[Node]:
-        out: list[Node] = []
-        for a in node.args:
-            if a.op.name == "Mult" and uses.get(a, 0) == 1:
-                out += factors(a)
-            else:
-                out.append(new[a])
-        return out
-
-    for node in order:
-        args = tuple(new[a] for a in node.args)
-        fs = factors(node) if node.op.name == "Mult" else []
-        if len(fs) <= 2:
-            new[node] = node if args == node.args else make(node.op, args, node.params)
-            continue
-        group: dict[Level, list[Node]] = {lv: [] for lv in Level}
-        vectors = []
-        for f in fs:
-            if f.dim > 1:
-                vectors.append(f)
-            else:
-                group[_level_of(f, levels, output_cat)].append(f)
-        params, outer, inner = group[Level.PARAM], group[Level.OUTER], group[Level.INNER]
-        hoisted = [params + outer, inner] if outer else [outer, params + inner]
-        scalars = [_product(g) for g in hoisted if g] + group[Level.MIXED]
-        parts = ([_product(vectors)] if vectors else []) + ([_product(scalars)] if scalars else [])
-        new[node] = _product(parts)
-    return [new[r] for r in roots]
-
-
-EXP_SCALED = OpSpec(
-    "ExpScaled",
-    2,
-    dim=fixed_dim(1),
-    c="lk_exp_scaled({0}, {1})",
-    helpers=frozenset({"lk_exp"}),
-    test=None,
-    doc="ExpScaled(s, c) = Exp(s * c), c hoisted (internal to the CPU lowering)",
-)
-"""``Exp(s * c)`` of the compiled CPU kernels, built only by :func:`fuse_scaled_exp`."""
-
-
-def fuse_scaled_exp(roots: list[Node], output_cat: Cat) -> list[Node]:
-    """``roots`` with every scalar ``Exp(s * c)`` or ``Exp(-(s * c))`` of the inner loop,
-    ``c`` a hoisted scalar (parameters and output-index values), as ``ExpScaled(s, +-c)``.
-
-    ``lk_exp`` first rounds its argument divided by ln 2; ``lk_exp_scaled`` rounds
-    ``s * (c / ln2)`` instead, with ``c / ln2`` hoisted, so the pair's dependency chain no
-    longer waits for ``s * c`` (Gaussian kernels ``Exp(-g * SqDist(x, y))``: 6 % faster in
-    float64, 5 % in float32).
-    """
-    levels: dict[Node, Level] = {}
-    new: dict[Node, Node] = {}
-
-    def hoisted(node: Node) -> bool:
-        return node.dim == 1 and _level_of(node, levels, output_cat) in (Level.PARAM, Level.OUTER)
-
-    for node in _all_nodes(roots):
-        args = tuple(new[a] for a in node.args)
-        rebuilt = node if args == node.args else make(node.op, args, node.params)
-        new[node] = rebuilt
-        if rebuilt.op.name != "Exp" or rebuilt.dim != 1:
-            continue
-        if _level_of(rebuilt, levels, output_cat) is not Level.MIXED:
-            continue
-        inner, negated = rebuilt.args[0], False
-        if inner.op.name == "Minus":
-            inner, negated = inner.args[0], True
-        if inner.op.name != "Mult" or inner.dim != 1:
-            continue
-        a, b = inner.args
-        if hoisted(b) and not hoisted(a):
-            s, c = a, b
-        elif hoisted(a) and not hoisted(b):
-            s, c = b, a
-        else:
-            continue
-        new[node] = make(EXP_SCALED, (s, make("Minus", (c,)) if negated else c))
-    return [new[r] for r in roots]
+@dataclass
+class _Inner:
+    pointer: str
+    source: Expr | None
+    load: str | None
+    width: int = 1
+    stores: list = field(default_factory=list)
 
 
 class _Lowerer:
-    def __init__(self, dtype: np.dtype, output_cat: Cat, overrides: dict) -> None:
-        self.dtype = dtype
-        self.output_cat = output_cat
-        self.overrides = overrides
+    def __init__(
+        self, dtype: np.dtype, output_cat: Cat, dialect: Dialect, unroll_max: int, loop_roots
+    ) -> None:
+        self.dtype, self.output_cat, self.dialect = dtype, output_cat, dialect
+        self.unroll_max, self.loop_roots = unroll_max, loop_roots
         self.names = Names()
-        self.atoms: set[str] = set()
-        self.prog = ScalarProgram()
-        self.ctx = {
-            Level.PARAM: LowerCtx(self.names, dtype, "p", self.atoms),
-            Level.OUTER: LowerCtx(self.names, dtype, "x", self.atoms),
-            Level.INNER: LowerCtx(self.names, dtype, "y", self.atoms),
-            Level.MIXED: LowerCtx(self.names, dtype, "t", self.atoms),
+        self.scopes = {
+            Level.PARAM: Scope(self.names, "p"),
+            Level.OUTER: Scope(self.names, "x"),
+            Level.INNER: Scope(self.names, "y"),
+            Level.MIXED: Scope(self.names, "t"),
         }
-        self.local: dict[Node, list[str]] = {}  # scalars in the node's own section
-        self.in_loop: dict[Node, list[str]] = {}  # scalars of frontier nodes in the loop
+        self.helpers: set[str] = set()
+        self.slots: dict[int, tuple[int, Cat]] = {}
+        self.local: dict[Node, list[Expr] | Vec] = {}  # values in the node's own section
+        self.in_loop: dict[Node, list[Expr] | Vec] = {}  # values of frontier nodes in the loop
+        self.outer_store: list[tuple[str, Expr]] = []
+        self.row_loads: list[tuple[str, str]] = []
+        self.inner_values: list[_Inner] = []
+        self.crossed: dict[str, Expr] = {}
+        self.row_index = False
 
     def run(self, roots: list[Node]) -> ScalarProgram:
-        roots = reassociate_products(roots, self.output_cat)
-        if "Exp" in self.overrides:  # the CPU spelling: lk_exp, and so lk_exp_scaled
-            roots = fuse_scaled_exp(roots, self.output_cat)
-        order = _all_nodes(roots)
-        levels = _levels(order, self.output_cat)
+        roots = passes.reassociate_products(roots, self.output_cat)
+        if self.dialect.fuse_scaled_exp:
+            roots = passes.fuse_scaled_exp(roots, self.output_cat)
+        order = passes.all_nodes(roots)
+        levels = passes.node_levels(order, self.output_cat)
         frontier = {r for r in roots if levels[r] in (Level.OUTER, Level.INNER)}
         for node in order:
             if levels[node] is Level.MIXED:
                 frontier.update(a for a in node.args if levels[a] in (Level.OUTER, Level.INNER))
         for node in order:
             level = levels[node]
-            args = [self._arg_scalars(a, levels[a], level) for a in node.args]
-            self.local[node] = self._lower_node(node, args, self.ctx[level])
+            args = [self._arg(a, levels[a], level) for a in node.args]
+            self.local[node] = self._lower_node(node, args, level)
             if node in frontier:
                 self._cross(node, level)
-        prog = self.prog
-        prog.param = self.ctx[Level.PARAM].lines
-        prog.outer = self.ctx[Level.OUTER].lines
-        prog.inner = self.ctx[Level.INNER].lines
-        prog.mixed = self.ctx[Level.MIXED].lines
-        prog.roots = [self._arg_scalars(r, levels[r], Level.MIXED) for r in roots]
-        _prune(prog)
-        return prog
+        mixed = self.scopes[Level.MIXED]
+        root_values: list[list[Expr]] = []
+        vec_bodies: dict[int, tuple[int, list, Expr]] = {}
+        for k, r in enumerate(roots):
+            v = self._arg(r, levels[r], Level.MIXED)
+            if isinstance(v, Vec):
+                if k in self.loop_roots:
+                    body = mixed.child("cc")
+                    value = v.at(body, Ix("cc", frozenset({"cc"})))
+                    vec_bodies[k] = (v.dim, body.stmts, value)
+                    root_values.append([])
+                    continue
+                v = [v.at(mixed, Ix(str(c))) for c in range(v.dim)]
+            root_values.append(list(v))
+        return self._finish(root_values, vec_bodies)
 
-    def _arg_scalars(self, arg: Node, arg_level: Level, user_level: Level) -> list[str]:
+    # --- crossing sections ----------------------------------------------------------------
+
+    def _arg(self, arg: Node, arg_level: Level, user_level: Level):
         if arg_level is not user_level and arg_level in (Level.OUTER, Level.INNER):
             return self.in_loop[arg]
         return self.local[arg]
 
+    def _cross_outer(self, value: Expr) -> Expr:
+        """An output-row scalar, read in the inner loop from its row array."""
+        if isinstance(value, Lit | Ix):
+            return value
+        if not isinstance(value, Sym) or value.name not in self.scopes[Level.OUTER].owned:
+            return value  # a parameter value: visible everywhere
+        found = self.crossed.get(value.name)
+        if found is None:
+            array, local = self.names.fresh("xs"), self.names.fresh("xr")
+            self.outer_store.append((array, value))
+            self.row_loads.append((local, array))
+            found = self.crossed[value.name] = Sym(local)
+        return found
+
     def _cross(self, node: Node, level: Level) -> None:
-        """Make a frontier node's scalars available inside the inner loop."""
-        names, prog = self.names, self.prog
-        scalars: list[str] = []
-        for value in self.local[node]:
-            if value in self.atoms and not _is_name(value):  # a literal crosses as is
-                scalars.append(value)
-                continue
+        """Make a frontier node's value available inside the inner loop."""
+        value = self.local[node]
+        if isinstance(value, Vec):
             if level is Level.OUTER:
-                array, local = names.fresh("xs"), names.fresh("xr")
-                prog.outer_store.append((array, value))
-                prog.row_loads.append((local, array))
-                scalars.append(local)
+                self.row_index = True
+                self.in_loop[node] = value.subst(self._cross_outer)
+            elif isinstance(value, VarVec):
+                self.in_loop[node] = value
             else:
-                load = names.fresh("yr")
+                self.in_loop[node] = self._precompute_vec(value)
+            return
+        scalars: list[Expr] = []
+        for v in value:
+            if isinstance(v, Lit):  # a literal crosses as is
+                scalars.append(v)
+            elif level is Level.OUTER:
+                scalars.append(self._cross_outer(v))
+            else:
+                load = self.names.fresh("yr")
                 direct = node.op.name == "Var" and node.dim == 1
-                pointer = f"a{node.params[0]}" if direct else names.fresh("ys")
-                prog.inner_values.append(InnerValue(pointer, None if direct else value, load))
-                scalars.append(load)
-        self.atoms.update(scalars)
+                pointer = f"a{node.params[0]}" if direct else self.names.fresh("ys")
+                self.inner_values.append(_Inner(pointer, None if direct else v, load))
+                scalars.append(Sym(load))
         self.in_loop[node] = scalars
 
-    def _lower_node(self, node: Node, args: list[list[str]], ctx: LowerCtx) -> list[str]:
+    def _precompute_vec(self, vec: Vec) -> Vec:
+        """A reduction-index vector stored dimension-major by the precompute."""
+        pointer = self.names.fresh("ys")
+        var = self.names.fresh("c")
+        inner = self.scopes[Level.INNER]
+        body = inner.child(var)
+        ix = Ix(var, frozenset({var}))
+        body.add(Store(pointer, ix.combine("{0} * n_rs + j"), vec.at(body, ix)))
+        self.inner_values.append(
+            _Inner(pointer, None, None, vec.dim, [Loop(var, vec.dim, body.stmts)])
+        )
+        return PreVec(pointer, vec.dim)
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    def _spell(self, card, scal: list[Expr], keys: tuple) -> Expr:
+        spelling = card.c
+        if isinstance(spelling, MathCall):
+            self.helpers.update(self.dialect.call_helpers(spelling.fn))
+            args = tuple(
+                scal[_PLAIN[t]] if t in _PLAIN else Fmt(t, tuple(scal), keys) for t in spelling.args
+            )
+            return Call(spelling.fn, args)
+        return Fmt(spelling, tuple(scal), keys)
+
+    def _lower_node(self, node: Node, args: list, level: Level):
         name = node.op.name
+        scope = self.scopes[level]
         if name == "Var":
-            return self._lower_var(node, ctx)
+            return self._lower_var(node, scope)
         if name == "Zero":
-            return [ctx.literal(0)] * node.params[0]
+            d = node.params[0]
+            return ConstVec(Lit(0), d) if d > self.unroll_max else [Lit(0)] * d
         value = constant_value(node)
         if value is not None:
-            return [ctx.literal(value)]
+            return [Lit(float(value))]
         card = node.op
-        if name in self.overrides:
-            template, helpers = self.overrides[name]
-        else:
-            template, helpers = card.c, card.helpers
-        self.prog.helpers.update(helpers)
-        if card.lower is not None and name not in self.overrides:
+        self.helpers.update(card.helpers)
+        looped = node.dim > self.unroll_max or any(isinstance(a, Vec) for a in args)
+        templated = card.lower is None and card.c is not None
+        keys = ()
+        if templated:  # static parameters fill the template's named fields
+            keys = tuple((f"p{k}", self._param(p, name)) for k, p in enumerate(node.params))
+        if looped and templated and node.dim > self.unroll_max:
+            return MapVec(lambda s, c=card, k=keys: self._spell(c, s, k), tuple(args), node.dim)
+        if looped and name in LOOP_RULES:
+            return LOOP_RULES[name](self, scope, args, node.params, node.dim)
+        if looped:  # no loop rule: the vectors are unrolled into scalars
+            args = [
+                [a.at(scope, Ix(str(c))) for c in range(a.dim)] if isinstance(a, Vec) else a
+                for a in args
+            ]
+        if card.lower is not None:
+            ctx = LowerCtx(scope, self.dtype, self.dialect, self.helpers)
             out = card.lower(ctx, args, node.params)
             if len(out) != node.dim:
                 raise FormulaError(f"{name}: lowering gave {len(out)} scalars, expected {node.dim}")
-            return [ctx.emit(e) for e in out]
-        if template is None:
-            raise FormulaError(f"{name} has no C++ lowering (neither a template nor a rule)")
-        fmt = {f"p{k}": self._param_text(p, name) for k, p in enumerate(node.params)}
+            return [scope.emit(e) for e in out]
+        if card.c is None:
+            raise FormulaError(f"{name} has no lowering (neither a template nor a rule)")
         out = []
         for c in range(node.dim):
             scal = [a[c] if len(a) > 1 else a[0] for a in args]
-            out.append(ctx.emit(template.format(*scal, T=ctx.T, **fmt)))
+            out.append(scope.emit(self._spell(card, scal, keys)))
         return out
 
-    def _lower_var(self, node: Node, ctx: LowerCtx) -> list[str]:
+    def _lower_var(self, node: Node, scope: Scope):
         pos, dim, cat = node.params
-        self.prog.slots[pos] = (dim, cat)
-        if cat is Cat.PARAM:
-            return [ctx.emit(f"a{pos}[{c}]") for c in range(dim)]
-        row = "i" if cat is self.output_cat else "j"
+        self.slots[pos] = (dim, cat)
+        row = None if cat is Cat.PARAM else ("i" if cat is self.output_cat else "j")
+        if dim > self.unroll_max:
+            return VarVec(pos, dim, row)
+        if row is None:
+            return [scope.emit(Load(f"a{pos}", Ix(str(c)))) for c in range(dim)]
         if dim == 1:
-            return [ctx.emit(f"a{pos}[{row}]")]
-        return [ctx.emit(f"a{pos}[{row} * {dim} + {c}]") for c in range(dim)]
+            return [scope.emit(Load(f"a{pos}", Ix(row)))]
+        return [scope.emit(Load(f"a{pos}", Ix(f"{row} * {dim} + {c}"))) for c in range(dim)]
 
-    def _param_text(self, p: object, op: str) -> str:
+    def _param(self, p: object, op: str):
         if isinstance(p, bool) or not isinstance(p, int | Fraction | float):
-            raise FormulaError(f"{op}: a parameter {p!r} cannot appear in a C++ template")
-        if isinstance(p, int):
-            return str(p)
-        return c_literal(p, self.dtype)
+            raise FormulaError(f"{op}: a parameter {p!r} cannot appear in a template")
+        return p if isinstance(p, int) else Lit(float(p))
+
+    # --- dead code and printing -----------------------------------------------------------
+
+    def _finish(self, root_values, vec_bodies) -> ScalarProgram:
+        """Dead-code elimination on the IR (drop statements, loads and stores whose value
+        is never read), then print every section."""
+        d = self.dialect
+        live: set[str] = set()
+        for root in root_values:
+            for e in root:
+                expr_syms(e, live)
+        bodies = {}
+        mixed_stmts = self.scopes[Level.MIXED].stmts
+        mixed_arrays = {
+            s.sym.name: (n, s) for n, s in enumerate(mixed_stmts) if isinstance(s, Array)
+        }
+        for k, (dim, stmts, value) in vec_bodies.items():
+            body_live = expr_syms(value, set())
+            body = prune(stmts, body_live)
+            free = free_syms(body, value)
+            # A pair-loop array the component loop reads is rebuilt there from its items
+            # (the tile buffers of the first pass carry scalars only).
+            while local := sorted(mixed_arrays[n] for n in free if n in mixed_arrays):
+                body = [a for _, a in local] + body
+                free = free_syms(body, value)
+            live |= free
+            bodies[k] = (dim, body, value, free)
+        mixed_scope = self.scopes[Level.MIXED]
+        mixed = prune(mixed_scope.stmts, live)
+        inner_values = [
+            v for v in self.inner_values if (v.load in live if v.width == 1 else v.pointer in live)
+        ]
+        row_loads = [(local, array) for local, array in self.row_loads if local in live]
+        arrays = {array for _, array in row_loads}
+        outer_store = [(a, v) for a, v in self.outer_store if a in arrays]
+        live.update(v.pointer for v in inner_values)
+        inner_stmts = list(self.scopes[Level.INNER].stmts)
+        for v in inner_values:
+            if v.source is not None:
+                expr_syms(v.source, live)
+            for s in v.stores:
+                live |= uses(s)
+        inner = prune(inner_stmts, live)
+        for _, v in outer_store:
+            expr_syms(v, live)
+        outer = prune(self.scopes[Level.OUTER].stmts, live)
+        param = prune(self.scopes[Level.PARAM].stmts, live)
+        prog = ScalarProgram(
+            param=d.lines(param),
+            outer=d.lines(outer),
+            inner=d.lines(inner),
+            mixed=d.lines(mixed),
+            outer_store=[(a, d.expr(v)) for a, v in outer_store],
+            row_loads=row_loads,
+            roots=[[d.expr(e) for e in root] for root in root_values],
+            helpers=set(self.helpers),
+            slots=dict(self.slots),
+            row_index=self.row_index,
+        )
+        for v in inner_values:
+            source = None if v.source is None else d.expr(v.source)
+            prog.inner_values.append(
+                InnerValue(v.pointer, source, v.load, v.width, d.lines(v.stores))
+            )
+        in_mixed = _bound(mixed)
+        for k, (dim, body, value, free) in bodies.items():
+            buffered = [name for name in in_mixed if name in free]
+            prog.vec_roots[k] = VecRoot(dim, d.lines(body), d.expr(value), buffered)
+        return prog
 
 
-def _is_name(atom: str) -> bool:
-    return atom.isidentifier()
-
-
-_DEFINED = re.compile(r"^const T (\w+)")
-_IDENT = re.compile(r"[A-Za-z_]\w*")
-
-
-def _live_lines(lines: list[str], live: set[str]) -> list[str]:
-    """``lines`` without the definitions nobody reads; ``live`` gains what the rest reads."""
-    kept: list[str] = []
-    for line in reversed(lines):
-        m = _DEFINED.match(line)
-        if m is not None and m.group(1) not in live:
-            continue
-        live.update(_IDENT.findall(line if m is None else line[m.end() :]))
-        kept.append(line)
-    return kept[::-1]
-
-
-def _prune(prog: ScalarProgram) -> None:
-    """Dead-code elimination: drop statements, loads and stores whose value is never read
-    (e.g. a dim-1 reduction variable read in place, or an unused temporary of a rule)."""
-    live = {a for root in prog.roots for a in root}
-    prog.mixed = _live_lines(prog.mixed, live)
-    prog.inner_values = [v for v in prog.inner_values if v.load in live]
-    prog.row_loads = [(local, array) for local, array in prog.row_loads if local in live]
-    arrays = {array for _, array in prog.row_loads}
-    prog.outer_store = [(a, v) for a, v in prog.outer_store if a in arrays]
-    live.update(v.pointer for v in prog.inner_values)
-    live.update(v.source for v in prog.inner_values if v.source is not None)
-    prog.inner = _live_lines(prog.inner, live)
-    live.update(v for _, v in prog.outer_store)
-    prog.outer = _live_lines(prog.outer, live)
-    prog.param = _live_lines(prog.param, live)
+def _bound(stmts) -> list[str]:
+    """Scalar values bound at the top level of ``stmts``, in order."""
+    return [s.sym.name for s in stmts if isinstance(s, Let)]
 
 
 def lower(
     roots: list[Node],
     dtype: np.dtype | str,
     output_cat: Cat,
-    overrides: dict[str, tuple[str, frozenset[str]]] | None = None,
+    dialect: Dialect | None = None,
+    unroll_max: int = UNROLL_MAX,
+    loop_roots: frozenset[int] = frozenset({0}),
 ) -> ScalarProgram:
-    """Lower ``roots`` (the formula, then the weight formula if any) to a scalar program.
+    """Lower ``roots`` (the formula, then the weight formula if any) to a program.
 
     Args:
         roots: formulas sharing one program (common sub-expressions are computed once).
         dtype: float32 or float64.
         output_cat: the category of the output index (its variables are "outer").
-        overrides: op name -> (template, helpers) replacing a card's C spelling; default
-            :data:`CPU_OVERRIDES`.
+        dialect: the dialect that prints the IR (default: :class:`.CpuDialect`).
+        unroll_max: vectors of larger dimension are looped over instead of unrolled.
+        loop_roots: the roots that may stay vectors (:attr:`ScalarProgram.vec_roots`);
+            the others are unrolled.
 
     Returns:
         The :class:`ScalarProgram`.
 
     Raises:
-        FormulaError: an op has no C++ spelling, or a variable has an unusable category.
+        FormulaError: an op has no lowering, or a variable has an unusable category.
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise FormulaError(f"kernels are generated for float32 or float64, not {dtype}")
-    table = CPU_OVERRIDES if overrides is None else overrides
-    return _Lowerer(dtype, output_cat, table).run(roots)
+    dialect = CpuDialect(dtype) if dialect is None else dialect
+    return _Lowerer(dtype, output_cat, dialect, unroll_max, loop_roots).run(roots)

@@ -36,7 +36,7 @@ INF_A = "std::numeric_limits<A>::infinity()"
 FILTER_LANES = 16  # K-min: values compared with the threshold per vectorised test
 
 
-def _store(mask: str | None, stmt: str) -> str:
+def masked_store(mask: str | None, stmt: str) -> str:
     """``stmt`` on the kept lanes only (a masked store)."""
     return stmt if mask is None else f"if ({mask}) {stmt}"
 
@@ -164,7 +164,7 @@ class SumRed(CppReduction):
                 b,
                 "",
                 lambda mask: [
-                    _store(mask, f"kb{c}[j - j0] = {tc.acc(f)};") for c, f in enumerate(tc.f)
+                    masked_store(mask, f"kb{c}[j - j0] = {tc.acc(f)};") for c, f in enumerate(tc.f)
                 ],
             )
             for c in range(self.d):
@@ -286,7 +286,7 @@ class ArgMinMaxRed(CppReduction):
         # NaN is stored as the worst value, which it ties with (it never wins).
         def stmts(mask: str | None) -> list[str]:
             out = [f"const T v{c} = {f} != {f} ? {self.init} : {f};" for c, f in enumerate(tc.f)]
-            out += [_store(mask, f"tb{c}[j - j0] = v{c};") for c in range(self.d)]
+            out += [masked_store(mask, f"tb{c}[j - j0] = v{c};") for c in range(self.d)]
             out += [
                 f"{m} = {_keep(mask, f'v{c} {self.lt} {m}')} ? v{c} : {m};"
                 for c, m in enumerate(ms)
@@ -350,7 +350,7 @@ class KMinRed(CppReduction):
             b,
             "",
             lambda mask: [
-                _store(mask, f"tb{c}[j - j0] = {f} != {f} ? {INF} : {f};")
+                masked_store(mask, f"tb{c}[j - j0] = {f} != {f} ? {INF} : {f};")
                 for c, f in enumerate(tc.f)
             ],
         )
@@ -471,8 +471,10 @@ class ShiftExpRed(CppReduction):
         weights += [(w, f"tb{1 + c}") for c, w in enumerate(tc.g)]
 
         def stmts(mask: str | None) -> list[str]:
-            out = [_store(mask, f"tb0[j - j0] = {tc.f[0]};")]
-            out += [_store(mask, f"{w[1]}[j - j0] = {w[0]};") for w in weights if w is not None]
+            out = [masked_store(mask, f"tb0[j - j0] = {tc.f[0]};")]
+            out += [
+                masked_store(mask, f"{w[1]}[j - j0] = {w[0]};") for w in weights if w is not None
+            ]
             out.append(f"tm = {_keep(mask, f'{tc.f[0]} > tm')} ? {tc.f[0]} : tm;")
             return out
 
@@ -555,6 +557,60 @@ class ShiftExpRed(CppReduction):
         else:  # SumSoftMaxWeight: s0 is the sum of the softmax weights
             for c in range(self.dg):
                 b.line(f"{o('', str(c))} = (T)(s0 > 0 ? s{c + 1} / s0 : 0);")
+
+
+class PerComponent(CppReduction):
+    """A reduction of a formula of looped dimension ``d``: the scalar fragments of ``inner``
+    (its dim-1 version) run once per component ``cc``, in C loops.
+
+    Every family keeps its state component-major (component ``c`` of a field of per-component
+    length ``n`` is ``[c * n, (c + 1) * n)``) and writes output ``r * d + c`` for entry ``r``
+    of component ``c``, so a component's state and outputs are slices of the whole.
+    """
+
+    def __init__(self, inner: CppReduction, d: int) -> None:
+        super().__init__(inner.name, d, inner.dg, inner.k, inner.scheme)
+        self.inner = inner
+        self.helpers = inner.helpers
+        self.fused = inner.fused
+        self._per = {f.name: f.length for f in inner.fields()}
+
+    def fields(self) -> list[Field]:
+        return [Field(f.name, f.ctype, f.length * self.d, f.init) for f in self.inner.fields()]
+
+    def outputs(self) -> list[Output]:
+        return [Output(o.width * self.d, o.ctype) for o in self.inner.outputs()]
+
+    def n_buffers(self) -> int:
+        return self.inner.n_buffers()
+
+    def n_acc_buffers(self) -> int:
+        return self.inner.n_acc_buffers()
+
+    def _shift(self, acc: Access) -> Access:
+        return lambda name, idx: acc(name, f"cc * {self._per[name]} + {idx}")
+
+    def _loop(self, b: IndentedBuffer):
+        return b.block(f"for (int64_t cc = 0; cc < {self.d}; ++cc)")
+
+    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        """``tc.f`` is component ``cc`` of the formula, ``tc.eval_loop`` its pass."""
+        with self._loop(b):
+            inner = TileCtx(tc.f, tc.g, self._shift(tc.st), tc._eval_loop, tc._same)
+            self.inner.tile(b, inner)
+
+    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
+        with self._loop(b):
+            self.inner.merge(b, self._shift(dst), self._shift(src))
+
+    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
+        d = self.d
+
+        def column(o: Access) -> Access:
+            return lambda name, idx: o(name, f"({idx}) * {d} + cc")
+
+        with self._loop(b):
+            self.inner.finalize(b, self._shift(st), [column(o) for o in out])
 
 
 _FAMILIES: dict[str, type[CppReduction]] = {

@@ -3,16 +3,17 @@
 Which plans: a min-type reduction (``Min``, ``ArgMin``, ``Min_ArgMin``, ``KMin``,
 ``ArgKMin``, ``KMin_ArgKMin``) whose formula *is* ``SqDist(u, v)`` (``Sum(Square(u - v))``
 after sugar expansion; any ``Sum(Square(Add(u, w)))``) with ``u`` depending on the output
-index only, ``w`` on the reduction index only, and ``D = dim(u) >= GEMM_MIN_DIM``. Below
-that dimension the per-pair loop is as fast (3 subtractions and 3 FMAs per pair at D = 3).
+index only, ``w`` on the reduction index only, and ``D = dim(u) >=`` the target's
+``gemm_min_dim`` (16). Below that dimension the per-pair loop is as fast (3 subtractions
+and 3 FMAs per pair at D = 3).
 
 How: ``|u + w|^2 = |u|^2 + |w|^2 + 2 u.w``. The norms are computed once (``|w|^2`` with the
 precomputed ``w``, ``|u|^2`` per row), and the dot products of a block of ``ROWS`` rows with
 a tile of ``COLS`` reduction indices by a register-tiled micro-kernel: 6 rows x 2 vectors of
 accumulators (12 registers on AVX2, with the ``w`` data dimension-major, so each step is 2
 vector loads, 6 broadcasts and 12 FMAs), written with GCC vector extensions (32-byte
-vectors, 64 bytes under AVX-512); beyond ``DEPTH`` components the dot products run in
-chunks of ``DEPTH`` (partial sums kept in the tile buffer), so that the panel of ``u`` stays
+vectors, 64 bytes under AVX-512); beyond ``gemm_depth`` components the dot products
+run in chunks of that many (partial sums kept in the tile buffer), so that the panel of ``u`` stays
 in L1. Measured on one AVX2 core (2.45 GHz, 78 GFlop/s peak): 57 GFlop/s at D = 50, 64 at
 D = 128, 49 at D = 784 for ArgKMin (K = 10), the micro-kernel itself near peak; 2.7-3.1x
 the per-pair path at D = 50, and 1.75x faster than FAISS ``IndexFlatL2`` (M = N = 1e5,
@@ -49,13 +50,10 @@ from ..formula.ir import Cat, Node, topological_order
 from .buffer import IndentedBuffer
 from .lower import ScalarProgram
 from .reductions_cpp import INF, Access, ArgMinMaxRed, CppReduction, KMinRed, MinMaxRed, kmin_filter
+from .target_cpu import CpuTarget
 
-GEMM_MIN_DIM = 16
 MIN_FAMILY = frozenset({"Min", "ArgMin", "Min_ArgMin", "KMin", "ArgKMin", "KMin_ArgKMin"})
 MICRO_ROWS = 6  # rows of the register tile (x 2 vectors of columns)
-ROWS = 96  # rows per block: the panel of u (D x ROWS) stays in L1 for D ~ 50
-COLS = 128  # reduction indices per tile
-DEPTH = 64  # components per pass when D is larger (the u panel chunk stays in L1)
 
 
 @dataclass(frozen=True)
@@ -76,16 +74,16 @@ def _reads(node: Node) -> set[Cat]:
     return cats
 
 
-def match_sqdist(plan: ReductionPlan) -> SqDistMatch | None:
+def match_sqdist(plan: ReductionPlan, min_dim: int) -> SqDistMatch | None:
     """The squared distance the plan's formula is, if the blocked path applies (see the
-    module docstring), else None."""
+    module docstring; ``min_dim``: the target's smallest dimension for it), else None."""
     f = plan.formula
     if plan.reduction not in MIN_FAMILY or plan.weight is not None or f.dim != 1:
         return None
     if f.op.name != "Sum" or f.args[0].op.name != "Square":
         return None
     add = f.args[0].args[0]
-    if add.op.name != "Add" or add.dim < GEMM_MIN_DIM:
+    if add.op.name != "Add" or add.dim < min_dim:
         return None
     a, c = add.args
     if a.dim != add.dim or c.dim != add.dim:
@@ -103,10 +101,23 @@ def _var_slot(node: Node) -> int | None:
     return node.params[0] if node.op.name == "Var" else None
 
 
-def usable(prog: ScalarProgram, dim: int) -> bool:
-    """Whether the lowering of ``[outer, inner]`` gave one row array and one precomputed
-    array per component (a literal component crosses as is and has none)."""
-    return len(prog.outer_store) == dim and len(prog.precomputed) == dim
+def _plain_vars(match: SqDistMatch) -> tuple[int | None, bool, int | None]:
+    """(slot of u, whether w is negated, slot of w) when u and w are plain variables."""
+    inner = match.inner
+    negate = inner.op.name == "Minus"
+    return _var_slot(match.outer), negate, _var_slot(inner.args[0] if negate else inner)
+
+
+def usable(prog: ScalarProgram, match: SqDistMatch) -> bool:
+    """Whether the blocked path can print this lowering of ``[outer, inner]``: u and w are
+    plain variables (the panel and precompute are loops over the components), or their
+    lowering gave one row array and one precomputed array per component (a literal
+    component crosses as is and has none)."""
+    u, _, w = _plain_vars(match)
+    if u is not None and w is not None:
+        return True
+    dim = match.dim
+    return not prog.vec_roots and len(prog.outer_store) == dim and len(prog.precomputed) == dim
 
 
 class SqDistGemm:
@@ -121,17 +132,19 @@ class SqDistGemm:
     helpers = frozenset({"lk_vec", "lk_kmin_insert"})
 
     def __init__(
-        self, match: SqDistMatch, prog: ScalarProgram, red: CppReduction, dtype: np.dtype
+        self,
+        match: SqDistMatch,
+        prog: ScalarProgram,
+        red: CppReduction,
+        dtype: np.dtype,
+        target: CpuTarget,
     ) -> None:
         self.d, self.prog, self.red = match.dim, prog, red
-        self.rows, self.cols = ROWS, COLS
+        self.rows, self.cols, self.depth = target.gemm_rows, target.gemm_cols, target.gemm_depth
         # u and w plain variables (w possibly negated, as in x - y): the panel and the
         # precompute are printed as loops over the components instead of D statements each
         # (a D = 784 kernel stays a few hundred lines, compiled at -O3)
-        self.outer_var = _var_slot(match.outer)
-        inner = match.inner
-        self.negate = inner.op.name == "Minus"
-        self.inner_var = _var_slot(inner.args[0] if self.negate else inner)
+        self.outer_var, self.negate, self.inner_var = _plain_vars(match)
         self.compact = self.outer_var is not None and self.inner_var is not None
         eps = float(np.finfo(dtype).eps)
         self.shrink = repr(1.0 - (2 * self.d + 16) * eps) + ("f" if dtype == np.float32 else "")
@@ -187,11 +200,12 @@ class SqDistGemm:
         """The lower bounds of the tile ``[j0, j1)`` for every row, then each row's fold."""
         r, d = MICRO_ROWS, self.d
         acc = [(f"a{k}0", f"a{k}1") for k in range(r)]
-        chunked = d > DEPTH
+        depth = self.depth
+        chunked = d > depth
         b.line(f"const int64_t nc = j1 - j0, bip = (bi + {r - 1}) / {r} * {r};")
-        with b.block(f"for (int64_t d0 = 0; d0 < {d}; d0 += {DEPTH})") if chunked else _nothing():
+        with b.block(f"for (int64_t d0 = 0; d0 < {d}; d0 += {depth})") if chunked else _nothing():
             if chunked:
-                b.line(f"const int64_t d1 = lk_min<int64_t>({d}, d0 + {DEPTH});")
+                b.line(f"const int64_t d1 = lk_min<int64_t>({d}, d0 + {depth});")
             with b.block("for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L)"):
                 b.line("const T* __restrict yc = yv + j0 + c0;")
                 b.line("const lk_v n0 = lk_vload(yn + j0 + c0);")

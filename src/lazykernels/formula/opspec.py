@@ -25,8 +25,23 @@ if TYPE_CHECKING:
 DimRule = Callable[[tuple[int, ...], tuple[Any, ...]], int]
 # vjp(out, g, args, params) -> one cotangent node (or None: no contribution) per argument.
 VJP = Callable[["Node", "Node", tuple["Node", ...], tuple[Any, ...]], tuple["Node | None", ...]]
-# lower(ctx, arg_scalars, params) -> output scalars (C expressions or temporaries' names).
-Lower = Callable[[Any, list[list[str]], tuple[Any, ...]], list[str]]
+# lower(ctx, arg_scalars, params) -> output scalars (IR expressions, see codegen.lower.LowerCtx).
+Lower = Callable[[Any, list[list[Any]], tuple[Any, ...]], list[Any]]
+
+
+@dataclass(frozen=True)
+class MathCall:
+    """A neutral spelling: maths function ``fn`` (``exp``, ``atan2``...) applied to argument
+    templates (``{0}``, ``{1}``: the op's arguments). A dialect prints the function
+    (``std::exp`` or ``lk_exp`` on the CPU, ``expf`` in CUDA)."""
+
+    fn: str
+    args: tuple[str, ...]
+
+
+def math(fn: str, *args: str) -> MathCall:
+    """``MathCall(fn, args)``: e.g. ``math("pow", "{0}", "{1}")``."""
+    return MathCall(fn, tuple(args))
 
 
 @dataclass(frozen=True)
@@ -62,10 +77,11 @@ class OpSpec:
         dim: output dimension from (argument dims, params); raises ``DimensionError``.
         numpy: NumPy evaluation, called as ``numpy(*arg_values, *params)``; each value has
             shape ``(..., dim)`` and broadcasts over the leading axes.
-        c: for element-wise ops, a scalar C++ template: ``{0}``, ``{1}``... are the
-            arguments, ``{T}`` the scalar type, ``{p0}``... the parameters.
+        c: for element-wise ops, the neutral scalar spelling: an infix template (C-family
+            operators; ``{0}``, ``{1}``... the arguments, ``{T}`` the scalar type, ``{p0}``...
+            the parameters, ``lk_*`` helper calls) or a :class:`MathCall` (:func:`math`).
         lower: for structural ops, the lowering rule to scalars (see ``codegen.lower``).
-        helpers: names of C++ helper functions the template needs.
+        helpers: names of helper functions the spelling needs (sources per dialect).
         vjp: reverse-mode rule; ``None`` means "not differentiable" (grad raises).
         elementwise: applies component-wise, with dim-1 arguments broadcast.
         expand: for sugar ops, builds the equivalent primitive expression.
@@ -79,7 +95,7 @@ class OpSpec:
     dim: DimRule | None = None
     optional_args: int = 0
     numpy: Callable[..., np.ndarray] | None = None
-    c: str | None = None
+    c: str | MathCall | None = None
     lower: Lower | None = None
     helpers: frozenset[str] = frozenset()
     vjp: VJP | None = None

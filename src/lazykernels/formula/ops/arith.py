@@ -95,7 +95,7 @@ SUM = OpSpec(
     1,
     dim=_sum_dim,
     numpy=lambda x: np.sum(x, axis=-1, keepdims=True),
-    lower=lambda ctx, a, params: [" + ".join(a[0])],
+    lower=lambda ctx, a, params: [ctx.join(" + ", a[0])],
     vjp=lambda out, g, args, params: (make("SumT", (g,), (args[0].dim,)),),
     test=TestSpec(arg_dims=(4,)),
     doc="sum of the components of f",

@@ -20,6 +20,8 @@ product); that one identity gives every VJP below.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...errors import DimensionError
@@ -107,51 +109,64 @@ def _pairs(scalars: list[str], n: int) -> list[tuple[str, str]]:
     return pairs * n if len(pairs) == 1 else pairs
 
 
-def _interleave(parts: list[tuple[str, str]]) -> list[str]:
+def _interleave(parts: list[tuple[str, str]]) -> list[Any]:
     return [s for pair in parts for s in pair]
 
 
-def lower_complex_mult(ctx, a: list[list[str]], params: tuple) -> list[str]:
+def lower_complex_mult(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
     """(a + ib)(c + id) = (ac - bd) + i(ad + bc), pair by pair."""
     n = max(len(a[0]), len(a[1])) // 2
     out = []
     for (re1, im1), (re2, im2) in zip(_pairs(a[0], n), _pairs(a[1], n)):
-        out.append((f"({re1} * {re2} - {im1} * {im2})", f"({re1} * {im2} + {im1} * {re2})"))
+        out.append(
+            (
+                ctx.fmt("({0} * {1} - {2} * {3})", re1, re2, im1, im2),
+                ctx.fmt("({0} * {1} + {2} * {3})", re1, im2, im1, re2),
+            )
+        )
     return _interleave(out)
 
 
-def lower_complex_exp(ctx, a: list[list[str]], params: tuple) -> list[str]:
+def lower_complex_exp(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
     """exp(a + ib) = e^a cos b + i e^a sin b (e^a bound once)."""
     out = []
     for re, im in _pairs(a[0], len(a[0]) // 2):
-        scale = ctx.emit(f"std::exp({re})")
-        out.append((f"({scale} * std::cos({im}))", f"({scale} * std::sin({im}))"))
+        scale = ctx.emit(ctx.call("exp", re))
+        out.append(
+            (
+                ctx.fmt("({0} * {1})", scale, ctx.call("cos", im)),
+                ctx.fmt("({0} * {1})", scale, ctx.call("sin", im)),
+            )
+        )
     return _interleave(out)
 
 
-def lower_complex_exp1j(ctx, a: list[list[str]], params: tuple) -> list[str]:
+def lower_complex_exp1j(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
     """exp(i x) = cos x + i sin x for each real component x."""
-    return _interleave([(f"std::cos({x})", f"std::sin({x})") for x in a[0]])
+    return _interleave([(ctx.call("cos", x), ctx.call("sin", x)) for x in a[0]])
 
 
-def lower_conj(ctx, a: list[list[str]], params: tuple) -> list[str]:
-    return _interleave([(re, f"(-{im})") for re, im in _pairs(a[0], len(a[0]) // 2)])
+def lower_conj(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
+    return _interleave([(re, ctx.fmt("(-{0})", im)) for re, im in _pairs(a[0], len(a[0]) // 2)])
 
 
-def lower_complex_square_abs(ctx, a: list[list[str]], params: tuple) -> list[str]:
-    return [f"({re} * {re} + {im} * {im})" for re, im in _pairs(a[0], len(a[0]) // 2)]
+def lower_complex_square_abs(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
+    return [ctx.fmt("({0} * {0} + {1} * {1})", re, im) for re, im in _pairs(a[0], len(a[0]) // 2)]
 
 
-def lower_complex_sum(ctx, a: list[list[str]], params: tuple) -> list[str]:
-    return [f"({' + '.join(a[0][0::2])})", f"({' + '.join(a[0][1::2])})"]
+def lower_complex_sum(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
+    return [
+        ctx.fmt("({0})", ctx.join(" + ", a[0][0::2])),
+        ctx.fmt("({0})", ctx.join(" + ", a[0][1::2])),
+    ]
 
 
-def lower_real2complex(ctx, a: list[list[str]], params: tuple) -> list[str]:
+def lower_real2complex(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
     zero = ctx.literal(0)
     return _interleave([(x, zero) for x in a[0]])
 
 
-def lower_imag2complex(ctx, a: list[list[str]], params: tuple) -> list[str]:
+def lower_imag2complex(ctx, a: list[list[Any]], params: tuple) -> list[Any]:
     zero = ctx.literal(0)
     return _interleave([(zero, x) for x in a[0]])
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import FormulaError
 from ..ir import Node, const, make
-from ..opspec import VJP, DimRule, OpSpec, TestSpec, chain, elementwise_dim
+from ..opspec import VJP, DimRule, MathCall, OpSpec, TestSpec, chain, elementwise_dim, math
 
 
 def _quiet(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -52,7 +52,7 @@ def vso(
     name: str,
     arity: int,
     numpy: Callable[..., np.ndarray],
-    c: str,
+    c: str | MathCall,
     vjp: VJP | None,
     test: TestSpec,
     doc: str,
@@ -66,7 +66,8 @@ def vso(
         name: formula-string name.
         arity: number of formula arguments.
         numpy: NumPy evaluation ``numpy(*arg_values, *params)``; run with warnings silenced.
-        c: scalar C++ template (``{0}``.. arguments, ``{T}`` type, ``{p0}``.. parameters).
+        c: neutral scalar spelling: an infix template (``{0}``.. arguments, ``{T}`` type,
+            ``{p0}``.. parameters) or ``math(fn, templates...)`` (see ``opspec.MathCall``).
         vjp: derivative rule (``chain(...)``, ``zero_derivative`` or a hand rule).
         test: test metadata.
         doc: one-line description.
@@ -108,7 +109,7 @@ EXP = vso(
     "Exp",
     1,
     np.exp,
-    "std::exp({0})",
+    math("exp", "{0}"),
     chain(lambda out, x: out),
     TestSpec(arg_dims=(3,)),
     "exponential",
@@ -117,7 +118,7 @@ LOG = vso(
     "Log",
     1,
     np.log,
-    "std::log({0})",
+    math("log", "{0}"),
     chain(lambda out, x: make("Inv", (x,))),
     TestSpec(arg_dims=(3,), low=0.2, high=3.0),
     "natural logarithm",
@@ -183,7 +184,7 @@ POWF = vso(
     "Powf",
     2,
     np.power,
-    "std::pow({0}, {1})",
+    math("pow", "{0}", "{1}"),
     chain(
         lambda out, x, y: y * make("Powf", (x, y - 1)),
         lambda out, x, y: make("Log", (x,)) * out,
@@ -195,7 +196,7 @@ SQRT = vso(
     "Sqrt",
     1,
     np.sqrt,
-    "std::sqrt({0})",
+    math("sqrt", "{0}"),
     chain(lambda out, x: Fraction(1, 2) * make("Rsqrt", (x,))),
     TestSpec(arg_dims=(3,), low=0.2, high=3.0),
     "square root",
@@ -241,7 +242,7 @@ SIN = vso(
     "Sin",
     1,
     np.sin,
-    "std::sin({0})",
+    math("sin", "{0}"),
     chain(lambda out, x: make("Cos", (x,))),
     TestSpec(arg_dims=(3,), low=-3.0, high=3.0),
     "sine",
@@ -250,7 +251,7 @@ COS = vso(
     "Cos",
     1,
     np.cos,
-    "std::cos({0})",
+    math("cos", "{0}"),
     chain(lambda out, x: -make("Sin", (x,))),
     TestSpec(arg_dims=(3,), low=-3.0, high=3.0),
     "cosine",
@@ -270,7 +271,7 @@ ASIN = vso(
     "Asin",
     1,
     np.arcsin,
-    "std::asin({0})",
+    math("asin", "{0}"),
     chain(lambda out, x: make("Rsqrt", (1 - make("Square", (x,)),))),
     TestSpec(arg_dims=(3,), low=-0.8, high=0.8),
     "arc sine",
@@ -279,7 +280,7 @@ ACOS = vso(
     "Acos",
     1,
     np.arccos,
-    "std::acos({0})",
+    math("acos", "{0}"),
     chain(lambda out, x: -make("Rsqrt", (1 - make("Square", (x,)),))),
     TestSpec(arg_dims=(3,), low=-0.8, high=0.8),
     "arc cosine",
@@ -288,7 +289,7 @@ ATAN = vso(
     "Atan",
     1,
     np.arctan,
-    "std::atan({0})",
+    math("atan", "{0}"),
     chain(lambda out, x: make("Inv", (1 + make("Square", (x,)),))),
     TestSpec(arg_dims=(3,)),
     "arc tangent",
@@ -297,7 +298,7 @@ ATAN2 = vso(
     "Atan2",
     2,
     np.arctan2,
-    "std::atan2({0}, {1})",
+    math("atan2", "{0}", "{1}"),
     chain(_atan2_partial(0), _atan2_partial(1)),
     TestSpec(arg_dims=(3, 1), low=0.3, high=2.0),
     "angle of the point (g, f): atan2(f, g)",

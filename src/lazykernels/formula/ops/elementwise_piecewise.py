@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..ir import Node, const, make, zero
-from ..opspec import OpSpec, TestSpec, chain, zero_derivative
+from ..opspec import OpSpec, TestSpec, chain, math, zero_derivative
 from .elementwise import vso
 
 # --- comparisons (1.0 or 0.0) --------------------------------------------------------------
@@ -78,7 +78,7 @@ FLOOR = vso(
     "Floor",
     1,
     np.floor,
-    "std::floor({0})",
+    math("floor", "{0}"),
     zero_derivative,
     TestSpec(arg_dims=(3,), low=-3.0, high=3.0, grad=False),
     "largest integer <= f",
@@ -131,7 +131,7 @@ ABS = vso(
     "Abs",
     1,
     np.abs,
-    "std::fabs({0})",
+    math("fabs", "{0}"),
     chain(lambda out, x: make("Sign", (x,))),
     TestSpec(arg_dims=(3,)),
     "absolute value",

@@ -76,7 +76,7 @@ class NumpyArith:
 
 
 class CodeArith:
-    """Arithmetic that emits C++: each result is a temporary bound by ``ctx.emit``."""
+    """Arithmetic that emits kernel IR: each result is a value bound by ``ctx.emit``."""
 
     def __init__(self, ctx: Any):
         self.ctx = ctx
@@ -84,34 +84,37 @@ class CodeArith:
     def const(self, v: float) -> str:
         return self.ctx.literal(v)
 
-    def add(self, *terms: str) -> str:
-        return terms[0] if len(terms) == 1 else self.ctx.emit(" + ".join(terms))
+    def _emit(self, template: str, *args: Any) -> Any:
+        return self.ctx.emit(self.ctx.fmt(template, *args))
 
-    def sub(self, a: str, b: str) -> str:
-        return self.ctx.emit(f"{a} - {b}")
+    def add(self, *terms: Any) -> Any:
+        return terms[0] if len(terms) == 1 else self.ctx.emit(self.ctx.join(" + ", list(terms)))
 
-    def mul(self, a: str, b: str) -> str:
-        return self.ctx.emit(f"{a} * {b}")
+    def sub(self, a: Any, b: Any) -> Any:
+        return self._emit("{0} - {1}", a, b)
 
-    def div(self, a: str, b: str) -> str:
-        return self.ctx.emit(f"{a} / {b}")
+    def mul(self, a: Any, b: Any) -> Any:
+        return self._emit("{0} * {1}", a, b)
 
-    def exp(self, a: str) -> str:
-        return self.ctx.emit(f"std::exp({a})")
+    def div(self, a: Any, b: Any) -> Any:
+        return self._emit("{0} / {1}", a, b)
 
-    def log(self, a: str) -> str:
-        return self.ctx.emit(f"std::log({a})")
+    def exp(self, a: Any) -> Any:
+        return self.ctx.emit(self.ctx.call("exp", a))
 
-    def min(self, a: str, b: str) -> str:
-        return self.ctx.emit(f"({b} < {a} ? {b} : {a})")
+    def log(self, a: Any) -> Any:
+        return self.ctx.emit(self.ctx.call("log", a))
 
-    def indicator(self, lo: str, x: str, hi: str) -> str:
+    def min(self, a: Any, b: Any) -> Any:
+        return self._emit("({1} < {0} ? {1} : {0})", a, b)
+
+    def indicator(self, lo: Any, x: Any, hi: Any) -> Any:
         one, zero = self.ctx.literal(1), self.ctx.literal(0)
-        return self.ctx.emit(f"({lo} <= {x} && {x} < {hi} ? {one} : {zero})")
+        return self._emit("({0} <= {1} && {1} < {2} ? {3} : {4})", lo, x, hi, one, zero)
 
-    def ratio_if_increasing(self, num: str, lo: str, hi: str) -> str:
+    def ratio_if_increasing(self, num: Any, lo: Any, hi: Any) -> Any:
         zero = self.ctx.literal(0)
-        return self.ctx.emit(f"({lo} < {hi} ? {num} / ({hi} - {lo}) : {zero})")
+        return self._emit("({1} < {2} ? {0} / ({2} - {1}) : {3})", num, lo, hi, zero)
 
 
 def _numpy_rule(algorithm, arity: int):

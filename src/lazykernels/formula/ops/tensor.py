@@ -59,24 +59,23 @@ def _tensorprod_numpy(f: np.ndarray, g: np.ndarray) -> np.ndarray:
     return outer.reshape(outer.shape[:-2] + (f.shape[-1] * g.shape[-1],))
 
 
-def _sum_of_products(pairs: list[tuple[str, str]]) -> str:
-    if len(pairs) == 1:
-        return f"{pairs[0][0]} * {pairs[0][1]}"
-    return "(" + " + ".join(f"{u} * {v}" for u, v in pairs) + ")"
+def _sum_of_products(ctx: Any, pairs: list[tuple[Any, Any]]) -> Any:
+    terms = [ctx.fmt("{0} * {1}", u, v) for u, v in pairs]
+    return terms[0] if len(terms) == 1 else ctx.fmt("({0})", ctx.join(" + ", terms))
 
 
 def _lower_matvec(ctx: Any, a: list[list[str]], params: tuple) -> list[str]:
     mat, vec = a
     p = len(vec)
     n = len(mat) // p
-    return [_sum_of_products([(mat[i * p + k], vec[k]) for k in range(p)]) for i in range(n)]
+    return [_sum_of_products(ctx, [(mat[i * p + k], vec[k]) for k in range(p)]) for i in range(n)]
 
 
 def _lower_vecmat(ctx: Any, a: list[list[str]], params: tuple) -> list[str]:
     vec, mat = a
     q = len(vec)
     p = len(mat) // q
-    return [_sum_of_products([(mat[k * p + i], vec[k]) for k in range(q)]) for i in range(p)]
+    return [_sum_of_products(ctx, [(mat[k * p + i], vec[k]) for k in range(q)]) for i in range(p)]
 
 
 def _vjp_matvec(out: Node, g: Node, args: tuple[Node, ...], params: tuple) -> tuple:
@@ -119,7 +118,7 @@ TENSORPROD = OpSpec(
     2,
     dim=lambda dims, params: dims[0] * dims[1],
     numpy=_tensorprod_numpy,
-    lower=lambda ctx, a, params: [f"{u} * {v}" for u in a[0] for v in a[1]],
+    lower=lambda ctx, a, params: [ctx.fmt("{0} * {1}", u, v) for u in a[0] for v in a[1]],
     vjp=_vjp_tensorprod,
     test=TestSpec(arg_dims=(2, 3)),
     doc="outer product, row-major: out[i*g.dim + j] = f[i] g[j]",
@@ -250,7 +249,8 @@ def tensordot_terms(params: tuple) -> list[list[tuple[int, int]]]:
 def _lower_tensordot(ctx: Any, a: list[list[str]], params: tuple) -> list[str]:
     fa, fb = a
     return [
-        _sum_of_products([(fa[i], fb[j]) for i, j in pairs]) for pairs in tensordot_terms(params)
+        _sum_of_products(ctx, [(fa[i], fb[j]) for i, j in pairs])
+        for pairs in tensordot_terms(params)
     ]
 
 

@@ -7,9 +7,10 @@ Their ``lower`` rules return one C++ expression per output component: structural
 The norm and distance sugar (``SqDist``, ``SqNorm2``, ``Norm2``, ``Normalize``, the weighted
 norms) expands into primitives when built; ``SymSqNorm`` lives with the tensor cards.
 
-Lowering context used here (see ``codegen``): ``ctx.literal(value) -> str`` prints a number
-in the kernel's scalar type, ``ctx.emit(expr) -> str`` binds ``expr`` to a fresh temporary
-of that type and returns its name.
+Lowering context used here (see ``codegen.lower.LowerCtx``): ``ctx.literal(value)`` is a
+number of the kernel's scalar type, ``ctx.fmt(template, *args)`` a neutral infix expression,
+``ctx.call(fn, *args)`` a neutral maths function, ``ctx.emit(expr)`` binds ``expr`` to a
+fresh value. Above the unrolling threshold, ``codegen.loops`` lowers these ops with loops.
 """
 
 from __future__ import annotations
@@ -208,9 +209,9 @@ def _onehot_numpy(x: np.ndarray, d: int) -> np.ndarray:
 
 def _lower_onehot(ctx: Any, a: list[list[str]], params: tuple) -> list[str]:
     (d,) = params
-    index = ctx.emit(f"std::trunc({a[0][0]} + {ctx.literal(0.5)})")
+    index = ctx.emit(ctx.call("trunc", ctx.fmt("{0} + {1}", a[0][0], ctx.literal(0.5))))
     one, zero = ctx.literal(1), ctx.literal(0)
-    return [f"({index} == {ctx.literal(k)} ? {one} : {zero})" for k in range(d)]
+    return [ctx.fmt("({0} == {1} ? {2} : {3})", index, ctx.literal(k), one, zero) for k in range(d)]
 
 
 ONEHOT = OpSpec(
@@ -241,8 +242,8 @@ def _scalprod_dim(dims: tuple[int, ...], params: tuple) -> int:
 def _lower_scalprod(ctx: Any, a: list[list[str]], params: tuple) -> list[str]:
     f, g = a
     n = max(len(f), len(g))
-    terms = [f"{f[k % len(f)]} * {g[k % len(g)]}" for k in range(n)]
-    return ["(" + " + ".join(terms) + ")"]
+    terms = [ctx.fmt("{0} * {1}", f[k % len(f)], g[k % len(g)]) for k in range(n)]
+    return [ctx.fmt("({0})", ctx.join(" + ", terms))]
 
 
 def _vjp_scalprod(out: Node, g: Node, args: tuple[Node, ...], params: tuple) -> tuple:
@@ -272,12 +273,12 @@ def _lower_select(strict_op: str, want_index: bool):
         best = comps[0]
         index = ctx.literal(0)
         for k in range(1, len(comps)):
-            better = f"{comps[k]} {strict_op} {best}"
+            better = ctx.fmt(f"{{0}} {strict_op} {{1}}", comps[k], best)
             if want_index:
-                index = ctx.emit(f"({better} ? {ctx.literal(k)} : {index})")
+                index = ctx.emit(ctx.fmt("({0} ? {1} : {2})", better, ctx.literal(k), index))
                 if k == len(comps) - 1:
                     break  # the last running extremum is not needed
-            best = ctx.emit(f"({better} ? {comps[k]} : {best})")
+            best = ctx.emit(ctx.fmt("({0} ? {1} : {2})", better, comps[k], best))
         return [index if want_index else best]
 
     return lower

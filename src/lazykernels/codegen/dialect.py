@@ -1,0 +1,102 @@
+"""Dialects: how a target's source language prints the kernel IR of :mod:`.kir`.
+
+The IR is neutral: infix templates use the C family's operators, numbers are values and
+maths functions have neutral names (``exp``, ``floor``, ``atan2``). A :class:`Dialect`
+prints it; what differs between targets is a few hooks:
+
+* :meth:`Dialect.literal`: a number of the kernel's type (suffixes, infinities, NaN);
+* :meth:`Dialect.function`: the spelling of a neutral maths function (``std::exp``, a
+  vectorisable polynomial, ``expf`` or ``__expf``) and the helpers it needs;
+* :attr:`Dialect.helper_qualifier`: what a helper function's definition is marked with
+  (nothing on the CPU, ``__device__`` in CUDA);
+* :attr:`Dialect.fuse_scaled_exp`: whether the lowering rewrites ``Exp(s * c)`` into the
+  dialect's ``lk_exp_scaled`` helper.
+
+The loop, statement and expression syntax printed here is common to C++ and CUDA C++.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kir import Acc, Array, Call, Expr, Fmt, Ix, Let, Lit, Load, Loop, Set, Stmt, Store, Sym
+
+# The neutral maths functions op cards and lowering rules may call.
+MATH_FUNCTIONS = frozenset(
+    ["exp", "log", "pow", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2"]
+    + ["floor", "ceil", "trunc", "fabs"]
+)
+
+
+class Dialect:
+    """Prints kernel IR; subclasses give the target's hooks (see the module docstring)."""
+
+    scalar = "T"  # the kernel's scalar type name in the source
+    helper_qualifier = ""
+    fuse_scaled_exp = False
+
+    def __init__(self, dtype: np.dtype | str) -> None:
+        self.dtype = np.dtype(dtype)
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    def literal(self, value: float) -> str:
+        raise NotImplementedError
+
+    def function(self, fn: str) -> tuple[str, frozenset[str]]:
+        """(spelling, helper names) of the neutral maths function ``fn``."""
+        raise NotImplementedError
+
+    # --- printing ------------------------------------------------------------------------
+
+    def call_helpers(self, fn: str) -> frozenset[str]:
+        """Helpers a call of ``fn`` needs (a helper's own name for ``lk_*`` functions)."""
+        if fn in MATH_FUNCTIONS:
+            return self.function(fn)[1]
+        return frozenset()
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Sym):
+            return e.name
+        if isinstance(e, Lit):
+            return self.literal(e.value)
+        if isinstance(e, Ix):
+            return e.text
+        if isinstance(e, Load):
+            return f"{e.array}[{e.index.text}]"
+        if isinstance(e, Fmt):
+            keys = {k: str(v) if isinstance(v, int | str) else self.expr(v) for k, v in e.keys}
+            return e.template.format(*(self.expr(a) for a in e.args), T=self.scalar, **keys)
+        if isinstance(e, Call):
+            name = self.function(e.fn)[0] if e.fn in MATH_FUNCTIONS else e.fn
+            return f"{name}({', '.join(self.expr(a) for a in e.args)})"
+        raise TypeError(f"not an expression: {e!r}")
+
+    def stmt(self, s: Stmt, out: list[str], indent: str = "") -> None:
+        if isinstance(s, Let):
+            const = "" if s.mutable else "const "
+            out.append(f"{indent}{const}{s.ctype} {s.sym.name} = {self.expr(s.expr)};")
+        elif isinstance(s, Acc):
+            out.append(f"{indent}{s.sym.name} += {self.expr(s.expr)};")
+        elif isinstance(s, Set):
+            out.append(f"{indent}{s.sym.name} = {self.expr(s.expr)};")
+        elif isinstance(s, Store):
+            out.append(f"{indent}{s.array}[{s.index.text}] = {self.expr(s.expr)};")
+        elif isinstance(s, Array):
+            items = ", ".join(self.expr(e) for e in s.items)
+            out.append(f"{indent}const {self.scalar} {s.sym.name}[{len(s.items)}] = {{{items}}};")
+        elif isinstance(s, Loop):
+            v = s.var
+            out.append(f"{indent}for (int64_t {v} = 0; {v} < {s.extent}; ++{v}) {{")
+            for t in s.body:
+                self.stmt(t, out, indent + "  ")
+            out.append(f"{indent}}}")
+        else:
+            raise TypeError(f"not a statement: {s!r}")
+
+    def lines(self, stmts: list[Stmt]) -> list[str]:
+        """The printed statements, one line each (loop bodies indented)."""
+        out: list[str] = []
+        for s in stmts:
+            self.stmt(s, out)
+        return out

@@ -1,0 +1,58 @@
+"""The CPU target: the tiling and scheduling constants of the CPU skeleton, in one object.
+
+:func:`lazykernels.codegen.cpp.render_cpu` prints a kernel for a :class:`CpuTarget`
+(default :data:`CPU`); the skeleton (:mod:`.cpp`) and the blocked squared-distance path
+(:mod:`.sqdist_cpp`) read their constants from it, never from module globals, so a
+variant (e.g. for a benchmark of the unrolling threshold) is ``replace(CPU, ...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .lower import UNROLL_MAX
+
+
+@dataclass(frozen=True)
+class CpuTarget:
+    """Constants of the CPU kernels (see :mod:`.cpp` for how each is used).
+
+    Attributes:
+        block_rows: output rows per block (``BI``).
+        tile_fused: reduction indices per tile of the fused simd reductions (``TJ``).
+        tile_buffer_bytes: budget of the tile buffers of the buffered reductions.
+        pad: zeros after each precomputed array (whole-vector reads past the end).
+        pre_chunk: reduction indices per precompute work item.
+        item_pairs: fewest pairs per work item before blocks are grouped.
+        items_per_thread: work items wanted per thread (load balance on busy machines).
+        min_split: fewest reduction indices per part when the range is split.
+        pre_limit: precomputed scalars per batch chunk.
+        pairs_per_thread: automatic thread count: at least this many pairs per thread.
+        short_red: sums over at most this many indices put the block's rows in the lanes.
+        unroll_max: vectors of larger dimension are looped over, not unrolled (measured
+            by ``benchmarks/bench_unroll.py``: see its docstring).
+        gemm_min_dim: smallest dimension of the blocked squared-distance path.
+        gemm_rows, gemm_cols, gemm_depth: its block rows, tile columns and components per
+            pass (the panel of ``u`` stays in L1).
+    """
+
+    block_rows: int = 8
+    tile_fused: int = 2048
+    tile_buffer_bytes: int = 16384
+    pad: int = 64
+    pre_chunk: int = 8192
+    item_pairs: int = 1 << 16
+    items_per_thread: int = 16
+    min_split: int = 2048
+    pre_limit: int = 1 << 24
+    pairs_per_thread: int = 1 << 18
+    short_red: int = 256
+    unroll_max: int = UNROLL_MAX
+    gemm_min_dim: int = 16
+    gemm_rows: int = 96
+    gemm_cols: int = 128
+    gemm_depth: int = 64
+
+
+CPU = CpuTarget()
+"""The default CPU target."""
