@@ -1,15 +1,21 @@
-"""Code generation: formula IR -> scalar SSA -> a C++ map-reduce kernel.
+"""Code generation: formula IR -> kernel IR -> a C++ map-reduce kernel.
 
 Pipeline position: a backend hands a :class:`~lazykernels.core.plan.ReductionPlan` to
 :func:`lazykernels.codegen.cpp.render_cpu` and gets C++ source back (then the JIT compiles
-it). Two steps, as in tinygrad's renderers:
+it). The steps:
 
-- :mod:`.lower` lowers the formula (and the weight formula) to straight-line scalar SSA: a
-  dim-D vector is D scalars, each interned node is emitted once, names come from a
-  per-kernel context (the source is a pure function of the plan), and every value is
-  placed by what it depends on: parameters (once per batch entry), output index (once per
+- :mod:`.passes` rewrites the formula (products regrouped by level, scaled exponentials)
+  and gives each node its level: parameters (once per batch entry), output index (once per
   row), reduction index (precomputed once per call, dimension-major) or both (the inner
   loop).
+- :mod:`.lower` lowers the formula (and the weight formula) to kernel IR (:mod:`.kir`): SSA
+  values, each interned node emitted once, names from a per-kernel context (the source is a
+  pure function of the plan). A vector up to the target's ``unroll_max`` is that many
+  scalars; a larger one stays a vector (:mod:`.loops`) read in loops, so the source size
+  does not grow with the dimension. CSE, hoisting and dead-code removal run on the IR.
+- :mod:`.dialect` prints the IR; op cards spell maths neutrally (``opspec.math``) and
+  :mod:`.dialect_cpu` gives the CPU's spellings (C++ library names, ``lk_exp``, literals).
+  :mod:`.target_cpu` holds the CPU skeleton's tiling constants.
 - :mod:`.cpp` prints the one map-reduce skeleton every reduction shares (row blocks,
   reduction tiles, ``omp simd`` inner loops, threads, a split of the reduction range when
   rows are few, batch chunks, block-sparse ranges); :mod:`.reductions_cpp` supplies each
@@ -17,7 +23,7 @@ it). Two steps, as in tinygrad's renderers:
 - :mod:`.sqdist_cpp`: squared distances of dimension >= 16 feeding a min-type reduction
   take a blocked ``|u|^2 + |w|^2 + 2 u.w`` path (a register-tiled micro-kernel writes lower
   bounds, candidates are recomputed exactly: the results are the exact path's).
-- :mod:`.prelude`: the kernel's ``#include`` lines, collected from the ``std::`` names
+- :mod:`.prelude`: the kernel's ``#include`` lines, collected from the C++ library names
   actually printed (headers dominate a small kernel's compile time), and the skeleton's
   header-free helpers (``lk_min``, ``lk_max``, ``lk_buf``).
 - :mod:`.runtime`: the process's thread pool (passive waits, optional participation), passed

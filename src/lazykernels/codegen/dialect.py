@@ -5,7 +5,7 @@ maths functions have neutral names (``exp``, ``floor``, ``atan2``). A :class:`Di
 prints it; what differs between targets is a few hooks:
 
 * :meth:`Dialect.literal`: a number of the kernel's type (suffixes, infinities, NaN);
-* :meth:`Dialect.function`: the spelling of a neutral maths function (``std::exp``, a
+* :meth:`Dialect.function`: the spelling of a neutral maths function (the C++ library's, a
   vectorisable polynomial, ``expf`` or ``__expf``) and the helpers it needs;
 * :attr:`Dialect.helper_qualifier`: what a helper function's definition is marked with
   (nothing on the CPU, ``__device__`` in CUDA);

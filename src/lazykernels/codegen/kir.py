@@ -216,15 +216,23 @@ def uses(stmt: Stmt) -> set[str]:
 def prune(stmts: list[Stmt], live: set[str]) -> list[Stmt]:
     """``stmts`` without what nobody reads; ``live`` (the names read later) gains what the
     kept statements read. Stores are always kept; an update is kept if its accumulator is
-    live; a loop is kept if something in its body is."""
+    live; a loop is kept if something in its body is (liveness iterated to a fixed point
+    over the body, for values carried from one iteration to the next)."""
     kept: list[Stmt] = []
     for s in reversed(stmts):
         if isinstance(s, Let | Array | Acc | Set):
             if s.sym.name not in live:
                 continue
         elif isinstance(s, Loop):
+            # an update late in the body can feed an earlier statement of the next
+            # iteration: prune until what the body reads stops growing
             inner = set(live)
-            body = prune(s.body, inner)
+            while True:
+                trial = set(inner)
+                body = prune(s.body, trial)
+                if trial == inner:
+                    break
+                inner = trial
             if not body:
                 continue
             live |= inner

@@ -33,7 +33,7 @@ Lower = Callable[[Any, list[list[Any]], tuple[Any, ...]], list[Any]]
 class MathCall:
     """A neutral spelling: maths function ``fn`` (``exp``, ``atan2``...) applied to argument
     templates (``{0}``, ``{1}``: the op's arguments). A dialect prints the function
-    (``std::exp`` or ``lk_exp`` on the CPU, ``expf`` in CUDA)."""
+    (the C++ library's exp or ``lk_exp`` on the CPU, ``expf`` in CUDA)."""
 
     fn: str
     args: tuple[str, ...]
