@@ -120,7 +120,7 @@ def case_threshold(n: int, dims: list[int], repeats: int) -> None:
     """
     import lazykernels.cpu as cpu
 
-    print(f"{'D':>6} {'unrolled ms':>12} {'looped ms':>10} {'unrolled kB':>12} {'looped kB':>10}")
+    print("    D | unrolled: per call, source, compile | looped: per call, source, compile")
     rng = np.random.default_rng(4)
     for d in dims:
         x, y = rng.standard_normal((n, d)), rng.standard_normal((n, d))
@@ -135,12 +135,13 @@ def case_threshold(n: int, dims: list[int], repeats: int) -> None:
             cpu.render_cpu = partial(render_cpu, target=target)
             cpu._KERNELS.clear()
             cpu._BY_ID.clear()
+            _fresh_cache()
             fn = Genred(formula, aliases, axis=1)
-            fn(x, y, w, backend="CPU")
+            compile_s = _timed(fn, (x[:2], y[:2], w[:2]))
             best = min(_timed(fn, (x, y, w)) for _ in range(repeats))
-            row.append((best * 1e3, kb))
+            row.append(f"{best * 1e3:9.2f} ms {kb:6.1f} kB {compile_s:5.2f} s")
         cpu.render_cpu = render_cpu
-        print(f"{d:6d} {row[0][0]:12.2f} {row[1][0]:10.2f} {row[0][1]:12.1f} {row[1][1]:10.1f}")
+        print(f"{d:5d} | {row[0]} | {row[1]}")
 
 
 def _timed(fn, args) -> float:

@@ -60,7 +60,7 @@ from .passes import Level
 _PLAIN = {"{0}": 0, "{1}": 1, "{2}": 2}  # a template argument that is one argument as it is
 
 UNROLL_MAX = 32
-"""Default unrolling threshold (the CPU target's, see :mod:`.target_cpu`)."""
+"""Default unrolling threshold (the CPU target's; measured, see :mod:`.target_cpu`)."""
 
 
 class LowerCtx:
