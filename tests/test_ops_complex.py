@@ -18,6 +18,7 @@ from lazykernels.errors import DimensionError
 from lazykernels.formula import OPS, Cat, evaluate, make, var
 from lazykernels.formula.ops import complex as complex_ops
 
+from .lowercheck import RecordingCtx
 from .opcheck import check_card_grad, check_forward, check_grad
 
 
@@ -210,28 +211,17 @@ class _CExpr:
         return self.env[token]
 
 
-class _FakeCtx:
-    """The services of the code generator's lowering context, printing C++ text."""
+class _FakeCtx(RecordingCtx):
+    """The lowering context, printing C++ text, that evaluates each emitted value."""
 
     def __init__(self, env: dict[str, np.ndarray]):
+        super().__init__()
         self.env = env
-
-    def literal(self, value: float) -> str:
-        return repr(float(value))
 
     def emit(self, expr: str) -> str:
         name = f"t{len(self.env)}"
         self.env[name] = _CExpr(expr, self.env).value()
         return name
-
-    def fmt(self, template: str, *args: str) -> str:
-        return template.format(*args, T="double")
-
-    def join(self, sep: str, items: list[str]) -> str:
-        return sep.join(items)
-
-    def call(self, fn: str, *args: str) -> str:
-        return f"std::{fn}({', '.join(args)})"
 
 
 def _lowered(node, values: list[np.ndarray]) -> np.ndarray:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..formula.ops.tensor import tensordot_axes, tensordot_layout
 from .kir import Acc, Call, Expr, Fmt, Ix, Lit, Load, Loop, Scope, Set
 
 
@@ -390,9 +391,8 @@ def _strides(shape) -> list[int]:
 
 
 def _tensordot(lw, scope, args, params, dim):
-    from ..formula.ops.tensor import tensordot_layout
-
-    dimsfa, dimsfb, contfa, contfb, perm, free_a, free_b, out_shape = tensordot_layout(params)
+    layout = tensordot_layout(params)
+    dimsfa, dimsfb, contfa, out_shape = layout[0], layout[1], layout[2], layout[7]
     cont_shape = [dimsfa[a] for a in contfa]
     n_terms = 1
     for s in cont_shape:
@@ -415,16 +415,8 @@ def _tensordot(lw, scope, args, params, dim):
         return out
 
     def index(ix: Ix, t: Ix) -> tuple[Ix, Ix]:
-        o = digits(ix, so, out_shape)
-        plain = [o[perm[r]] for r in range(len(perm))]
-        c = digits(t, sc, cont_shape)
-        pa, pb = [None] * len(dimsfa), [None] * len(dimsfb)
-        for r, a in enumerate(free_a):
-            pa[a] = plain[r]
-        for r, b in enumerate(free_b):
-            pb[b] = plain[len(free_a) + r]
-        for r, (a, b) in enumerate(zip(contfa, contfb)):
-            pa[a] = pb[b] = c[r]
+        o, c = digits(ix, so, out_shape), digits(t, sc, cont_shape)
+        pa, pb = tensordot_axes(layout, o, c)
         return ravel(list(zip(pa, sa))), ravel(list(zip(pb, sb)))
 
     return _contract(lw, scope, args[0], args[1], dim, n_terms, index)

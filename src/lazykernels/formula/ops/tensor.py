@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import string
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -225,22 +226,32 @@ def _ravel(index: list[int] | tuple[int, ...], shape: tuple[int, ...]) -> int:
     return flat
 
 
+def tensordot_axes(layout: tuple, out_index: Sequence, c_index: Sequence) -> tuple[list, list]:
+    """The axis indices of fa and of fb read by output multi-index ``out_index`` (over the
+    output shape) and contraction multi-index ``c_index``; ``layout`` is
+    :func:`tensordot_layout`'s. Indices may be ints or symbolic (the loop lowering's)."""
+    dimsfa, dimsfb, contfa, contfb, perm, free_a, free_b, _ = layout
+    plain = [out_index[perm[r]] for r in range(len(perm))]
+    ia, ib = [None] * len(dimsfa), [None] * len(dimsfb)
+    for t, a in enumerate(free_a):
+        ia[a] = plain[t]
+    for t, b in enumerate(free_b):
+        ib[b] = plain[len(free_a) + t]
+    for t, (a, b) in enumerate(zip(contfa, contfb)):
+        ia[a] = ib[b] = c_index[t]
+    return ia, ib
+
+
 def tensordot_terms(params: tuple) -> list[list[tuple[int, int]]]:
     """For each output component (row-major), the (fa index, fb index) pairs it sums."""
-    dimsfa, dimsfb, contfa, contfb, perm, free_a, free_b, out_shape = tensordot_layout(params)
+    layout = tensordot_layout(params)
+    dimsfa, dimsfb, contfa, out_shape = layout[0], layout[1], layout[2], layout[7]
     cont_shape = [dimsfa[a] for a in contfa]
     terms = []
     for out_index in itertools.product(*(range(s) for s in out_shape)):
-        plain = [out_index[perm[r]] for r in range(len(perm))]
         pairs = []
         for c_index in itertools.product(*(range(s) for s in cont_shape)):
-            ia, ib = [0] * len(dimsfa), [0] * len(dimsfb)
-            for t, a in enumerate(free_a):
-                ia[a] = plain[t]
-            for t, b in enumerate(free_b):
-                ib[b] = plain[len(free_a) + t]
-            for t, (a, b) in enumerate(zip(contfa, contfb)):
-                ia[a] = ib[b] = c_index[t]
+            ia, ib = tensordot_axes(layout, out_index, c_index)
             pairs.append((_ravel(ia, dimsfa), _ravel(ib, dimsfb)))
         terms.append(pairs)
     return terms
