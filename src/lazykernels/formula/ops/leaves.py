@@ -13,7 +13,7 @@ from ...errors import FormulaError
 from ..opspec import OpSpec, fixed_dim
 
 MAX_DIM = 1 << 16
-"""Largest vector dimension of a variable: formulas are unrolled per component."""
+"""Largest vector dimension of a variable (kernels loop over those above unroll_max)."""
 
 
 def _var_dim(dims: tuple[int, ...], params: tuple) -> int:
