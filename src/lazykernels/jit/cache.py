@@ -66,11 +66,10 @@ KEY_SCHEMA = 2
 
 SOURCE_BUDGET_ENV = "LAZYKERNELS_MAX_SOURCE_MB"
 DEFAULT_SOURCE_BUDGET_MB = 16.0
-"""Largest generated source compiled by default, in MB (10^6 bytes). Today's unrolled
-kernels grow with the vector dimension (~60 bytes per component of a sum; a 20,000-dim sum
-is 1.2 MB and compiles in 44 s; ``OneHot(x, 100000)`` is 86 MB, over 20 minutes), so this
-admits every formula up to ~200,000 unrolled components and refuses the runaway ones; with
-loops over large dimensions, valid formulas of dimension 65,536 stay far below it."""
+"""Largest generated source compiled by default, in MB (10^6 bytes). Lowering loops over
+vector dimensions above the unrolling threshold, so valid formulas up to the 65,536 limit
+print tens of kB (``OneHot(x, 100000)``: ~12 kB); the budget is a guard against a runaway
+source (a formula with very many unrolled small ops), refused before the compiler runs."""
 
 _KEY_FILE = re.compile(r"^[0-9a-f]{64}(\.(so|cpp|json|lock)|\..*tmp-.*)$")
 _PROBE_FILE = re.compile(r"^compiler-[0-9a-f]{64}\.(json|lock)$|^compiler-[0-9a-f]{64}\..*tmp-.*$")
@@ -155,8 +154,8 @@ def check_source_size(source: str, name: str, detail: str = "") -> None:
     raise CompileError(
         f"kernel {name!r}{about} is too large to compile: its generated source is "
         f"{size / 1e6:.1f} MB in {lines:,} lines, over the budget of {budget / 1e6:g} MB "
-        f"(compiling it would take many minutes and gigabytes of memory). Vector dimensions "
-        f"are unrolled: use smaller dimensions (e.g. split a wide variable), or raise "
+        f"(compiling it would take many minutes and gigabytes of memory). Simplify the "
+        f"formula (fewer distinct small-vector ops), or raise "
         f"{SOURCE_BUDGET_ENV} if you really want to wait"
     )
 
