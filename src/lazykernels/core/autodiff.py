@@ -71,6 +71,17 @@ def vjp_rules(plan: ReductionPlan, wanted: Sequence[int]) -> list[DerivedPlan]:
     return [r for r in rules if not r.zero]
 
 
+def normalise(rule: DerivedPlan, result: Any, gradient: Any) -> Any:
+    """A derived reduction's output as the derivative (``rule.denominator``: divide by the
+    leading columns; ``rule.times_gradient``: times the incoming gradient)."""
+    if rule.denominator:
+        d = rule.denominator
+        result = result[..., d:] / result[..., :d]
+    if rule.times_gradient:
+        result = gradient * result
+    return result
+
+
 def run_vjp(
     plan: ReductionPlan,
     rules: Sequence[DerivedPlan],
@@ -96,7 +107,7 @@ def run_vjp(
     grads: dict[int, Any] = {}
     for rule in rules:
         feeds = derived_inputs(rule, inputs, gradient, output, (), lambda aux: reduce(aux, inputs))
-        joined = reduce(rule.plan, feeds)
+        joined = normalise(rule, reduce(rule.plan, feeds), gradient)
         if rule.sum_rows:  # parameters: the O-indexed reduction summed over its rows
             joined = joined.sum(-2)
         start = 0
@@ -107,4 +118,4 @@ def run_vjp(
     return grads
 
 
-__all__ = ["Reduce", "derived_inputs", "run_vjp", "vjp_rules"]
+__all__ = ["Reduce", "derived_inputs", "normalise", "run_vjp", "vjp_rules"]

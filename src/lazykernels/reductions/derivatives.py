@@ -14,9 +14,12 @@ log-sum-exp family), g the weight, o the forward output, G the gradient of o.
 - ``Sum`` (o = sum_R F): ``dv = Sum_R Grad(F, v, G)`` for v of category O; for v of
   category R the same formula is summed over the other index (output R); parameters take
   the O-indexed reduction summed over its rows.
-- ``LogSumExp`` / ``LogSumExpWeight`` (o = log sum_R exp(F) g, component-wise in g):
-  ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)``, with o a constant input (g = 1 without a
-  weight), reduced as for Sum.
+- ``LogSumExp`` / ``LogSumExpWeight`` (o = log sum_R exp(F) g, component-wise in g): for v
+  of category O and parameters (weight of dimension 1 or none), ``dv = G * SumSoftMaxWeight
+  (F, [Grad(F, v, g) + Grad(g, v, 1)]) / SumSoftMaxWeight(F, g)``, one reduction (the weight
+  ``[g, ...]`` concatenated, the division done by the adapter); otherwise
+  ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)``, with o a constant input, reduced as for
+  Sum. Forward mode: ``do = SumSoftMaxWeight(F, g dF + dg) / SumSoftMaxWeight(F, g)``.
 - ``SumSoftMaxWeight`` (o = sum_R w g, w = softmax_R F): with
   ``h = Grad(F, v, Sum(G * (g - o))) + Grad(g, v, G)``, v of category O gets the
   ``SumSoftMaxWeight`` reduction of (F, h); v of category R first needs
@@ -27,6 +30,16 @@ log-sum-exp family), g the weight, o the forward output, G the gradient of o.
   indices), to be evaluated by a Sum over a dummy reduced axis of size 1; the gradient
   flows through the selected entries (on ties, through the index the reduction returned).
 - ``ArgMin``, ``ArgMax``, ``ArgKMin`` return integers: no gradient.
+
+Accuracy (float32). The saved output o of a log-sum-exp carries a rounding error of about
+``|o| eps``, and ``Exp(F - o)`` turns it into the same *relative* error in every softmax
+weight: their sum is no longer 1. Where |o| is large (points far from the other cloud, wide
+kernels) the tangent ``do`` then misses its centre by ``|o| eps |dF|``, and the Hessian, whose
+terms ``w (dF - do) dF`` cancel, lost a factor 4-7 against dense torch (which normalises its
+softmax in the pass). The rules above never divide by ``exp(o)``: the softmax is normalised
+inside the reduction (max-shifted, as SumSoftMaxWeight does), so the weights sum to 1 up to
+the rounding of the sum itself. Reduced-category gradients still use ``Exp(F - o)``: their
+sum runs over the other index, where no single normaliser exists.
 - ``Max_SumShiftExp*`` (raw [m, s] pairs) are not differentiable here: differentiate
   LogSumExp or SumSoftMaxWeight instead.
 """
@@ -95,6 +108,9 @@ class DerivedPlan:
         parts: for gradients (:func:`vjp_group_rule`), the input positions whose gradients
             the output holds, concatenated along its last axis in this order; the inputs of
             the group left out have a zero gradient.
+        denominator: when not 0, the derivative is the output (along its last axis) less
+            its first ``denominator`` columns, divided by them (one column: broadcast).
+        times_gradient: the derivative is that times the incoming gradient G.
     """
 
     plan: ReductionPlan
@@ -103,6 +119,8 @@ class DerivedPlan:
     auxiliary: ReductionPlan | None = None
     zero: bool = False
     parts: tuple[int, ...] = ()
+    denominator: int = 0
+    times_gradient: bool = False
 
 
 def _derived(
@@ -218,6 +236,9 @@ def vjp_group_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPl
         raise ArgumentError(f"vjp_group_rule: positions {positions} are not one group")
     out_cat = plan.output_cat
     target = slots[0].cat if slots[0].cat is not Cat.PARAM else out_cat
+    lse = plan.reduction in ("LogSumExp", "LogSumExpWeight")
+    if lse and target is out_cat and (plan.weight is None or plan.weight.dim == 1):
+        return _normalised_lse_vjp(plan, positions, slots)
     extra: list[ArgSlot] = []
     feeds = [Feed(Extra.GRADIENT)]
     g_in = _new_var(plan, extra, _output_dim(plan), out_cat, "G")
@@ -271,6 +292,45 @@ def vjp_group_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPl
     )
 
 
+def _normalised_lse_vjp(
+    plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]
+) -> DerivedPlan:
+    """The gradient of a log-sum-exp (weight of dimension 1) w.r.t. output-category inputs
+    and parameters, as a softmax-weighted sum normalised in the pass.
+
+    ``dv = G sum_R w (g dF + dg) / sum_R w g`` with ``w = e^F`` (g = 1 without a weight):
+    a ``SumSoftMaxWeight`` of F with the weight ``[g, Grad(F, v, g) + Grad(g, v, 1)]``
+    (``[Grad(F, v, 1)]`` without a weight) whose output the adapter divides by its first
+    column and multiplies by G (``DerivedPlan.denominator``, ``times_gradient``).
+    """
+    f, g = plan.formula, plan.weight
+    parts: dict[int, Node] = {}
+    for p, s in zip(positions, slots):
+        v = _slot_var(s)
+        h = make("Grad", (f, v, const(1) if g is None else g))
+        if g is not None:
+            h = h + make("Grad", (g, v, const(1)))
+        parts[p] = h
+    kept = {p: simplify(h) for p, h in parts.items()}
+    kept = {p: h for p, h in kept.items() if h.op.name != "Zero"}
+    sum_rows = slots[0].cat is Cat.PARAM
+    if not kept:
+        nothing = _derived(plan, zero(sum(s.dim for s in slots)), "Sum", plan.output_cat, ())
+        return DerivedPlan(plan=nothing, feeds=(), sum_rows=sum_rows, zero=True)
+    joined = reduce(lambda a, b: make("Concat", (a, b)), kept.values())
+    if g is not None:
+        joined = make("Concat", (g, joined))
+    derived = _derived(plan, f, "SumSoftMaxWeight", plan.output_cat, (), joined)
+    return DerivedPlan(
+        plan=derived,
+        feeds=(),
+        sum_rows=sum_rows,
+        parts=tuple(kept),
+        denominator=0 if g is None else 1,
+        times_gradient=True,
+    )
+
+
 @lru_cache(maxsize=512)
 def jvp_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
     """The reduction that gives the forward-mode derivative (tangent) of ``plan``'s output.
@@ -302,23 +362,33 @@ def jvp_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
     df = df if df is not None else make("Zero", (), (f.dim,))
     weight = None
     reduction = "Sum"
+    denominator = 0
     if plan.reduction == "Sum":
         body = df
+    elif plan.reduction == "LogSumExp":
+        # d o = sum softmax(F) dF, normalised in the pass (not exp(F - o) with o saved):
+        # see the module docstring, "accuracy"
+        body, weight, reduction = f, df, "SumSoftMaxWeight"
+    elif plan.reduction == "LogSumExpWeight":
+        g = plan.weight
+        dg = dg if dg is not None else make("Zero", (), (g.dim,))
+        numerator = simplify(g * df + dg)
+        if numerator.op.name != "Zero":  # [sum w g, sum w (g dF + dg)] / sum w, w = e^F
+            numerator, denominator = make("Concat", (g, numerator)), g.dim
+        body, weight, reduction = f, numerator, "SumSoftMaxWeight"
     else:
         feeds.append(Feed(Extra.OUTPUT))
         o = _new_var(plan, extra, _output_dim(plan), out_cat, "out")
-        g = plan.weight if plan.weight is not None else const(1)
+        g = plan.weight
         dg = dg if dg is not None else make("Zero", (), (g.dim,))
-        if plan.reduction in ("LogSumExp", "LogSumExpWeight"):
-            body = (f - o).exp() * (g * df + dg)
-        else:
-            body, weight, reduction = f, dg + (g - o) * df, "SumSoftMaxWeight"
+        body, weight, reduction = f, dg + (g - o) * df, "SumSoftMaxWeight"
     derived = _derived(plan, body, reduction, out_cat, tuple(extra), weight)
     zero_node = derived.weight if reduction == "SumSoftMaxWeight" else derived.formula
     return DerivedPlan(
         plan=derived,
         feeds=tuple(feeds),
         zero=zero_node.op.name == "Zero",  # type: ignore[union-attr]
+        denominator=denominator,
     )
 
 

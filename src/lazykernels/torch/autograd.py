@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.autodiff import derived_inputs, run_vjp, vjp_rules
+from ..core.autodiff import derived_inputs, normalise, run_vjp, vjp_rules
 from ..core.backends import prepare
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
@@ -266,7 +266,7 @@ class GenredFunction(torch.autograd.Function):
         reduce = partial(_reduce_one, backend=ctx.backend, ranges=ctx.ranges)
         auxiliary = lambda aux: reduce(aux, tensors)
         feeds = derived_inputs(rule, tensors, None, output, inputs, auxiliary)
-        return reduce(rule.plan, feeds)
+        return normalise(rule, reduce(rule.plan, feeds), None)
 
     @staticmethod
     def vmap(info: Any, in_dims: tuple[int | None, ...], *args: Any) -> tuple[Any, int]:
