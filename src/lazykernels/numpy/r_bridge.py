@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.autodiff import derived_inputs, normalise
 from ..core.genred import build_plan, run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError, LazyKernelsError
@@ -191,15 +192,23 @@ class Operator:
             )
         if self.rule is None:
             return run_plan(self.plan, arrays, backend=backend)
-        original = list(arrays[:-1])
-        feeds = list(arrays)  # the originals, then eta: the GRADIENT feed comes first
-        for feed in self.rule.feeds[1:]:
-            if feed.kind is Extra.OUTPUT:
-                feeds.append(self.forward.run(original, backend)[0])  # type: ignore[union-attr]
-            else:  # Extra.AUXILIARY
-                aux = self.rule.auxiliary
-                feeds.append(run_plan(aux, original, backend=backend)[0])  # type: ignore[arg-type]
-        (out,) = run_plan(self.plan, feeds, backend=backend)
+        *original, eta = arrays
+        rule = self.rule
+
+        def forward_output() -> np.ndarray:
+            return self.forward.run(original, backend)[0]  # type: ignore[union-attr]
+
+        needs_output = any(f.kind is Extra.OUTPUT for f in rule.feeds)
+        feeds = derived_inputs(
+            rule,
+            original,
+            eta,
+            forward_output() if needs_output else None,
+            (),
+            lambda aux: run_plan(aux, original, backend=backend)[0],
+        )
+        (out,) = run_plan(rule.plan, feeds, backend=backend)
+        out = normalise(rule, out, eta)
         return (out.sum(axis=-2),) if self.rule.sum_rows else (out,)
 
     def grad(self, var: str | int) -> Operator:
@@ -216,8 +225,6 @@ class Operator:
             )
         position = self._position(var)
         rule = vjp_rule(self.plan, position)
-        if rule.feeds[0].kind is not Extra.GRADIENT:  # pragma: no cover - the rules' contract
-            raise ArgumentError("keops_grad: unexpected derivative rule")
         eta = "eta"
         while eta in self.names:
             eta += "_"
