@@ -138,7 +138,10 @@ def test_grad_of_logsumexp_uses_the_forward_output(data):
     k = np.exp(-sqdist(x, y) / s)
     p = k / k.sum(1, keepdims=True)
     expected = -2 / s * eta * (x - p @ y)
-    np.testing.assert_allclose(rb.grad(op, "x").run([x, y, s, eta], REF)[0], expected, rtol=1e-12)
+    grad = rb.grad(op, "x")
+    np.testing.assert_allclose(grad.run([x, y, s, eta], REF)[0], expected, rtol=1e-12)
+    # what R matches its arguments against: the forward inputs, then eta (i-indexed, dim 1)
+    assert grad.inputs() == [("x", "Vi", 3), ("y", "Vj", 3), ("s", "Pm", 1), ("eta", "Vi", 1)]
 
 
 def test_grad_refuses_bad_variables_and_a_second_grad():

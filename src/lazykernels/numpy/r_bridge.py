@@ -44,6 +44,7 @@ from ..errors import ArgumentError, LazyKernelsError
 from ..formula.ir import Cat
 from ..formula.parse import parse_reduction
 from ..formula.surface import FormulaSurface
+from ..reductions import SPECS
 from ..reductions.derivatives import DerivedPlan, Extra, vjp_rule
 from .lazytensor import LazyTensor, Pm, Vi, Vj
 
@@ -180,6 +181,12 @@ class Operator:
 
     def inputs(self) -> list[tuple[str, str, int]]:
         """``(name, "Vi" | "Vj" | "Pm", dim)`` of each input, in call order."""
+        if self.rule is not None:  # the forward inputs, then eta (one row per output row)
+            forward = self.forward.plan  # type: ignore[union-attr]
+            weight_dim = forward.weight.dim if forward.weight is not None else 0
+            (tail,) = SPECS[forward.reduction].output_tails(forward.formula.dim, weight_dim)
+            eta = (self.names[-1], _CAT_NAMES[forward.output_cat], tail[-1])
+            return [*self.forward.inputs(), eta]  # type: ignore[union-attr]
         slots = self.plan.slots[: len(self.names)]
         return [(n, _CAT_NAMES[s.cat], s.dim) for n, s in zip(self.names, slots)]
 
