@@ -33,6 +33,12 @@ CASES = {
         "i",
     ),
 }
+for _red in ["Min", "Max", "ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"]:
+    CASES[_red.lower()] = (
+        build_plan("SqDist(x,y) - x*y*g", GAUSS[:3], reduction_op=_red, axis=1),
+        "i",
+    )
+CASES["argmin_j"] = (build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="ArgMin", axis=0), "j")
 
 
 def _args(rng, m, n, n_slots, dtype):
@@ -52,9 +58,11 @@ def test_emulated_kernel_matches_the_reference(name, dtype):
         args = _args(rng, m, n, len(plan.slots), dtype)
         n_out, n_red = (m, n) if out_index == "i" else (n, m)
         got = kernel.run(n_out, n_red, args)
-        (want,) = run_plan(plan, args, backend="reference")
+        want = run_plan(plan, args, backend="reference")
+        assert len(got) == len(want)
         tol = 2e-5 if dtype == "float32" else 1e-12
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * n_red)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol * n_red)
 
 
 def test_default_block_with_tails_float64():
@@ -63,7 +71,7 @@ def test_default_block_with_tails_float64():
     rng = np.random.default_rng(1)
     args = _args(rng, 130, 300, 4, "float64")
     (want,) = run_plan(plan, args, backend="reference")
-    np.testing.assert_allclose(kernel.run(130, 300, args), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernel.run(130, 300, args)[0], want, rtol=1e-12, atol=1e-12)
 
 
 def test_emulation_keeps_the_kernel_text_and_checks_inputs():
@@ -74,3 +82,16 @@ def test_emulation_keeps_the_kernel_text_and_checks_inputs():
         kernel.run(3, 3, [])
     with pytest.raises(ShapeError, match="at least one output row"):
         kernel.run(0, 3, _args(np.random.default_rng(0), 1, 3, 4, "float32"))
+
+
+@pytest.mark.parametrize("red", ["Min", "ArgMin", "Max_ArgMax"])
+def test_nan_never_wins_as_in_the_reference(red):
+    # NaN inputs are refused at binding: the formula makes them (Sqrt of y < 0.3)
+    plan = build_plan("Sqrt(y - 0.3) + x", GAUSS[:2], reduction_op=red, axis=1)
+    kernel = Emulated(render_cuda(plan, "float64", block=16), "float64")
+    args = _args(np.random.default_rng(3), 20, 40, 2, "float64")
+    got = kernel.run(20, 40, args)
+    want = run_plan(plan, args, backend="reference")
+    for g, w in zip(got, want):
+        assert not np.isnan(g).any()
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)

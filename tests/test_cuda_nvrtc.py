@@ -22,6 +22,8 @@ PLANS = {
     "direct": build_plan("Exp(-SqDist(x,y)*g)*b", GAUSS, axis=1, sum_scheme="direct_sum"),
     "double_acc": build_plan("Exp(-SqDist(x,y)*g)*b", GAUSS, axis=1, use_double_acc=True),
     "no_inner": build_plan("Sqrt(x|x) * g", GAUSS[:3], axis=1),
+    "argmin": build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="Min_ArgMin", axis=1),
+    "max": build_plan("SqDist(x,y) * g", GAUSS[:3], reduction_op="Max", axis=0),
     "maths": build_plan("Log(1 + Abs(Sin(x) * Cos(y))) / (1 + Atan2(x, y))", GAUSS[:2], axis=1),
 }
 
@@ -41,13 +43,18 @@ def test_source_is_deterministic_and_tiles_in_shared_memory():
     assert a == render_cuda(PLANS["gauss_i"], "float32")
     assert "__shared__ T lk_sh[5 * LK_BLOCK];" in a.source  # y (3, negated) and b (2)
     assert a.source.count("__syncthreads();") == 2 and "expf(" in a.source
-    assert a.shared_bytes == 5 * 128 * 4 and a.out_width == 2 and a.n_slots == 4
+    assert a.shared_bytes == 5 * 128 * 4 and a.outputs == ((2, "T"),) and a.n_slots == 4
     assert "__shared__" not in render_cuda(PLANS["no_inner"], "float64").source
 
 
 def test_unsupported_plans_are_refused_clearly():
-    with pytest.raises(FormulaError, match="Sum reduction only"):
-        render_cuda(build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="Min", axis=1), "float32")
+    with pytest.raises(FormulaError, match="so far, not LogSumExp"):
+        render_cuda(build_plan("(x|y)", GAUSS[:2], reduction_op="LogSumExp", axis=1), "float32")
+    with pytest.raises(FormulaError, match="so far, not ArgKMin"):
+        render_cuda(
+            build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="ArgKMin", axis=1, opt_arg=3),
+            "float32",
+        )
     with pytest.raises(FormulaError, match="kahan"):
         render_cuda(build_plan("x*y", GAUSS[:2], axis=1, sum_scheme="kahan_scheme"), "float32")
     with pytest.raises(FormulaError, match="float32 or float64"):

@@ -14,14 +14,15 @@ same kernel IR and lowering as the CPU kernel of :mod:`.cpp`) and prints
   ``__syncthreads``) and compute on the last row, but store nothing.
 
 The launch: a grid of ``ceil(n_out / block)`` blocks of ``block`` threads; arguments
-``(n_out, n_red, out0, a0, ..., a{n-1})``, the inputs as contiguous device arrays (one per
-argument slot, in slot order; an argument the formula does not read is passed and unused).
-``n_out`` must be positive. Output 0 is ``n_out x dim`` row-major of the data type.
+``(n_out, n_red, out0, ..., a0, ..., a{n-1})``: the outputs (``n_out x width`` row-major,
+of the types in :attr:`CudaSource.outputs`), then the inputs as contiguous device arrays
+(one per argument slot, in slot order; an argument the formula does not read is passed and
+unused). ``n_out`` must be positive. The reductions are the per-thread fragments of
+:mod:`.reductions_cuda` (Sum, Min, Max and the arg-extremum family).
 
-Not yet here (issue #11): reductions other than Sum (their CPU fragments are vectorised
-loop bodies of :mod:`.reductions_cpp`, not per-thread code), the Kahan scheme, helper
-functions of the op cards, formulas of looped dimension (above the unrolling threshold),
-the 2D scheme, batches and ranges.
+Not yet here (issue #11): the log-sum-exp, softmax and K-min families, the Kahan scheme,
+helper functions of the op cards, formulas of looped dimension (above the unrolling
+threshold), the 2D scheme, float16, batches and ranges.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from ..errors import FormulaError
 from .buffer import IndentedBuffer
 from .dialect_cuda import CudaDialect
 from .lower import ScalarProgram, lower
+from .reductions_cuda import ThreadReduction, thread_reduction
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-_SCHEMES = ("block_sum", "direct_sum")
 KERNEL_NAME = "lk_cuda_kernel"
 BLOCK = 128
 """Default threads per block (rows per block, reduction indices per tile)."""
@@ -51,15 +52,13 @@ class CudaSource:
     name: str
     block: int
     n_slots: int
-    out_width: int
+    outputs: tuple[tuple[int, str], ...]  # (width, C type) of each output
     shared_bytes: int
 
 
-def _check(plan: ReductionPlan, dtype: np.dtype, prog: ScalarProgram) -> None:
-    if plan.reduction != "Sum":
-        raise FormulaError(f"the CUDA kernel covers the Sum reduction only, not {plan.reduction}")
-    if plan.sum_scheme not in _SCHEMES:
-        raise FormulaError(f"the CUDA kernel has no {plan.sum_scheme!r} summation yet")
+def _check(plan: ReductionPlan, prog: ScalarProgram) -> None:
+    if plan.weight is not None:
+        raise FormulaError(f"the CUDA kernel has no weighted reduction ({plan.reduction}) yet")
     if prog.vec_roots or any(v.width > 1 for v in prog.inner_values):
         raise FormulaError("the CUDA kernel does not loop over large dimensions yet")
     if prog.helpers:
@@ -70,10 +69,10 @@ def _check(plan: ReductionPlan, dtype: np.dtype, prog: ScalarProgram) -> None:
         )
 
 
-def _tiles(b: IndentedBuffer, prog: ScalarProgram, accs: list[str], direct: bool, same: bool):
+def _tiles(b: IndentedBuffer, prog: ScalarProgram, red: ThreadReduction, same: bool) -> None:
     """The loop over reduction tiles: stage the inner frontier in shared memory, then every
-    thread runs its row over the tile."""
-    n_sh, d = len(prog.inner_values), len(accs)
+    thread folds its row's values over the tile."""
+    n_sh = len(prog.inner_values)
     with b.block("for (int64_t j0 = 0; j0 < n_red; j0 += LK_BLOCK)"):
         if n_sh:
             with b.block("if (j0 + tid < n_red)"):
@@ -84,22 +83,30 @@ def _tiles(b: IndentedBuffer, prog: ScalarProgram, accs: list[str], direct: bool
                     b.line(f"lk_sh[{m} * LK_BLOCK + tid] = {value};")
             b.line("__syncthreads();")
         b.line("const int64_t jn = n_red - j0 < LK_BLOCK ? n_red - j0 : LK_BLOCK;")
-        ps = accs if direct else [f"ps{c}" for c in range(d)]
-        if not direct:
-            b.line("A " + ", ".join(f"{p} = 0" for p in ps) + ";")
+        b.lines(red.tile_begin())
         with b.block("for (int64_t jj = 0; jj < jn; ++jj)"):
             b.line("const int64_t j = j0 + jj;")
-            b.line("(void)j;  // read by index-dependent formulas only")
+            b.line("(void)j;  // read by index-dependent formulas and arg-reductions only")
             for m, v in enumerate(prog.inner_values):
                 b.line(f"const T {v.load} = lk_sh[{m} * LK_BLOCK + jj];")
             b.lines(prog.mixed)
-            for p, atom in zip(ps, prog.roots[0]):
-                b.line(f"{p} += {atom if same else f'(A)({atom})'};")
-        if not direct:
-            for a, p in zip(accs, ps):
-                b.line(f"{a} += {p};")
+            b.lines(red.pair(prog.roots[0], same))
+        b.lines(red.tile_end())
         if n_sh:
             b.line("__syncthreads();")
+
+
+def _row_values(b: IndentedBuffer, prog: ScalarProgram) -> None:
+    """The row's output-index-only values (rows past the end compute on the last row)."""
+    b.line("const int64_t i = row < n_out ? row : n_out - 1;")
+    if prog.outer_store:
+        b.line("const int64_t k = 0;")
+        b.line("T " + ", ".join(f"{a}[1]" for a, _ in prog.outer_store) + ";")
+        b.lines(prog.outer)
+        for array, value in prog.outer_store:
+            b.line(f"{array}[k] = {value};")
+        for local, array in prog.row_loads:
+            b.line(f"const T {local} = {array}[k];")
 
 
 def render_cuda(plan: ReductionPlan, dtype: np.dtype | str, block: int = BLOCK) -> CudaSource:
@@ -115,16 +122,18 @@ def render_cuda(plan: ReductionPlan, dtype: np.dtype | str, block: int = BLOCK) 
     if block < 1 or block > 1024:
         raise FormulaError(f"a CUDA block has 1 to 1024 threads, not {block}")
     acc_dtype = np.dtype(plan.dtype_acc) if plan.dtype_acc else dtype
-    prog = lower([plan.formula], dtype, plan.output_cat, CudaDialect(dtype))
-    _check(plan, dtype, prog)
-    n_sh = len(prog.inner_values)
+    dialect = CudaDialect(dtype)
     d = plan.formula.dim
-    direct = plan.sum_scheme == "direct_sum"
+    red = thread_reduction(plan.reduction, d, plan.sum_scheme, dialect.literal(float("inf")))
+    prog = lower([plan.formula], dtype, plan.output_cat, dialect)
+    _check(plan, prog)
+    n_sh = len(prog.inner_values)
+    outputs = red.outputs()
     b = IndentedBuffer()
     b.lines(
         [
-            f"// lazykernels CUDA kernel (1D scheme): Sum reduction, output indexed by "
-            f"{plan.output_cat.name}, {dtype.name} data, {_CTYPES[acc_dtype]} accumulator, "
+            f"// lazykernels CUDA kernel (1D scheme): {plan.reduction} reduction, output indexed "
+            f"by {plan.output_cat.name}, {dtype.name} data, {_CTYPES[acc_dtype]} accumulator, "
             f"{plan.sum_scheme}.",
             "// Generated code: a deterministic function of the reduction plan.",
             "#ifndef LK_HOST_EMULATION",
@@ -136,30 +145,27 @@ def render_cuda(plan: ReductionPlan, dtype: np.dtype | str, block: int = BLOCK) 
             "",
         ]
     )
-    args = ["int64_t n_out", "int64_t n_red", "T* __restrict__ out0"]
+    args = ["int64_t n_out", "int64_t n_red"]
+    args += [f"{ctype}* __restrict__ out{o}" for o, (_, ctype) in enumerate(outputs)]
     args += [f"const T* __restrict__ a{p}" for p in range(len(plan.slots))]
     b.line(f'extern "C" __global__ void {KERNEL_NAME}({", ".join(args)})')
+
+    def out(o: int, c: int) -> str:
+        width = outputs[o][0]
+        return f"out{o}[row]" if width == 1 else f"out{o}[row * {width} + {c}]"
+
     with b.block(""):
         if n_sh:
             b.line(f"__shared__ T lk_sh[{n_sh} * LK_BLOCK];")
         b.line("const int tid = threadIdx.x;")
         b.line("const int64_t row = (int64_t)blockIdx.x * LK_BLOCK + tid;")
         b.lines(prog.param)
-        b.line("const int64_t i = row < n_out ? row : n_out - 1;")
-        if prog.outer_store:
-            b.line("const int64_t k = 0;")
-            b.line("T " + ", ".join(f"{a}[1]" for a, _ in prog.outer_store) + ";")
-            b.lines(prog.outer)
-            for array, value in prog.outer_store:
-                b.line(f"{array}[k] = {value};")
-            for local, array in prog.row_loads:
-                b.line(f"const T {local} = {array}[k];")
-        accs = [f"acc{c}" for c in range(d)]
-        b.line("A " + ", ".join(f"{a} = 0" for a in accs) + ";")
-        _tiles(b, prog, accs, direct, acc_dtype == dtype)
+        _row_values(b, prog)
+        b.lines(red.state())
+        _tiles(b, prog, red, acc_dtype == dtype)
         with b.block("if (row < n_out)"):
-            for c, a in enumerate(accs):
-                idx = "row" if d == 1 else f"row * {d} + {c}"
-                b.line(f"out0[{idx}] = (T){a};")
-    item = 4 if dtype == np.float32 else 8
-    return CudaSource(b.getvalue(), KERNEL_NAME, block, len(plan.slots), d, n_sh * block * item)
+            b.lines(red.finalize(out))
+    item = dtype.itemsize
+    return CudaSource(
+        b.getvalue(), KERNEL_NAME, block, len(plan.slots), tuple(outputs), n_sh * block * item
+    )

@@ -2,9 +2,9 @@
 
 Maths functions print as the CUDA math library's C names (``expf`` for float32, ``exp`` for
 float64), which NVRTC knows without any include; infinities and NaN print as bit patterns
-(``__int_as_float``, ``__longlong_as_double``), since ``std::numeric_limits`` needs a host
-header. The host emulation header (:mod:`lazykernels.cuda.emulation`) gives the same names
-on the CPU.
+(``__int_as_float``, ``__longlong_as_double``), since the C++ library's numeric limits
+need a host header. The host emulation header (:mod:`lazykernels.cuda.emulation`) gives
+the same names on the CPU.
 """
 
 from __future__ import annotations

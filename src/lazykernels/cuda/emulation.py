@@ -46,13 +46,17 @@ static inline double __longlong_as_double(long long v) {
 """
 
 
+def _args(n: int) -> list[str]:
+    return [f"args[{p}]" for p in range(n)]
+
+
 def _launcher(ks: CudaSource) -> str:
-    args = ", ".join(f"args[{p}]" for p in range(ks.n_slots))
-    call = f"{ks.name}(n_out, n_red, out0{', ' if args else ''}{args});"
+    outs = [f"({ctype}*)outs[{o}]" for o, (_, ctype) in enumerate(ks.outputs)]
+    call = f"{ks.name}({', '.join(['n_out', 'n_red', *outs, *_args(ks.n_slots)])});"
     return "\n".join(
         [
-            'extern "C" int lk_emulate(int64_t grid, int64_t n_out, int64_t n_red, T* out0,',
-            "                          const T* const* args) {",
+            'extern "C" int lk_emulate(int64_t grid, int64_t n_out, int64_t n_red,',
+            "                          void* const* outs, const T* const* args) {",
             "  try {",
             "    std::barrier<> bar(LK_BLOCK);",
             "    lk_block_barrier = &bar;",
@@ -98,20 +102,20 @@ class Emulated:
         self._lib = ctypes.CDLL(str(lib))
         self._lib.lk_emulate.restype = ctypes.c_int
 
-    def run(self, n_out: int, n_red: int, args: list[np.ndarray]) -> np.ndarray:
-        """The kernel's output (``n_out x out_width``) for contiguous inputs ``args``."""
+    def run(self, n_out: int, n_red: int, args: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The kernel's outputs (``n_out x width`` each) for the inputs ``args``."""
         if len(args) != self.ks.n_slots:
             raise ShapeError(f"the kernel takes {self.ks.n_slots} inputs, not {len(args)}")
         if n_out < 1:
             raise ShapeError(f"a CUDA launch needs at least one output row, not {n_out}")
         arrays = [np.ascontiguousarray(a, dtype=self.dtype) for a in args]
-        out = np.zeros((n_out, self.ks.out_width), dtype=self.dtype)
+        types = {"T": self.dtype, "int64_t": np.dtype(np.int64)}
+        outs = [np.zeros((n_out, w), dtype=types[ctype]) for w, ctype in self.ks.outputs]
         ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*(a.ctypes.data for a in arrays))
+        out_ptrs = (ctypes.c_void_p * len(outs))(*(o.ctypes.data for o in outs))
         grid = -(-n_out // self.ks.block)
         c64 = ctypes.c_int64
-        status = self._lib.lk_emulate(
-            c64(grid), c64(n_out), c64(n_red), ctypes.c_void_p(out.ctypes.data), ptrs
-        )
+        status = self._lib.lk_emulate(c64(grid), c64(n_out), c64(n_red), out_ptrs, ptrs)
         if status != 0:
             raise CompileError("the CUDA emulation could not start its threads")
-        return out
+        return tuple(outs)
