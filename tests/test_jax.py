@@ -316,3 +316,24 @@ def test_errors_are_ours_and_raised_at_trace_time():
         g(x, y, b, out=jnp.zeros((5, 2)))
     with pytest.raises(ArgumentError, match="expected 3 input arrays"):
         g(x, y)
+
+
+def test_jit_lowers_to_the_ffi_custom_call_and_errors_come_back():
+    g = _genred("Sum")
+    x, y, b = _data()
+    f = jax.jit(lambda x, y, b: g(x, y, b, backend=REF))
+    assert "custom_call @lazykernels_reduce" in f.lower(x, y, b).as_text()
+    with pytest.raises(Exception, match="contains NaN values"):
+        f(x.at[0, 0].set(jnp.nan), y, b).block_until_ready()
+    np.testing.assert_allclose(f(x, y, b), FORMS["Sum"][1](x, y, b), atol=1e-13)
+
+
+def test_host_callback_lowering_matches():
+    from lazykernels.jax import primitive
+
+    g = _genred("Min")
+    x, y, b = _data()
+    plan = g.plan
+    f = jax.jit(lambda *a: primitive._callback(*a, plan=plan, backend=REF, ranges=None))
+    (values,) = f(x, y, b)
+    np.testing.assert_allclose(values, FORMS["Min"][1](x, y, b), atol=1e-13)

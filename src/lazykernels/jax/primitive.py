@@ -10,9 +10,10 @@ are the op-card shape of JAX:
   ``jax_enable_x64`` and int32 under JAX's default 32-bit mode (the values fit whenever the
   reduced axis has fewer than 2**31 indices);
 - eager evaluation: the NumPy core (:func:`lazykernels.core.genred.run_plan`) directly;
-- lowering (under ``jax.jit``, ``lax.scan``...): a host callback into that same core
-  (``jax.pure_callback`` lowered with ``mlir.lower_fun``) -- the measured fallback of
-  issue #13; no XLA FFI handler yet;
+- lowering (under ``jax.jit``, ``lax.scan``...): on CPU an XLA FFI custom call whose
+  handler runs the compiled kernel on XLA's buffers (:mod:`lazykernels.jax.ffi`); on other
+  platforms (and with ``LAZYKERNELS_JAX_CALLBACK=1``) a ``jax.pure_callback`` into the same
+  core, the slower fallback;
 - batching: ``vmap`` axes become a leading engine batch dimension (unbatched inputs get a
   broadcast one of size 1), so a vmapped reduction is one batched reduction;
 - JVP: the reduction of ``jvp_rule``'s ``Diff`` formula (smooth reductions); index-only
@@ -25,6 +26,7 @@ are the op-card shape of JAX:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -194,7 +196,13 @@ def _transpose(cts: Sequence[Any], *args: Any, plan: ReductionPlan, backend: str
 
 reduce_p.def_impl(_impl)
 reduce_p.def_abstract_eval(_abstract_eval)
+# every platform: a host callback; CPU: the XLA FFI custom call (lazykernels.jax.ffi),
+# unless LAZYKERNELS_JAX_CALLBACK=1 asks for the callback (to measure one against the other)
 mlir.register_lowering(reduce_p, mlir.lower_fun(_callback, multiple_results=True))
+if not os.environ.get("LAZYKERNELS_JAX_CALLBACK"):
+    from .ffi import lower_cpu
+
+    mlir.register_lowering(reduce_p, lower_cpu, platform="cpu")
 batching.primitive_batchers[reduce_p] = _batch
 ad.primitive_jvps[reduce_p] = _jvp
 ad.primitive_transposes[reduce_p] = _transpose

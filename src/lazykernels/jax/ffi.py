@@ -1,0 +1,228 @@
+"""The CPU lowering of :data:`~lazykernels.jax.primitive.reduce_p` through the XLA FFI.
+
+Under ``jax.jit`` a reduction becomes an XLA custom call to the FFI target
+``lazykernels_reduce``. Its handler is a ctypes callback (``jax.ffi.pycapsule``) that reads
+XLA's call frame as laid out by ``xla/ffi/api/c_api.h``: it views XLA's input and output
+buffers as NumPy arrays without copying, and runs the plan on them with the NumPy core
+(the compiled CPU kernel writes straight into XLA's output buffers). Which plan to run is
+an int64 attribute ``key`` of the call, an index into :data:`_PLANS` (plans are not
+serialisable into an attribute; the table holds every plan lowered in this process).
+
+Errors raised by the core while XLA runs the call (NaN inputs, a failed compilation) come
+back to JAX as an FFI error carrying our message (JAX raises it as ``JaxRuntimeError``);
+shape and dtype errors are raised earlier, at trace time, by the abstract evaluation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+from typing import Any
+
+import jax
+import numpy as np
+
+from ..core.genred import run_plan
+from ..core.plan import ReductionPlan
+
+TARGET = "lazykernels_reduce"
+
+# xla/ffi/api/c_api.h (API version 0.3 of the headers of jaxlib >= 0.6)
+_API_MAJOR, _API_MINOR = 0, 3
+_EXTENSION_METADATA = 1
+_STAGE_EXECUTE = 3
+_ERROR_INTERNAL = 13
+_ATTR_SCALAR = 3
+_DTYPES = {4: np.dtype(np.int32), 5: np.dtype(np.int64), 11: np.dtype(np.float32),
+           12: np.dtype(np.float64)}  # fmt: skip
+
+
+class _ExtensionBase(ctypes.Structure):
+    pass
+
+
+_ExtensionBase._fields_ = [
+    ("struct_size", ctypes.c_size_t),
+    ("type", ctypes.c_int),
+    ("next", ctypes.POINTER(_ExtensionBase)),
+]
+
+
+class _ApiVersion(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.c_void_p),
+        ("major_version", ctypes.c_int),
+        ("minor_version", ctypes.c_int),
+    ]
+
+
+class _Metadata(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("api_version", _ApiVersion),
+        ("traits", ctypes.c_uint32),
+    ]
+
+
+class _MetadataExtension(ctypes.Structure):
+    _fields_ = [("extension_base", _ExtensionBase), ("metadata", ctypes.POINTER(_Metadata))]
+
+
+class _ErrorCreateArgs(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.c_void_p),
+        ("message", ctypes.c_char_p),
+        ("errc", ctypes.c_int),
+    ]
+
+
+_ErrorCreate = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.POINTER(_ErrorCreateArgs))
+
+
+class _Api(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.c_void_p),
+        ("api_version", _ApiVersion),
+        ("internal_api", ctypes.c_void_p),
+        ("error_create", _ErrorCreate),
+    ]
+
+
+class _Buffer(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.c_void_p),
+        ("dtype", ctypes.c_int),
+        ("data", ctypes.c_void_p),
+        ("rank", ctypes.c_int64),
+        ("dims", ctypes.POINTER(ctypes.c_int64)),
+    ]
+
+
+class _List(ctypes.Structure):  # XLA_FFI_Args and XLA_FFI_Rets
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.c_void_p),
+        ("size", ctypes.c_int64),
+        ("types", ctypes.POINTER(ctypes.c_int)),
+        ("items", ctypes.POINTER(ctypes.POINTER(_Buffer))),
+    ]
+
+
+class _ByteSpan(ctypes.Structure):
+    _fields_ = [("ptr", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Scalar(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_int), ("value", ctypes.c_void_p)]
+
+
+class _Attrs(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.c_void_p),
+        ("size", ctypes.c_int64),
+        ("types", ctypes.POINTER(ctypes.c_int)),
+        ("names", ctypes.POINTER(ctypes.POINTER(_ByteSpan))),
+        ("attrs", ctypes.POINTER(ctypes.c_void_p)),
+    ]
+
+
+class _CallFrame(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("extension_start", ctypes.POINTER(_ExtensionBase)),
+        ("api", ctypes.POINTER(_Api)),
+        ("ctx", ctypes.c_void_p),
+        ("stage", ctypes.c_int),
+        ("args", _List),
+        ("rets", _List),
+        ("attrs", _Attrs),
+        ("future", ctypes.c_void_p),
+    ]
+
+
+_PLANS: list[tuple[ReductionPlan, str, Any]] = []
+_KEYS: dict[tuple[ReductionPlan, str, Any], int] = {}
+_LOCK = threading.Lock()
+
+
+def plan_key(plan: ReductionPlan, backend: str, ranges: Any) -> int:
+    """The ``key`` attribute that names ``(plan, backend, ranges)`` to the handler."""
+    entry = (plan, backend, ranges)
+    with _LOCK:
+        key = _KEYS.get(entry)
+        if key is None:
+            key = _KEYS[entry] = len(_PLANS)
+            _PLANS.append(entry)
+    return key
+
+
+def _array(buffer: _Buffer) -> np.ndarray:
+    """An XLA buffer as a NumPy array (a view of XLA's memory, no copy)."""
+    dtype = _DTYPES[buffer.dtype]
+    shape = tuple(buffer.dims[k] for k in range(buffer.rank))
+    size = math.prod(shape)
+    if size == 0:
+        return np.empty(shape, dtype)
+    raw = (ctypes.c_char * (size * dtype.itemsize)).from_address(buffer.data)
+    return np.frombuffer(raw, dtype).reshape(shape)
+
+
+def _key(attrs: _Attrs) -> int:
+    for k in range(attrs.size):
+        name = attrs.names[k].contents
+        if attrs.types[k] == _ATTR_SCALAR and ctypes.string_at(name.ptr, name.len) == b"key":
+            scalar = ctypes.cast(attrs.attrs[k], ctypes.POINTER(_Scalar)).contents
+            return ctypes.cast(scalar.value, ctypes.POINTER(ctypes.c_int64)).contents.value
+    raise RuntimeError(f"{TARGET}: the custom call has no int64 attribute 'key'")
+
+
+def _execute(frame: _CallFrame) -> None:
+    plan, backend, ranges = _PLANS[_key(frame.attrs)]
+    arrays = [_array(frame.args.items[k].contents) for k in range(frame.args.size)]
+    targets = [_array(frame.rets.items[k].contents) for k in range(frame.rets.size)]
+    given = None if ranges is None else ranges.arrays
+    if all(t.dtype.kind == "f" for t in targets):  # the kernel writes into XLA's buffers
+        run_plan(plan, arrays, backend=backend, ranges=given, out=tuple(targets))
+        return
+    # int32 indices (JAX's default 32-bit mode): the core returns int64, copied over
+    for target, result in zip(targets, run_plan(plan, arrays, backend=backend, ranges=given)):
+        target[...] = result
+
+
+def _handle(frame_pointer: Any) -> int | None:
+    frame = frame_pointer.contents
+    extension = frame.extension_start
+    if extension and extension.contents.type == _EXTENSION_METADATA:  # version query
+        metadata = ctypes.cast(extension, ctypes.POINTER(_MetadataExtension)).contents
+        version = metadata.metadata.contents.api_version
+        version.major_version, version.minor_version = _API_MAJOR, _API_MINOR
+        metadata.metadata.contents.traits = 0
+        return None
+    if frame.stage != _STAGE_EXECUTE:
+        return None
+    try:
+        _execute(frame)
+    except Exception as error:  # back to XLA as an FFI error, with our message
+        message = f"{type(error).__name__}: {error}".encode()
+        args = _ErrorCreateArgs(ctypes.sizeof(_ErrorCreateArgs), None, message, _ERROR_INTERNAL)
+        return frame.api.contents.error_create(ctypes.byref(args))
+    return None
+
+
+_HANDLER = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.POINTER(_CallFrame))(_handle)
+jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(_HANDLER), platform="cpu")
+_LOWER = jax.ffi.ffi_lowering(TARGET)
+
+
+def lower_cpu(ctx: Any, *args: Any, plan: ReductionPlan, backend: str, ranges: Any) -> Any:
+    """The MLIR lowering of ``reduce_p`` on CPU: a custom call to :data:`TARGET`."""
+    return _LOWER(ctx, *args, key=np.int64(plan_key(plan, backend, ranges)))
+
+
+__all__ = ["TARGET", "lower_cpu", "plan_key"]
