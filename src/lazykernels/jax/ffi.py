@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -34,8 +34,6 @@ _EXTENSION_METADATA = 1
 _STAGE_EXECUTE = 3
 _ERROR_INTERNAL = 13
 _ATTR_SCALAR = 3
-_DTYPES = {4: np.dtype(np.int32), 5: np.dtype(np.int64), 11: np.dtype(np.float32),
-           12: np.dtype(np.float64)}  # fmt: skip
 
 
 class _ExtensionBase(ctypes.Structure):
@@ -146,14 +144,23 @@ class _CallFrame(ctypes.Structure):
     ]
 
 
-_PLANS: list[tuple[ReductionPlan, str, Any]] = []
-_KEYS: dict[tuple[ReductionPlan, str, Any], int] = {}
+class _Entry(NamedTuple):
+    """What a custom call runs: the plan, and the shapes/dtypes of its buffers."""
+
+    plan: ReductionPlan
+    backend: str
+    ranges: Any
+    inputs: tuple[tuple[tuple[int, ...], str], ...]  # (shape, NumPy typestr) per buffer
+    outputs: tuple[tuple[tuple[int, ...], str], ...]
+
+
+_PLANS: list[_Entry] = []
+_KEYS: dict[_Entry, int] = {}
 _LOCK = threading.Lock()
 
 
-def plan_key(plan: ReductionPlan, backend: str, ranges: Any) -> int:
-    """The ``key`` attribute that names ``(plan, backend, ranges)`` to the handler."""
-    entry = (plan, backend, ranges)
+def plan_key(entry: _Entry) -> int:
+    """The ``key`` attribute that names ``entry`` to the handler."""
     with _LOCK:
         key = _KEYS.get(entry)
         if key is None:
@@ -162,15 +169,28 @@ def plan_key(plan: ReductionPlan, backend: str, ranges: Any) -> int:
     return key
 
 
-def _array(buffer: _Buffer) -> np.ndarray:
-    """An XLA buffer as a NumPy array (a view of XLA's memory, no copy)."""
-    dtype = _DTYPES[buffer.dtype]
-    shape = tuple(buffer.dims[k] for k in range(buffer.rank))
-    size = math.prod(shape)
-    if size == 0:
-        return np.empty(shape, dtype)
-    raw = (ctypes.c_char * (size * dtype.itemsize)).from_address(buffer.data)
-    return np.frombuffer(raw, dtype).reshape(shape)
+class _View:
+    """A buffer of XLA's memory for ``np.asarray`` (the array interface, no copy)."""
+
+    __slots__ = ("__array_interface__",)
+
+    def __init__(self, address: int, shape: tuple[int, ...], typestr: str):
+        self.__array_interface__ = {
+            "data": (address or 0, False),
+            "shape": shape,
+            "typestr": typestr,
+            "version": 3,
+        }
+
+
+def _arrays(buffers: _List, specs: tuple[tuple[tuple[int, ...], str], ...]) -> list:
+    items = buffers.items
+    return [
+        np.asarray(_View(items[k].contents.data, shape, typestr))
+        if math.prod(shape)
+        else np.empty(shape, typestr)
+        for k, (shape, typestr) in enumerate(specs)
+    ]
 
 
 def _key(attrs: _Attrs) -> int:
@@ -183,10 +203,11 @@ def _key(attrs: _Attrs) -> int:
 
 
 def _execute(frame: _CallFrame) -> None:
-    plan, backend, ranges = _PLANS[_key(frame.attrs)]
-    arrays = [_array(frame.args.items[k].contents) for k in range(frame.args.size)]
-    targets = [_array(frame.rets.items[k].contents) for k in range(frame.rets.size)]
-    given = None if ranges is None else ranges.arrays
+    entry = _PLANS[_key(frame.attrs)]
+    arrays = _arrays(frame.args, entry.inputs)
+    targets = _arrays(frame.rets, entry.outputs)
+    given = None if entry.ranges is None else entry.ranges.arrays
+    plan, backend = entry.plan, entry.backend
     if all(t.dtype.kind == "f" for t in targets):  # the kernel writes into XLA's buffers
         run_plan(plan, arrays, backend=backend, ranges=given, out=tuple(targets))
         return
@@ -222,7 +243,9 @@ _LOWER = jax.ffi.ffi_lowering(TARGET)
 
 def lower_cpu(ctx: Any, *args: Any, plan: ReductionPlan, backend: str, ranges: Any) -> Any:
     """The MLIR lowering of ``reduce_p`` on CPU: a custom call to :data:`TARGET`."""
-    return _LOWER(ctx, *args, key=np.int64(plan_key(plan, backend, ranges)))
+    specs = lambda avals: tuple((tuple(a.shape), np.dtype(a.dtype).str) for a in avals)
+    entry = _Entry(plan, backend, ranges, specs(ctx.avals_in), specs(ctx.avals_out))
+    return _LOWER(ctx, *args, key=np.int64(plan_key(entry)))
 
 
 __all__ = ["TARGET", "lower_cpu", "plan_key"]
