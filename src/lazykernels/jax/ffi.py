@@ -107,7 +107,7 @@ class _List(ctypes.Structure):  # XLA_FFI_Args and XLA_FFI_Rets
         ("extension_start", ctypes.c_void_p),
         ("size", ctypes.c_int64),
         ("types", ctypes.POINTER(ctypes.c_int)),
-        ("items", ctypes.POINTER(ctypes.POINTER(_Buffer))),
+        ("items", ctypes.POINTER(ctypes.c_void_p)),  # XLA_FFI_Buffer* each
     ]
 
 
@@ -125,7 +125,7 @@ class _Attrs(ctypes.Structure):
         ("extension_start", ctypes.c_void_p),
         ("size", ctypes.c_int64),
         ("types", ctypes.POINTER(ctypes.c_int)),
-        ("names", ctypes.POINTER(ctypes.POINTER(_ByteSpan))),
+        ("names", ctypes.POINTER(ctypes.c_void_p)),  # XLA_FFI_ByteSpan* each
         ("attrs", ctypes.POINTER(ctypes.c_void_p)),
     ]
 
@@ -183,22 +183,39 @@ class _View:
         }
 
 
+_DATA = _Buffer.data.offset
+_VIEWS: dict[tuple[int, tuple[int, ...], str], np.ndarray] = {}
+_MAX_VIEWS = 256
+
+
 def _arrays(buffers: _List, specs: tuple[tuple[tuple[int, ...], str], ...]) -> list:
+    """XLA's buffers as NumPy arrays (views, no copy).
+
+    XLA reuses its buffers from call to call, so the views are kept by address: a view
+    owns nothing and is read only while XLA's call is running, when the memory at its
+    address is that call's buffer.
+    """
     items = buffers.items
-    return [
-        np.asarray(_View(items[k].contents.data, shape, typestr))
-        if math.prod(shape)
-        else np.empty(shape, typestr)
-        for k, (shape, typestr) in enumerate(specs)
-    ]
+    arrays = []
+    for k, spec in enumerate(specs):
+        address = ctypes.c_void_p.from_address(items[k] + _DATA).value or 0
+        view = _VIEWS.get((address, *spec))  # type: ignore[arg-type]
+        if view is None:
+            shape, typestr = spec
+            view = np.asarray(_View(address, *spec)) if math.prod(shape) else np.empty(*spec)
+            if len(_VIEWS) >= _MAX_VIEWS:
+                _VIEWS.clear()
+            _VIEWS[(address, *spec)] = view  # type: ignore[index]
+        arrays.append(view)
+    return arrays
 
 
 def _key(attrs: _Attrs) -> int:
     for k in range(attrs.size):
-        name = attrs.names[k].contents
+        name = _ByteSpan.from_address(attrs.names[k])
         if attrs.types[k] == _ATTR_SCALAR and ctypes.string_at(name.ptr, name.len) == b"key":
-            scalar = ctypes.cast(attrs.attrs[k], ctypes.POINTER(_Scalar)).contents
-            return ctypes.cast(scalar.value, ctypes.POINTER(ctypes.c_int64)).contents.value
+            scalar = _Scalar.from_address(attrs.attrs[k])
+            return ctypes.c_int64.from_address(scalar.value).value
     raise RuntimeError(f"{TARGET}: the custom call has no int64 attribute 'key'")
 
 
