@@ -337,3 +337,27 @@ def test_host_callback_lowering_matches():
     f = jax.jit(lambda *a: primitive._callback(*a, plan=plan, backend=REF, ranges=None))
     (values,) = f(x, y, b)
     np.testing.assert_allclose(values, FORMS["Min"][1](x, y, b), atol=1e-13)
+
+
+def test_cluster_helpers_give_ranges_for_a_jitted_reduction():
+    from lazykernels.jax import cluster
+    from lazykernels.numpy import Genred as NumpyGenred
+    from lazykernels.numpy import cluster as np_cluster
+
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(np.concatenate([rng.normal(size=(20, 2)), rng.normal(size=(20, 2)) + 8]))
+    lab = cluster.grid_cluster(x, 4.0)
+    np.testing.assert_array_equal(lab, np_cluster.grid_cluster(np.asarray(x), 4.0))
+    xs, labs = cluster.sort_clusters(x, lab)
+    ranges, centroids, _ = cluster.cluster_ranges_centroids(xs, labs)
+    keep = ((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(-1) < 16
+    ranges_ij = cluster.from_matrix(ranges, ranges, keep)
+    formula, aliases = "Exp(-SqDist(x, y))", ["x = Vi(2)", "y = Vj(2)"]
+    g = Genred(formula, aliases, axis=1)
+    got = jax.jit(lambda x: g(x, x, backend=REF, ranges=ranges_ij))(jnp.asarray(xs))
+    want = NumpyGenred(formula, aliases, axis=1)(
+        np.asarray(xs), np.asarray(xs), backend=REF, ranges=ranges_ij
+    )
+    np.testing.assert_allclose(got, want, atol=1e-13)
+    with pytest.raises(ArgumentError, match="x must be a concrete JAX array.*outside jax.jit"):
+        jax.jit(lambda x: cluster.grid_cluster(x, 1.0))(x)
