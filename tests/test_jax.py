@@ -361,3 +361,27 @@ def test_cluster_helpers_give_ranges_for_a_jitted_reduction():
     np.testing.assert_allclose(got, want, atol=1e-13)
     with pytest.raises(ArgumentError, match="x must be a concrete JAX array.*outside jax.jit"):
         jax.jit(lambda x: cluster.grid_cluster(x, 1.0))(x)
+
+
+def test_reduction_inside_a_while_loop_under_jit():
+    x, y, _ = _data(m=7, n=9)
+    eps, lb = 0.5, -jnp.log(9.0)
+    aliases = ["x = Vi(3)", "y = Vj(3)", "g = Vj(1)", "e = Pm(1)"]
+    lse = Genred("g - SqDist(x, y) / e", aliases, "LogSumExp", axis=1)
+    e = jnp.array([eps])
+    g = jnp.asarray(np.random.default_rng(1).normal(size=(9, 1)))
+
+    @jax.jit
+    def soft_c_transform_until_fixed(f):  # f <- (f + softmin_j(C - g)) / 2 until it settles
+        def body(state):
+            f, _, k = state
+            new = 0.5 * (f - eps * lse(x, y, g / eps + lb, e, backend=REF))
+            return new, jnp.abs(new - f).max(), k + 1
+
+        f, _, k = jax.lax.while_loop(lambda s: s[1] > 1e-14, body, (f, 1.0, 0))
+        return f, k
+
+    f, k = soft_c_transform_until_fixed(jnp.zeros((7, 1)))
+    want = -eps * jax.nn.logsumexp((g[:, 0][None, :] - _sqd(x, y)) / eps + lb, axis=1)
+    np.testing.assert_allclose(f[:, 0], want, atol=1e-12)
+    assert int(k) > 5
