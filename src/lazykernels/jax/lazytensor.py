@@ -17,17 +17,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
+from ..lazytensor import ComplexGenericLazyTensor, GenericLazyTensor
 from ..lazytensor.frontend import wire_front_end
+from ..numpy.lazytensor import NumpyTools
 from ..solve import GenericKernelSolve
 from .genred import Genred
 from .reduce import jax_reduce
 
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
-
-class JaxTools(ArrayTools):
-    """The :class:`~lazykernels.lazytensor.tools.ArrayTools` adapter of JAX."""
+class JaxTools(NumpyTools):
+    """The :class:`~lazykernels.lazytensor.tools.ArrayTools` adapter of JAX (dtypes are
+    NumPy dtypes, as in the NumPy adapter; everything that touches arrays is jax.numpy,
+    so it works on tracers)."""
 
     name = "jax"
 
@@ -37,18 +38,9 @@ class JaxTools(ArrayTools):
     def is_complex_array(self, x: Any) -> bool:
         return isinstance(x, jax.Array) and jnp.iscomplexobj(x)
 
-    def is_floating(self, dtype: Any) -> bool:
-        return np.dtype(dtype) in _FLOATS
-
     def dtype_of(self, x: Any) -> np.dtype:
         dtype = np.dtype(x.dtype)
         return np.empty(0, dtype).real.dtype if dtype.kind == "c" else dtype
-
-    def dtype_name(self, dtype: Any) -> str:
-        return str(np.dtype(dtype))
-
-    def public_dtype(self, dtype: Any, is_complex: bool) -> np.dtype:
-        return np.result_type(dtype, np.complex64) if is_complex else np.dtype(dtype)
 
     def default_dtype(self) -> np.dtype:
         return np.dtype(jnp.zeros(()).dtype)  # float64 under jax_enable_x64, else float32
