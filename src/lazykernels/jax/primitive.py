@@ -163,6 +163,15 @@ def _jvp(
     auxiliary = lambda aux: reduce_p.bind(*primals, plan=aux, backend=backend, ranges=ranges)[0]
     feeds = derived_inputs(rule, primals, None, outs[0], given, auxiliary)
     (tangent,) = reduce_p.bind(*feeds, plan=rule.plan, backend=backend, ranges=ranges)
+    if rule.denominator:  # a softmax-normalised tangent (core.autodiff.normalise)
+        # the leading columns do not depend on the tangents, but JAX cannot know it: they
+        # come from the same reduction run at zero tangents, a value of the primals only,
+        # so that the division stays transposable
+        zeros = [None if t is None else jnp.zeros_like(t) for t in given]
+        at_zero = derived_inputs(rule, primals, None, outs[0], zeros, auxiliary)
+        (known,) = reduce_p.bind(*at_zero, plan=rule.plan, backend=backend, ranges=ranges)
+        d = rule.denominator
+        tangent = tangent[..., d:] / known[..., :d]
     return outs, [tangent]
 
 
