@@ -138,3 +138,14 @@ def test_lddmm_energy_decreases(tmp_path):
     assert energies[-1] < 0.5 * energies[0]
     assert res["energy_gap"] < 1e-12
     assert res["grad_gap"] < 1e-10
+
+
+def test_sinkhorn_jax_against_ott_jax():
+    pytest.importorskip("jax")
+    pytest.importorskip("ott")
+    res = load("sinkhorn_jax").main(["--n", "400", "--dims", "3", "8", "--iters", "30"])
+    for case in ("d3", "d8"):
+        r = res[case]
+        assert r["relative_gap"] < 1e-5  # the same regularised cost as OTT-JAX
+        assert r["lazykernels"]["marginal_error"] < 1e-2
+        assert r["time_ratio"] > 0

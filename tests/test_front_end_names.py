@@ -38,13 +38,13 @@ def static_all(path: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     "package, extra",
-    [("numpy", []), ("torch", ["GenredFunction", "torch_reduce"])],
+    [("numpy", []), ("torch", ["GenredFunction", "torch_reduce"]), ("jax", [])],
 )
 def test_front_ends_export_the_keops_names(package, extra):
     names = static_all(SRC / package / "__init__.py")
     assert names == [*KEOPS_NAMES, *extra]
-    if package == "torch":
-        pytest.importorskip("torch")
+    if package in ("torch", "jax"):
+        pytest.importorskip(package)
     module = importlib.import_module(f"lazykernels.{package}")
     assert module.__all__ == names
     assert all(getattr(module, name) is not None for name in names)

@@ -104,6 +104,30 @@ def bind_call(
     return call, layout.user_dtype
 
 
+def layout_of(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
+    """The binding checks of :func:`bind_call` on shapes and dtypes alone (abstract arrays,
+    e.g. JAX tracers); the result's ``outputs`` are the ``(shape, dtype)`` of each output.
+
+    Raises:
+        ArgumentError, ShapeError, DtypeError: as :func:`bind`.
+    """
+    if len(shapes) != len(plan.slots):
+        names = ", ".join(s.describe() for s in plan.slots) or "none"
+        raise ArgumentError(
+            f"expected {len(plan.slots)} input arrays, got {len(shapes)}; the inputs are: {names}"
+        )
+    signature = tuple([(tuple(s), np.dtype(d)) for s, d in zip(shapes, dtypes)])
+    table = _layouts(plan)
+    layout = table.get(signature)
+    if layout is None:  # zero-strided stand-ins: shapes and dtypes without memory
+        stand_ins = [np.broadcast_to(np.zeros((), d), s) for s, d in signature]
+        layout = _layout(plan, stand_ins)
+        if len(table) >= _MAX_SIGNATURES:
+            table.clear()
+        table[signature] = layout
+    return layout
+
+
 def check_nan(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray]) -> None:
     """Raise :func:`nan_error` for the first of ``arrays`` (one per slot) holding a NaN."""
     for slot, array in zip(slots, arrays):

@@ -1,0 +1,219 @@
+"""The reduction as a JAX primitive: ``reduce_p`` and its rules.
+
+``reduce_p.bind(*arrays, plan=plan, backend=backend, ranges=ranges)`` runs one
+:class:`~lazykernels.core.plan.ReductionPlan` and returns its outputs (a list). Its rules
+are the op-card shape of JAX:
+
+- abstract evaluation: the output shapes and dtypes of the plan's binding checks
+  (:func:`lazykernels.core.bind.layout_of`), run on the abstract shapes only, so shape
+  errors surface at trace time with our messages. Index outputs are int64 under
+  ``jax_enable_x64`` and int32 under JAX's default 32-bit mode (the values fit whenever the
+  reduced axis has fewer than 2**31 indices);
+- eager evaluation: the NumPy core (:func:`lazykernels.core.genred.run_plan`) directly;
+- lowering (under ``jax.jit``, ``lax.scan``...): on CPU an XLA FFI custom call whose
+  handler runs the compiled kernel on XLA's buffers (:mod:`lazykernels.jax.ffi`); on other
+  platforms (and with ``LAZYKERNELS_JAX_CALLBACK=1``) a ``jax.pure_callback`` into the same
+  core, the slower fallback;
+- batching: ``vmap`` axes become a leading engine batch dimension (unbatched inputs get a
+  broadcast one of size 1), so a vmapped reduction is one batched reduction;
+- JVP: the reduction of ``jvp_rule``'s ``Diff`` formula (smooth reductions); index-only
+  reductions have zero tangents;
+- transpose (of the JVP reductions, linear in their tangent inputs): the reductions of
+  ``vjp_group_rule``'s ``Grad`` formula through the neutral driver
+  :mod:`lazykernels.core.autodiff`, bound through ``reduce_p`` again, so every derivative
+  is differentiable in turn (``grad``, ``jacfwd``, ``jacrev``, ``hessian``, any order).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.core import ShapedArray
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+from ..core.autodiff import derived_inputs, run_vjp, vjp_rules
+from ..core.bind import layout_of
+from ..core.genred import run_plan
+from ..core.plan import ReductionPlan
+from ..errors import ArgumentError
+from ..reductions.derivatives import INDEX_ONLY, SMOOTH, Extra, jvp_rule
+
+reduce_p = Primitive("lazykernels_reduce")
+reduce_p.multiple_results = True
+
+
+class StaticRanges:
+    """KeOps's 6-tuple of block-sparse ranges as a hashable primitive parameter.
+
+    Ranges decide which pairs are reduced, so they are part of what is compiled: a jitted
+    function is traced again for new ranges (they must be concrete, not traced).
+    """
+
+    def __init__(self, ranges: Sequence[Any]):
+        if not isinstance(ranges, list | tuple):
+            raise ArgumentError("ranges must be a 6-tuple of integer arrays")
+        try:
+            self.arrays = tuple(np.asarray(r) for r in ranges)
+        except jax.errors.TracerArrayConversionError as error:
+            raise ArgumentError("ranges must be concrete arrays, not traced values") from error
+        self._key = tuple((a.shape, a.dtype.str, a.tobytes()) for a in self.arrays)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StaticRanges) and self._key == other._key
+
+
+def reduce(
+    plan: ReductionPlan,
+    arrays: Sequence[Any],
+    backend: str = "auto",
+    ranges: Sequence[Any] | None = None,
+) -> list[Any]:
+    """The outputs of ``plan`` on ``arrays`` (JAX arrays or tracers), without the
+    selection rule of :func:`lazykernels.jax.reduce.jax_reduce`."""
+    static = None if ranges is None else StaticRanges(ranges)
+    return reduce_p.bind(*arrays, plan=plan, backend=backend, ranges=static)
+
+
+def _index_dtype() -> np.dtype:
+    return np.dtype(np.int64) if jax.config.jax_enable_x64 else np.dtype(np.int32)
+
+
+def _out_avals(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
+    outputs = layout_of(plan, shapes, dtypes).outputs
+    index = _index_dtype()
+    return [
+        ShapedArray(shape, index if np.dtype(kind).kind == "i" else kind) for shape, kind in outputs
+    ]
+
+
+def _abstract_eval(*avals: ShapedArray, plan: ReductionPlan, backend: str, ranges: Any):
+    return _out_avals(plan, [a.shape for a in avals], [a.dtype for a in avals])
+
+
+def _host_run(
+    plan: ReductionPlan, backend: str, ranges: Any, arrays: Sequence[Any]
+) -> list[np.ndarray]:
+    """Run the NumPy core; integer outputs cast to JAX's index dtype."""
+    given = None if ranges is None else ranges.arrays
+    results = run_plan(plan, [np.asarray(a) for a in arrays], backend=backend, ranges=given)
+    index = _index_dtype()
+    return [r.astype(index) if r.dtype.kind == "i" and r.dtype != index else r for r in results]
+
+
+def _impl(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> list[jax.Array]:
+    return [jnp.asarray(r) for r in _host_run(plan, backend, ranges, arrays)]
+
+
+def _callback(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> list[Any]:
+    avals = _out_avals(plan, [a.shape for a in arrays], [a.dtype for a in arrays])
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals]
+    host = lambda *xs: tuple(_host_run(plan, backend, ranges, xs))
+    return list(jax.pure_callback(host, tuple(shapes), *arrays))
+
+
+def _batch(
+    args: Sequence[Any], dims: Sequence[Any], *, plan: ReductionPlan, backend: str, ranges: Any
+):
+    moved = [
+        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
+    ]
+    outs = reduce_p.bind(*moved, plan=plan, backend=backend, ranges=ranges)
+    return outs, [0] * len(outs)
+
+
+def _zeros(aval: Any) -> jax.Array:
+    return jnp.zeros(aval.shape, aval.dtype)
+
+
+def _zero_tangent(value: Any) -> Any:
+    """The symbolic zero tangent of ``value`` (float0 for integer outputs)."""
+    return ad.Zero(jax.typeof(value).to_tangent_aval())
+
+
+def _jvp(
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    plan: ReductionPlan,
+    backend: str,
+    ranges: Any,
+):
+    outs = reduce_p.bind(*primals, plan=plan, backend=backend, ranges=ranges)
+    if plan.reduction in INDEX_ONLY:
+        return outs, [_zero_tangent(o) for o in outs]
+    if plan.reduction not in SMOOTH:  # selections differentiate through their front end
+        raise NotImplementedError(
+            f"{plan.reduction} is differentiated by re-evaluating F at the selected pairs; "
+            f"call it through lazykernels.jax.Genred or LazyTensor"
+        )
+    given = [None if type(t) is ad.Zero else t for t in tangents]
+    positions = tuple(k for k, t in enumerate(given) if t is not None)
+    rule = jvp_rule(plan, positions)
+    if rule.zero:
+        return outs, [_zero_tangent(outs[0])]
+    auxiliary = lambda aux: reduce_p.bind(*primals, plan=aux, backend=backend, ranges=ranges)[0]
+    feeds = derived_inputs(rule, primals, None, outs[0], given, auxiliary)
+    (tangent,) = reduce_p.bind(*feeds, plan=rule.plan, backend=backend, ranges=ranges)
+    if rule.denominator:  # a softmax-normalised tangent (core.autodiff.normalise)
+        # the leading columns do not depend on the tangents, but JAX cannot know it: they
+        # come from the same reduction run at zero tangents, a value of the primals only,
+        # so that the division stays transposable
+        zeros = [None if t is None else jnp.zeros_like(t) for t in given]
+        at_zero = derived_inputs(rule, primals, None, outs[0], zeros, auxiliary)
+        (known,) = reduce_p.bind(*at_zero, plan=rule.plan, backend=backend, ranges=ranges)
+        d = rule.denominator
+        tangent = tangent[..., d:] / known[..., :d]
+    return outs, [tangent]
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` over the batch dimensions that ``shape`` broadcasts (size 1)."""
+    axes = tuple(k for k, size in enumerate(shape) if size == 1 and grad.shape[k] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+def _transpose(cts: Sequence[Any], *args: Any, plan: ReductionPlan, backend: str, ranges: Any):
+    """The adjoint of a reduction linear in its undefined inputs (the JVP reductions)."""
+    ct = cts[0]
+    undefined = [k for k, a in enumerate(args) if ad.is_undefined_primal(a)]
+    if type(ct) is ad.Zero:
+        return [None] * len(args)
+    # the gradient of a linear map does not depend on where it is taken: at zero
+    inputs = [_zeros(a.aval) if ad.is_undefined_primal(a) else a for a in args]
+    rules = vjp_rules(plan, undefined)
+    output = None
+    if any(f.kind is Extra.OUTPUT for r in rules for f in r.feeds):
+        output = reduce_p.bind(*inputs, plan=plan, backend=backend, ranges=ranges)[0]
+    one = lambda p, xs: reduce_p.bind(*xs, plan=p, backend=backend, ranges=ranges)[0]
+    grads = run_vjp(plan, rules, inputs, ct, output, one)
+    result: list[Any] = [None] * len(args)
+    for k in undefined:
+        aval = args[k].aval
+        grad = grads.get(k)
+        result[k] = _zeros(aval) if grad is None else unbroadcast(grad, aval.shape)
+    return result
+
+
+reduce_p.def_impl(_impl)
+reduce_p.def_abstract_eval(_abstract_eval)
+# every platform: a host callback; CPU: the XLA FFI custom call (lazykernels.jax.ffi),
+# unless LAZYKERNELS_JAX_CALLBACK=1 asks for the callback (to measure one against the other)
+mlir.register_lowering(reduce_p, mlir.lower_fun(_callback, multiple_results=True))
+if not os.environ.get("LAZYKERNELS_JAX_CALLBACK"):
+    from .ffi import lower_cpu
+
+    mlir.register_lowering(reduce_p, lower_cpu, platform="cpu")
+batching.primitive_batchers[reduce_p] = _batch
+ad.primitive_jvps[reduce_p] = _jvp
+ad.primitive_transposes[reduce_p] = _transpose
+
+__all__ = ["reduce", "reduce_p", "unbroadcast"]
