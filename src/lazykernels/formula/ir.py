@@ -192,6 +192,21 @@ def make(op: OpSpec | str, args: tuple[Node, ...] = (), params: tuple[Param, ...
     return node
 
 
+def result_dim(op: OpSpec | str, dims: tuple[int, ...], params: tuple[Param, ...]) -> int | None:
+    """The ``dim`` of ``make(op, args, params)`` for arguments of dimensions ``dims``, checked
+    as :func:`make` checks it but without building the node; None for sugar ops (cards with
+    ``expand``: their expansion decides).
+
+    Raises:
+        DimensionError: the dimensions violate the op's rule.
+    """
+    spec = _lookup(op)
+    spec.check_arity(len(dims), len(params))
+    if spec.expand is not None:
+        return None
+    return spec.dim(dims, params)
+
+
 # --- leaves -----------------------------------------------------------------------------
 
 
