@@ -76,6 +76,11 @@ def is_scalar(x: Any, value: float) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
 
 
+_SAME_DIM = {"Subtract": "Add", "Divide": "Mult"}
+"""Sugar ops whose result has the dimension rule of a primitive op (Add(f, Minus(g)),
+Mult(f, Inv(g))): their nodes can wait too."""
+
+
 class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     """The array-library-neutral LazyTensor; adapters subclass it (SPEC §4.5).
 
@@ -244,9 +249,12 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
                     raise ArgumentError("cannot mix LazyTensors with different ranges")
                 ranges = o.ranges
             backend = backend or o.backend
-            batch = _broadcast_batch(batch, o.batchdims)
-            ni = _merge_size("i", ni, o.ni)
-            nj = _merge_size("j", nj, o.nj)
+            if o.batchdims and o.batchdims != batch:
+                batch = _broadcast_batch(batch, o.batchdims)
+            if o.ni is not None:
+                ni = _merge_size("i", ni, o.ni)
+            if o.nj is not None:
+                nj = _merge_size("j", nj, o.nj)
             bindings.update(o._bindings)
         return {
             "bindings": bindings,
@@ -274,7 +282,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             cls = type(self)
         try:
             hash(params)
-            dim = result_dim(name, tuple(o._ndim for o in operands), params)
+            dim = result_dim(_SAME_DIM.get(name, name), tuple(o._ndim for o in operands), params)
         except TypeError:  # an unhashable parameter: make says what is wrong
             dim = None
         if dim is None:
