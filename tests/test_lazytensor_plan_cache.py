@@ -213,3 +213,11 @@ def test_torch_warm_calls_match_dense():
     xd = x.clone().requires_grad_()
     (torch.exp(-((xd[:, None] - y[None]) ** 2).sum(-1)) @ b).sum().backward()
     torch.testing.assert_close(g, xd.grad.float(), rtol=1e-4, atol=1e-5)
+
+
+def test_parameters_of_ops_are_told_apart_by_type():
+    """Op parameters are in the key (typed as make interns them: 1, 1.0 and True differ)."""
+    x_i = lt_i(X3)
+    assert plan_of(x_i.elem(1)) is not plan_of(lt_i(X3).elem(2))
+    np.testing.assert_allclose(lt_i(X3).elem(1).sum(axis=1), X3[:, 1:2], rtol=1e-12)
+    np.testing.assert_allclose(lt_i(X3).elem(2).sum(axis=1), X3[:, 2:3], rtol=1e-12)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ArgumentError, DtypeError, ShapeError
-from ..formula.ir import Cat, Node, const, make, result_dim, substitute, var
+from ..formula.ir import Cat, Node, const, make, params_key, result_dim, substitute, var
 from ..formula.surface import FormulaSurface
 from .construct import (
     DATA_INDEX_BASE,
@@ -280,8 +280,10 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             cls = self._real_cls
         else:
             cls = type(self)
+        pkey: tuple = params
         try:
-            hash(params)
+            pkey = params_key(params) if params else ()
+            hash(pkey)
             dim = result_dim(_SAME_DIM.get(name, name), tuple(o._ndim for o in operands), params)
         except TypeError:  # an unhashable parameter: make says what is wrong
             dim = None
@@ -292,11 +294,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             res._node = None
             res._ndim = dim
             res._pending = (name, tuple(operands), params)
-        # the structural key of reductions.plan_lookup: leaves, then (op, params, arity, class)
+        # the postfix of reductions._structure_key: leaves, then (op, params, arity, class)
         ops: tuple = ()
         for o in operands:
             ops += o._ops if o._ops is not None else (o.node,)
-        res._ops = (*ops, (name, params, len(operands), cls))
+        res._ops = (*ops, (name, pkey, len(operands), cls))
         return res
 
     def _state(self) -> dict[str, Any]:
