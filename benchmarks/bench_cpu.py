@@ -371,6 +371,53 @@ class Suite:
             targs = [self.torch.from_numpy(a) for a in args]
             per_call = batch_time(lambda: tr(*targs, backend="CPU"), calls, batches)
             self.emit(Row("warm call torch", 100, 100, per_call, note="no target"))
+        self.warm_lazytensor(calls, batches)
+
+    def warm_lazytensor(self, calls: int, batches: int) -> None:
+        """Build ``(-((x_i - y_j)**2).sum(-1)).exp() @ b`` and reduce it, at M = N = 100:
+        our LazyTensor (NumPy, torch) against our torch Genred of the same formula and
+        pykeops's LazyTensor (when installed; not in --quick: it compiles), taking turns."""
+        x, y, b = bc.gauss_inputs(self.rng, 100, 100, 1, "float32")[:3]
+        libs = [("numpy", __import__("lazykernels.numpy", fromlist=["LazyTensor"]), np)]
+        probes: list[tuple[str, Callable[[], Any]]] = []
+        if self.torch is not None:
+            import lazykernels.torch as ours_torch
+
+            tx, ty, tb = (self.torch.from_numpy(a) for a in (x, y, b))
+            libs.append(("torch", ours_torch, self.torch))
+            formula, aliases = "Exp(-SqDist(x,y))*b", bc.gauss_aliases(1)[:3]
+            tr = ours_torch.Genred(formula, aliases, reduction_op="Sum", axis=1)
+            probes.append(("warm Genred torch", lambda: tr(tx, ty, tb, backend="CPU")))
+            if not self.quick:
+                try:
+                    import pykeops.torch as keops_torch
+
+                    probe = _lazytensor_gauss(keops_torch.LazyTensor, tx, ty, tb)
+                    probe()  # compiles (KeOps's cache) before the timing
+                    probes.append(("warm pykeops LazyTensor", probe))
+                except Exception as err:  # noqa: BLE001 (pykeops absent or broken: skip it)
+                    print(f"pykeops LazyTensor skipped: {type(err).__name__}: {err}")
+        for name, mod, xp in libs:
+            arrays = (x, y, b) if xp is np else (tx, ty, tb)
+            probes.insert(
+                0, (f"warm LazyTensor {name}", _lazytensor_gauss(mod.LazyTensor, *arrays))
+            )
+        times = {name: [] for name, _ in probes}
+        for _, fn in probes:
+            fn()
+        for _ in range(batches):  # the probes take turns, batch by batch
+            for name, fn in probes:
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                times[name].append((time.perf_counter() - t0) / calls)
+        for name, _ in probes:
+            best, worst = min(times[name]), max(times[name])
+            row = Row(name, 100, 100, best, note=f"batches {best * 1e6:.0f}-{worst * 1e6:.0f} us")
+            row.extra.update(worst_s=worst)
+            if name.startswith("warm LazyTensor"):
+                row.check(best * 1e6, "us", "<=", 60)
+            self.emit(row)
 
     def memory(self, shapes: list[tuple[int, int]]) -> None:
         """Peak RSS around one call (subprocess, no torch), minus the inputs' size."""
@@ -385,6 +432,16 @@ class Suite:
             if result["call_mb"] is not None:
                 row.note += f", the call itself +{result['call_mb']:.1f} MB"
             self.emit(row.check(result["peak_minus_inputs_mb"], "MB", "<=", 200))
+
+
+def _lazytensor_gauss(lazy_tensor: Any, x: Any, y: Any, b: Any) -> Callable[[], Any]:
+    """A call building and reducing the Gaussian matrix-vector product with ``lazy_tensor``."""
+
+    def call() -> Any:
+        x_i, y_j = lazy_tensor(x[:, None, :]), lazy_tensor(y[None, :, :])
+        return (-((x_i - y_j) ** 2).sum(-1)).exp() @ b
+
+    return call
 
 
 def batch_time(fn: Callable[[], Any], calls: int, batches: int) -> float:

@@ -192,6 +192,26 @@ def make(op: OpSpec | str, args: tuple[Node, ...] = (), params: tuple[Param, ...
     return node
 
 
+def params_key(params: tuple[Param, ...]) -> tuple:
+    """``params`` as :func:`make` tells them apart (1, 1.0 and True differ; so do 0.0 and -0.0)."""
+    return tuple([_intern_key(p) for p in params])
+
+
+def result_dim(op: OpSpec | str, dims: tuple[int, ...], params: tuple[Param, ...]) -> int | None:
+    """The ``dim`` of ``make(op, args, params)`` for arguments of dimensions ``dims``, checked
+    as :func:`make` checks it but without building the node; None for sugar ops (cards with
+    ``expand``: their expansion decides).
+
+    Raises:
+        DimensionError: the dimensions violate the op's rule.
+    """
+    spec = _lookup(op)
+    spec.check_arity(len(dims), len(params))
+    if spec.expand is not None:
+        return None
+    return spec.dim(dims, params)
+
+
 # --- leaves -----------------------------------------------------------------------------
 
 

@@ -23,15 +23,22 @@ import itertools
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..errors import ArgumentError, DtypeError, ShapeError
-from ..formula.ir import Cat, var
+from ..formula.ir import Cat, Node, const, var
 
 DATA_INDEX_BASE = 1 << 32
 """Smallest index of the ``Var`` nodes that stand for bound arrays."""
 
 _fresh_index = itertools.count(DATA_INDEX_BASE)
+
+
+@lru_cache(maxsize=1)
+def _placeholder_node() -> Node:
+    """The node a LazyTensor holds until its constructor sets the real one."""
+    return const(0)
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,20 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import ArgumentError, DtypeError, ShapeError
-from ..formula.ir import Cat, Node, const, make, substitute, var
+from ..formula.ir import Cat, Node, const, make, params_key, result_dim, substitute, var
 from ..formula.surface import FormulaSurface
-from .construct import DATA_INDEX_BASE, ConstructionMixin, FloatParam, is_number_list
+from .construct import (
+    DATA_INDEX_BASE,
+    ConstructionMixin,
+    FloatParam,
+    _placeholder_node,
+    is_number_list,
+)
 from .dense import materialise
 from .indexing import index_last_axis
 from .reductions import ReductionMethods
@@ -71,10 +76,9 @@ def is_scalar(x: Any, value: float) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
 
 
-@lru_cache(maxsize=1)
-def _placeholder_node() -> Node:
-    """The node a LazyTensor holds until its constructor sets the real one."""
-    return const(0)
+_SAME_DIM = {"Subtract": "Add", "Divide": "Mult"}
+"""Sugar ops whose result has the dimension rule of a primitive op (Add(f, Minus(g)),
+Mult(f, Inv(g))): their nodes can wait too."""
 
 
 class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
@@ -97,7 +101,6 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     __array_ufunc__ = None  # ndarray (op) LazyTensor dispatches to the LazyTensor
     __hash__ = None  # type: ignore[assignment]  # __eq__ builds a formula
 
-    node: Node
     _bindings: dict[Node, Any]
     batchdims: tuple[int, ...]
     ni: int | None
@@ -134,6 +137,21 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
                 f"numbers or a tuple (ind, dim, cat)"
             )
 
+    # --- the formula node, built when first read ------------------------------------------
+
+    @property
+    def node(self) -> Node:
+        """The formula of this LazyTensor (its variables numbered by creation)."""
+        if self._node is None:
+            _build_nodes(self)
+        return self._node
+
+    @node.setter
+    def node(self, node: Node) -> None:
+        self._node = node
+        self._ndim = node.dim
+        self._pending = None
+
     # --- construction ----------------------------------------------------------------------
 
     @classmethod
@@ -164,6 +182,8 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         self.backend = backend
         self.axis = axis
         self._reduction = None
+        self._ops = None  # postfix of the operations that built node (see _apply)
+        self._sym = None  # a reduced LazyTensor's symbolic variables, when known
 
     @classmethod
     def _wrap(cls, node: Node, state: dict[str, Any]) -> GenericLazyTensor:
@@ -229,9 +249,12 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
                     raise ArgumentError("cannot mix LazyTensors with different ranges")
                 ranges = o.ranges
             backend = backend or o.backend
-            batch = _broadcast_batch(batch, o.batchdims)
-            ni = _merge_size("i", ni, o.ni)
-            nj = _merge_size("j", nj, o.nj)
+            if o.batchdims and o.batchdims != batch:
+                batch = _broadcast_batch(batch, o.batchdims)
+            if o.ni is not None:
+                ni = _merge_size("i", ni, o.ni)
+            if o.nj is not None:
+                nj = _merge_size("j", nj, o.nj)
             bindings.update(o._bindings)
         return {
             "bindings": bindings,
@@ -244,17 +267,39 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         }
 
     def _apply(self, name: str, *args: Any, params: tuple = ()) -> Any:
-        """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor."""
+        """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor.
+
+        The node is built when first read (a reduction found in the plan cache by its
+        structural key never reads it); its dimensions are checked now.
+        """
         operands = [self, *(self._lift(a) for a in args)]
         state = self._merge(operands)
-        node = make(name, tuple(o.node for o in operands), params)
         if name in COMPLEX_RESULT:
             cls = self._complex_cls
         elif name in REAL_RESULT:
             cls = self._real_cls
         else:
             cls = type(self)
-        return cls._wrap(node, state)
+        pkey: tuple = params
+        try:
+            pkey = params_key(params) if params else ()
+            hash(pkey)
+            dim = result_dim(_SAME_DIM.get(name, name), tuple(o._ndim for o in operands), params)
+        except TypeError:  # an unhashable parameter: make says what is wrong
+            dim = None
+        if dim is None:
+            res = cls._wrap(make(name, tuple(o.node for o in operands), params), state)
+        else:
+            res = cls._wrap(_placeholder_node(), state)
+            res._node = None
+            res._ndim = dim
+            res._pending = (name, tuple(operands), params)
+        # the postfix of reductions._structure_key: leaves, then (op, params, arity, class)
+        ops: tuple = ()
+        for o in operands:
+            ops += o._ops if o._ops is not None else (o.node,)
+        res._ops = (*ops, (name, pkey, len(operands), cls))
+        return res
 
     def _state(self) -> dict[str, Any]:
         return self._merge([self])
@@ -420,7 +465,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     @property
     def ndim(self) -> int:
         """The vector dimension of the formula (KeOps's ``ndim``, not a number of axes)."""
-        return self.node.dim
+        return self._ndim
 
     @property
     def nbatchdims(self) -> int:
@@ -466,6 +511,8 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return tuple((v.params[0], v.dim, v.params[2].value) for v in self._symbolic_vars())
 
     def _symbolic_vars(self) -> list[Node]:
+        if self._sym is not None:
+            return list(self._sym)
         roots = [self.node] if self._reduction is None else self._reduction.roots(self.node)
         found = {
             v: None
@@ -518,6 +565,24 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _build_nodes(lt: GenericLazyTensor) -> None:
+    """Build the pending nodes of ``lt`` and of its unbuilt operands (iteratively: a formula
+    accumulated in a loop can be deeper than Python's recursion limit)."""
+    todo = [lt]
+    while todo:
+        t = todo[-1]
+        if t._node is not None:
+            todo.pop()
+            continue
+        name, operands, params = t._pending
+        unbuilt = [o for o in operands if o._node is None]
+        if unbuilt:
+            todo.extend(unbuilt)
+            continue
+        t.node = make(name, tuple(o._node for o in operands), params)
+        todo.pop()
 
 
 def _describe(v: Node) -> str:

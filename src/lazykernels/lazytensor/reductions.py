@@ -32,7 +32,7 @@ from ..formula.aliases import Alias
 from ..formula.ir import Cat, Node, substitute
 from ..formula.surface import FormulaSurface
 from ..reductions import SPECS
-from .construct import FloatParam
+from .construct import FloatParam, _placeholder_node
 
 if TYPE_CHECKING:
     from .core import GenericLazyTensor
@@ -56,6 +56,76 @@ CALL_KEYS = frozenset(("backend", "device_id", "ranges", "out"))
 _PLAN_KEYS = ("dtype_acc", "use_double_acc", "sum_scheme")
 _PLANS: dict[tuple[Any, ...], ReductionPlan] = {}  # see GenericLazyTensor._build_plan
 _MAX_PLANS = 1024
+
+
+_STRUCTURES: dict[tuple[Any, ...], tuple[ReductionPlan, tuple[int, ...]]] = {}
+"""(plan, positions of the symbolic variables among the leaves) by structural key."""
+
+
+def _canonical(ops: tuple, ids: dict[Node, tuple], leaves: list[Node], bindings: dict) -> Any:
+    """``ops`` (a LazyTensor's postfix, see ``GenericLazyTensor._apply``) with each variable
+    leaf replaced by a name independent of its fresh index: bound variables by their order of
+    first appearance, symbolic ones by (index, dim, cat); None when a leaf is a compound node
+    (built outside ``_apply``: its variables are not in the postfix)."""
+    out = []
+    for t in ops:
+        if type(t) is tuple:
+            out.append(t)
+        elif t.op.name == "Var":
+            c = ids.get(t)
+            if c is None:
+                index, dim, cat = t.params
+                c = ("b", len(leaves), dim, cat) if t in bindings else ("s", index, dim, cat)
+                ids[t] = c
+                leaves.append(t)
+            out.append(c)
+        elif t.args:
+            return None
+        else:
+            out.append(t)  # an interned constant leaf: IntCst, Zero...
+    return tuple(out)
+
+
+def _structure_key(operands: list, info: ReductionInfo) -> tuple[Any, list[Node]]:
+    """(the structural key of a reduction of ``operands``, its variable leaves in order).
+
+    The postfix fixes every ``make`` call up to the renaming of variables, hence the
+    renumbered formula and the plan; the key is None when it cannot be formed."""
+    leaves: list[Node] = []
+    ids: dict[Node, tuple] = {}
+    bindings: dict = {}
+    for o in operands:
+        bindings.update(o._bindings)
+    parts = []
+    for o in operands:
+        c = _canonical(o._ops if o._ops is not None else (o.node,), ids, leaves, bindings)
+        if c is None:
+            return None, leaves
+        parts.append(c)
+    opts = tuple(sorted((k, info.options[k]) for k in _PLAN_KEYS if k in info.options))
+    key = (*parts, info.reduction_op, info.axis, info.opt_arg, opts, len(bindings))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable parameter or option: no caching
+        return None, leaves
+    return key, leaves
+
+
+def _bound_leaves(leaves: list[Node], bindings: dict) -> bool:
+    """The bound leaves are the bindings, in the same (layout) order."""
+    return [v for v in leaves if v in bindings] == list(bindings)
+
+
+def _remember_structure(key: Any, leaves: list[Node], res: Any) -> None:
+    if key is None or not _bound_leaves(leaves, res._bindings):
+        return
+    positions = {v: k for k, v in enumerate(leaves)}
+    symbolic = res._symbolic_vars()
+    if any(v not in positions for v in symbolic):
+        return
+    if len(_STRUCTURES) >= _MAX_PLANS:
+        _STRUCTURES.clear()
+    _STRUCTURES[key] = (res._plan, tuple(positions[v] for v in symbolic))
 
 
 class MissingAxisError(ArgumentError, TypeError):
@@ -188,7 +258,8 @@ class ReductionMethods:
         options, call_kwargs = split_kwargs(kwargs)
         operands = [self] if other is None else [self, self._lift(other)]
         state = self._merge(operands)
-        res = type(self)._wrap(self.node, state)
+        res = type(self)._wrap(_placeholder_node(), state)
+        res._node, res._ndim, res._pending = self._node, self._ndim, self._pending
         weight = None if other is None else operands[1].node
         res._reduction = ReductionInfo(
             reduction_op,
@@ -200,7 +271,14 @@ class ReductionMethods:
             self.is_complex if is_complex is None else bool(is_complex),
         )
         res.axis = axis
-        res._plan = res._build_plan()  # options and dimensions are checked now
+        key, leaves = _structure_key(operands, res._reduction)
+        hit = None if key is None else _STRUCTURES.get(key)
+        if hit is not None and _bound_leaves(leaves, state["bindings"]):
+            res._plan = hit[0]
+            res._sym = [leaves[k] for k in hit[1]]
+        else:
+            res._plan = res._build_plan()  # options and dimensions are checked now
+            _remember_structure(key, leaves, res)
         if call and not res._symbolic_vars():
             return res()
         return res
