@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -311,6 +312,34 @@ def test_probes_of_a_missing_compiler_answer_no(tmp_path, monkeypatch):
     found = jit_compiler._run_probes(str(tmp_path / "no-such-compiler"))
     assert found == {"march_native": False, "prefer_vector_width_512": False, "openmp": False}
     assert not any(p.name.startswith("lk-probe-") for p in tmp_path.iterdir())  # cleaned up
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` is dead (or a zombie waiting for a parent that may never reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_hanging_probe_is_stopped_with_its_children(tmp_path, monkeypatch):
+    # A compiler that never finishes and leaves a child behind: the probes must give up at
+    # the compile time limit and kill the whole process group, as kernel builds do.
+    pids = tmp_path / "pids"
+    fake = tmp_path / "hanging-cxx"
+    fake.write_text(f"#!/bin/sh\nsleep 20 &\necho $! >> {pids}\nwait\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("LAZYKERNELS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LAZYKERNELS_COMPILE_TIMEOUT", "1")
+    start = time.monotonic()
+    found = jit_compiler._run_probes(str(fake))
+    assert time.monotonic() - start < 15
+    assert found == {"march_native": False, "prefer_vector_width_512": False, "openmp": False}
+    children = [int(line) for line in pids.read_text().split()]
+    assert children  # the probes really ran the fake compiler
+    assert all(_gone(pid) for pid in children)
+    assert jit.process.live_compilers() == []
 
 
 @needs_cpu

@@ -29,9 +29,12 @@ from filelock import FileLock
 
 from ..errors import CompileError
 from .cache import PROBE_DIR_PREFIX, atomic_write_text, cache_dir, debug
-from .process import install_signal_guard
+from .process import install_signal_guard, run_compiler
 
 COMPILER_NAMES = ("g++", "c++", "clang++")
+
+QUERY_TIMEOUT = 60.0
+"""Seconds allowed to ``--version`` and the ``-march=native -###`` dump (each is instant)."""
 
 # Bump when the probe programs or the meaning of their answers change.
 PROBE_SCHEMA = 1
@@ -111,9 +114,14 @@ def compiler_version(path: str) -> str:
     """
     try:
         result = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, errors="replace", check=False
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
+            timeout=QUERY_TIMEOUT,
         )
-    except OSError as exc:
+    except (OSError, subprocess.TimeoutExpired) as exc:
         raise CompileError(f"cannot run the C++ compiler {path}: {exc}") from exc
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     if result.returncode != 0 or not lines:
@@ -138,8 +146,9 @@ def native_target(path: str) -> str:
             text=True,
             errors="replace",
             check=False,
+            timeout=QUERY_TIMEOUT,
         )
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         return ""
     kept: list[str] = []
     paired = {"-target-cpu", "-target-feature", "-tune-cpu", "--param"}
@@ -157,7 +166,11 @@ def native_target(path: str) -> str:
 
 
 class _Probe:
-    """One probe compilation, started at once (probes run concurrently), awaited by ok()."""
+    """One probe compilation, started at once (probes run concurrently), awaited by ok().
+
+    It runs through :func:`.process.run_compiler` in a thread of its own, under the same
+    bounds as a kernel build: the time limit, its own process group, killed with its caller.
+    """
 
     def __init__(
         self, path: str, flags: list[str], source: str, workdir: Path, name: str, *, shared: bool
@@ -167,23 +180,26 @@ class _Probe:
         self.output = workdir / (f"{name}.so" if shared else f"{name}.o")
         kind = ["-fPIC", "-shared"] if shared else ["-c"]
         self.command = [path, *flags, *kind, "-Werror", "-o", str(self.output), str(source_path)]
+        self._accepted = False
+        self._thread = threading.Thread(target=self._run, name=f"lk-probe-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
-            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError:
-            self.process = None
+            returncode, _, _ = run_compiler(self.command, self.output, self.describe)
+        except CompileError as exc:  # cannot start, timed out, or stopped by a signal
+            debug(f"probe stopped: {exc}")
+            return
+        self._accepted = returncode == 0 and self.output.is_file()
+
+    def describe(self) -> str:
+        return f"  probe: {shlex.join(self.command)}"
 
     def ok(self) -> bool:
         """Whether the compiler accepted the program (waits for it)."""
-        if self.process is None:
-            return False
-        ok = self.process.wait() == 0 and self.output.is_file()
-        debug(f"probe {'ok' if ok else 'failed'}: {shlex.join(self.command)}")
-        return ok
+        self._thread.join()
+        debug(f"probe {'ok' if self._accepted else 'failed'}: {shlex.join(self.command)}")
+        return self._accepted
 
 
 def _openmp_runs(library: Path) -> bool:
