@@ -265,7 +265,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                 const int64_t ja = lk_max(jlo, rg < 0 ? (int64_t)0 : redranges[2 * s]);
                 const int64_t jb = lk_min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);
                 if (jb - ja <= 256) {
-                  A pv0[8] = {};
+                  A pv0[8] = {}, pc0[8] = {};
                   for (int64_t j = ja; j < jb; ++j) {
                     const T yr0 = a2[j];
                     const T yr1 = ys0[j];
@@ -285,7 +285,14 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                       const T t6 = t3 + t4 + t5;
                       const T t7 = lk_exp_scaled(t6, p1);
                       const T t8 = (yr0 * t7);
-                      pv0[k] += t8;
+                      pc0[k] += t8;
+                    }
+                    if (((j - ja) & 15) == 15 || j == jb - 1) {
+                      #pragma omp simd
+                      for (int64_t k = 0; k < BI; ++k) {
+                        pv0[k] += pc0[k];
+                        pc0[k] = 0;
+                      }
                     }
                   }
                   for (int64_t k = 0; k < bi; ++k) {
