@@ -182,6 +182,7 @@ CPU_MODULES = {
     "codegen/dialect_cpu.py",
     "codegen/cpp.py",
     "codegen/reductions_cpp.py",
+    "codegen/reductions_lse_cpp.py",
     "codegen/sqdist_cpp.py",
     "codegen/fastmath.py",
     "codegen/helpers.py",

@@ -19,8 +19,8 @@ import pytest
 from lazykernels import cpu
 from lazykernels.core.bind import bind
 from lazykernels.core.genred import build_plan, run_plan
-from lazykernels.core.plan import REDUCTIONS, ReductionPlan
-from lazykernels.reductions import reference
+from lazykernels.core.plan import ReductionPlan
+from lazykernels.reductions import SPECS, reference
 
 pytestmark = [
     pytest.mark.cpu,
@@ -46,7 +46,7 @@ CASES = {
     "ArgKMin": ("SqDist(x,y)+b", None, 3),
     "KMin_ArgKMin": ("Square(x-y)+b", None, 3),
 }
-assert sorted(CASES) == sorted(REDUCTIONS)
+assert sorted(CASES) == sorted(SPECS)
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 M, N = 37, 53

@@ -14,6 +14,7 @@ from lazykernels.codegen.dialect_cuda import CudaDialect
 from lazykernels.core.genred import build_plan
 from lazykernels.cuda import nvrtc
 from lazykernels.errors import CompileError, FormulaError
+from lazykernels.reductions import SPECS
 
 GAUSS = ["x=Vi(3)", "y=Vj(3)", "g=Pm(1)", "b=Vj(2)"]
 PLANS = {
@@ -25,6 +26,11 @@ PLANS = {
     "argmin": build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="Min_ArgMin", axis=1),
     "max": build_plan("SqDist(x,y) * g", GAUSS[:3], reduction_op="Max", axis=0),
     "maths": build_plan("Log(1 + Abs(Sin(x) * Cos(y))) / (1 + Atan2(x, y))", GAUSS[:2], axis=1),
+    # the other reduction families, printed from their cards' programs
+    "lse_weight": build_plan("-SqDist(x,y)", GAUSS, reduction_op="LogSumExp", formula2="b", axis=1),
+    "softmax": build_plan("-SqDist(x,y)*g", GAUSS, reduction_op="SumSoftMaxWeight", formula2="b"),
+    "kmin_argkmin": build_plan("SqDist(x,y)", GAUSS[:2], "KMin_ArgKMin", axis=1, opt_arg=5),
+    "kahan": build_plan("Exp(-SqDist(x,y)*g)*b", GAUSS, axis=1, sum_scheme="kahan_scheme"),
 }
 
 needs_nvrtc = pytest.mark.skipif(not nvrtc.available(), reason="the cuda extra is not installed")
@@ -48,17 +54,20 @@ def test_source_is_deterministic_and_tiles_in_shared_memory():
 
 
 def test_unsupported_plans_are_refused_clearly():
-    with pytest.raises(FormulaError, match="so far, not LogSumExp"):
-        render_cuda(build_plan("(x|y)", GAUSS[:2], reduction_op="LogSumExp", axis=1), "float32")
-    with pytest.raises(FormulaError, match="so far, not ArgKMin"):
-        render_cuda(
-            build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="ArgKMin", axis=1, opt_arg=3),
-            "float32",
-        )
-    with pytest.raises(FormulaError, match="kahan"):
-        render_cuda(build_plan("x*y", GAUSS[:2], axis=1, sum_scheme="kahan_scheme"), "float32")
+    with pytest.raises(FormulaError, match="loop over large dimensions"):
+        render_cuda(build_plan("Exp(x*y)", ["x=Vi(40)", "y=Vj(40)"], axis=1), "float32")
     with pytest.raises(FormulaError, match="float32 or float64"):
         render_cuda(PLANS["gauss_i"], "float16")
+
+
+def test_every_card_prints_its_outputs():
+    for name, card in SPECS.items():
+        weight = "b" if card.needs_weight else None
+        k = 2 if card.needs_k else None
+        plan = build_plan("-SqDist(x,y)", GAUSS, name, axis=1, formula2=weight, opt_arg=k)
+        ks = render_cuda(plan, "float64")
+        want = tuple(("int64_t" if o.index else "T") for o in card.outputs)
+        assert tuple(ctype for _, ctype in ks.outputs) == want, name
 
 
 @needs_nvrtc

@@ -13,7 +13,8 @@ import pytest
 
 import lazykernels.numpy as lkn
 from lazykernels.errors import ArgumentError, FormulaError
-from lazykernels.formula.parse import parse_formula_info, parse_reduction
+from lazykernels.formula.parse import parse_formula_info
+from lazykernels.reductions import parse_reduction
 
 RNG = np.random.default_rng(2)
 

@@ -123,7 +123,7 @@ def test_key_is_full_sha256_of_content(monkeypatch):
     }
     assert key not in others
     assert len(others) == 6
-    monkeypatch.setattr(lazykernels, "__version__", "999.0")
+    monkeypatch.setattr(lazykernels.version, "__version__", "999.0")
     assert jit_cache.kernel_key("int f();", _info()) != key
 
 

@@ -18,8 +18,8 @@ from lazykernels.formula.parse import (
     parse_aliases,
     parse_formula,
     parse_formula_info,
-    parse_reduction,
 )
+from lazykernels.reductions import parse_reduction
 
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)", "s = Pm(1)"]
 X, Y, B, S = var(0, 3, Cat.I), var(1, 3, Cat.J), var(2, 1, Cat.J), var(3, 1, Cat.PARAM)

@@ -43,8 +43,7 @@ from .errors import (
 )
 from .jit import cache_info, clean_cache
 from .pykeops_hook import install_as_pykeops
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ArgumentError",

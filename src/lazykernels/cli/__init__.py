@@ -13,9 +13,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import lazykernels
-
 from ..errors import LazyKernelsError
+from ..version import __version__
 from . import cache, check, demo, precompile
 from ._common import CACHE_ENV_HELP, error
 
@@ -30,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compiler, the kernel cache, ahead-of-time builds and a benchmark demo.",
         epilog=CACHE_ENV_HELP,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"lazykernels {lazykernels.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"lazykernels {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (check, cache, precompile, demo):
         module.register(subparsers)

@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-import lazykernels
-
 from ..errors import LazyKernelsError
+from ..version import __version__
 from ._common import CACHE_ENV_HELP, human_bytes, human_seconds, package_version, plural
 
 # Vector ISA extensions worth naming, in the order a reader expects them.
@@ -226,7 +225,7 @@ def run_test_kernel(seed: int = 0) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Run the checks; 0 when everything works, 1 with the reasons otherwise."""
     print(
-        f"lazykernels {lazykernels.__version__} (Python {platform.python_version()}, "
+        f"lazykernels {__version__} (Python {platform.python_version()}, "
         f"{sys.platform}-{platform.machine()})"
     )
     failures = [reason for reason in (report_compiler(), report_cache()) if reason]

@@ -46,23 +46,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.plan import REDUCTIONS, SUM_SCHEMES, ReductionPlan
 from ..errors import FormulaError
+from ..reductions import SPECS
+from ..reductions.plan import SUM_SCHEMES, ReductionPlan
 from . import helpers as op_helpers
 from .buffer import IndentedBuffer
+from .cpu_reductions import PerComponent, cpp_reduction
 from .fastmath import CPU_HELPERS
 from .lower import ScalarProgram, lower
 from .prelude import SKELETON_HELPERS, includes
-from .reductions_cpp import (
-    Access,
-    CppReduction,
-    Output,
-    PerComponent,
-    SumRed,
-    TileCtx,
-    cpp_reduction,
-    masked_store,
-)
+from .reductions_cpp import Access, CppReduction, Output, SumRed, TileCtx, masked_store
 from .runtime import POOL_SIGNATURE
 from .sqdist_cpp import SqDistGemm, match_sqdist
 from .sqdist_cpp import usable as sqdist_usable
@@ -122,7 +115,7 @@ class _Printer:
     def __init__(
         self, plan: ReductionPlan, dtype: np.dtype, sqdist_gemm: bool, target: CpuTarget
     ) -> None:
-        if plan.reduction not in REDUCTIONS:
+        if plan.reduction not in SPECS:
             raise FormulaError(f"unknown reduction {plan.reduction!r}")
         if plan.sum_scheme not in SUM_SCHEMES:
             raise FormulaError(f"unknown sum scheme {plan.sum_scheme!r}")
@@ -131,7 +124,11 @@ class _Printer:
         if self.acc_dtype not in _CTYPES:
             raise FormulaError(f"accumulators are float32 or float64, not {plan.dtype_acc!r}")
         dg = plan.weight.dim if plan.weight is not None else 0
-        self.red = cpp_reduction(plan.reduction, plan.formula.dim, dg, plan.k, plan.sum_scheme)
+        vec = target.vectorised_reductions
+        self.red = cpp_reduction(
+            plan.reduction, plan.formula.dim, dg, plan.k, plan.sum_scheme, dtype, vec
+        )
+        sqdist_gemm = sqdist_gemm and target.vectorised_reductions
         match = match_sqdist(plan, target.gemm_min_dim) if sqdist_gemm else None
         self.gemm: SqDistGemm | None = None
         n_max = target.unroll_max
@@ -150,7 +147,7 @@ class _Printer:
             self.vec = self.prog.vec_roots.get(0)
             n_buf = 0
             if self.vec is not None:  # one pass per component of a looped formula
-                red1 = cpp_reduction(plan.reduction, 1, dg, plan.k, plan.sum_scheme)
+                red1 = cpp_reduction(plan.reduction, 1, dg, plan.k, plan.sum_scheme, dtype, vec)
                 self.red = PerComponent(red1, self.vec.dim)
                 n_buf = len(self.vec.buffered)
             self.bi = target.block_rows

@@ -18,11 +18,10 @@ The launch: a grid of ``ceil(n_out / block)`` blocks of ``block`` threads; argum
 of the types in :attr:`CudaSource.outputs`), then the inputs as contiguous device arrays
 (one per argument slot, in slot order; an argument the formula does not read is passed and
 unused). ``n_out`` must be positive. The reductions are the per-thread fragments of
-:mod:`.reductions_cuda` (Sum, Min, Max and the arg-extremum family).
+:mod:`.reductions_cuda`, printed from every reduction card (weights included).
 
-Not yet here (issue #11): the log-sum-exp, softmax and K-min families, the Kahan scheme,
-helper functions of the op cards, formulas of looped dimension (above the unrolling
-threshold), the 2D scheme, float16, batches and ranges.
+Not yet here (issue #11): helper functions of the op cards, formulas of looped dimension
+(above the unrolling threshold), the 2D scheme, float16, batches and ranges.
 """
 
 from __future__ import annotations
@@ -31,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.plan import ReductionPlan
 from ..errors import FormulaError
+from ..reductions.plan import ReductionPlan
 from .buffer import IndentedBuffer
 from .dialect_cuda import CudaDialect
 from .lower import ScalarProgram, lower
@@ -57,8 +56,6 @@ class CudaSource:
 
 
 def _check(plan: ReductionPlan, prog: ScalarProgram) -> None:
-    if plan.weight is not None:
-        raise FormulaError(f"the CUDA kernel has no weighted reduction ({plan.reduction}) yet")
     if prog.vec_roots or any(v.width > 1 for v in prog.inner_values):
         raise FormulaError("the CUDA kernel does not loop over large dimensions yet")
     if prog.helpers:
@@ -69,7 +66,7 @@ def _check(plan: ReductionPlan, prog: ScalarProgram) -> None:
         )
 
 
-def _tiles(b: IndentedBuffer, prog: ScalarProgram, red: ThreadReduction, same: bool) -> None:
+def _tiles(b: IndentedBuffer, prog: ScalarProgram, red: ThreadReduction) -> None:
     """The loop over reduction tiles: stage the inner frontier in shared memory, then every
     thread folds its row's values over the tile."""
     n_sh = len(prog.inner_values)
@@ -90,7 +87,7 @@ def _tiles(b: IndentedBuffer, prog: ScalarProgram, red: ThreadReduction, same: b
             for m, v in enumerate(prog.inner_values):
                 b.line(f"const T {v.load} = lk_sh[{m} * LK_BLOCK + jj];")
             b.lines(prog.mixed)
-            b.lines(red.pair(prog.roots[0], same))
+            b.lines(red.pair(prog.roots[0], prog.roots[1] if len(prog.roots) > 1 else []))
         b.lines(red.tile_end())
         if n_sh:
             b.line("__syncthreads();")
@@ -124,8 +121,11 @@ def render_cuda(plan: ReductionPlan, dtype: np.dtype | str, block: int = BLOCK) 
     acc_dtype = np.dtype(plan.dtype_acc) if plan.dtype_acc else dtype
     dialect = CudaDialect(dtype)
     d = plan.formula.dim
-    red = thread_reduction(plan.reduction, d, plan.sum_scheme, dialect.literal(float("inf")))
-    prog = lower([plan.formula], dtype, plan.output_cat, dialect)
+    dg = plan.weight.dim if plan.weight is not None else 0
+    same = acc_dtype == dtype
+    red = thread_reduction(plan.reduction, d, dg, plan.k, plan.sum_scheme, dialect, same)
+    roots = [plan.formula] + ([plan.weight] if plan.weight is not None else [])
+    prog = lower(roots, dtype, plan.output_cat, dialect)
     _check(plan, prog)
     n_sh = len(prog.inner_values)
     outputs = red.outputs()
@@ -162,7 +162,7 @@ def render_cuda(plan: ReductionPlan, dtype: np.dtype | str, block: int = BLOCK) 
         b.lines(prog.param)
         _row_values(b, prog)
         b.lines(red.state())
-        _tiles(b, prog, red, acc_dtype == dtype)
+        _tiles(b, prog, red)
         with b.block("if (row < n_out)"):
             b.lines(red.finalize(out))
     item = dtype.itemsize

@@ -19,7 +19,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kir import Acc, Array, Call, Expr, Fmt, Ix, Let, Lit, Load, Loop, Set, Stmt, Store, Sym
+from .kir import (
+    Acc,
+    Array,
+    Assign,
+    Call,
+    Expr,
+    Fmt,
+    If,
+    Ix,
+    Let,
+    Lit,
+    Load,
+    Loop,
+    Set,
+    Stmt,
+    Store,
+    Sym,
+)
 
 # The neutral maths functions op cards and lowering rules may call.
 MATH_FUNCTIONS = frozenset(
@@ -90,6 +107,17 @@ class Dialect:
             out.append(f"{indent}for (int64_t {v} = 0; {v} < {s.extent}; ++{v}) {{")
             for t in s.body:
                 self.stmt(t, out, indent + "  ")
+            out.append(f"{indent}}}")
+        elif isinstance(s, Assign):
+            out.append(f"{indent}{self.expr(s.target)} {s.op} {self.expr(s.expr)};")
+        elif isinstance(s, If):
+            out.append(f"{indent}if ({self.expr(s.cond)}) {{")
+            for t in s.then:
+                self.stmt(t, out, indent + "  ")
+            if s.orelse:
+                out.append(f"{indent}}} else {{")
+                for t in s.orelse:
+                    self.stmt(t, out, indent + "  ")
             out.append(f"{indent}}}")
         else:
             raise TypeError(f"not a statement: {s!r}")

@@ -190,7 +190,26 @@ class Loop:
     body: list = field(default_factory=list)
 
 
-Stmt = Let | Acc | Set | Store | Array | Loop
+@dataclass
+class Assign:
+    """``target op expr`` for an lvalue expression (a state entry, an output element):
+    ``op`` is ``"="`` or ``"+="``. Reduction programs (:mod:`.emit`) write these."""
+
+    target: Expr
+    expr: Expr
+    op: str = "="
+
+
+@dataclass
+class If:
+    """``if (cond) { then } else { orelse }`` (reduction programs, :mod:`.emit`)."""
+
+    cond: Expr
+    then: list = field(default_factory=list)
+    orelse: list = field(default_factory=list)
+
+
+Stmt = Let | Acc | Set | Store | Array | Loop | Assign | If
 
 
 def uses(stmt: Stmt) -> set[str]:
@@ -207,6 +226,13 @@ def uses(stmt: Stmt) -> set[str]:
     elif isinstance(stmt, Array):
         for e in stmt.items:
             expr_syms(e, out)
+    elif isinstance(stmt, Assign):
+        expr_syms(stmt.expr, out)
+        expr_syms(stmt.target, out)
+    elif isinstance(stmt, If):
+        expr_syms(stmt.cond, out)
+        for s in stmt.then + stmt.orelse:
+            out |= uses(s)
     else:
         for s in stmt.body:
             out |= uses(s)

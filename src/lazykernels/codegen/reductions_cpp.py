@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import DimensionError, FormulaError
+from ..reductions import SPECS
 from .buffer import IndentedBuffer
 from .fastmath import KAHAN_LANES
 
@@ -102,6 +102,8 @@ class CppReduction:
 
     def __init__(self, name: str, d: int, dg: int, k: int, scheme: str) -> None:
         self.name, self.d, self.dg, self.k, self.scheme = name, d, dg, k, scheme
+        self.card = SPECS[name]
+        self.program = self.card.program
 
     def fields(self) -> list[Field]:
         raise NotImplementedError
@@ -220,8 +222,8 @@ class MinMaxRed(CppReduction):
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.lt = "<" if self.name == "Min" else ">"
-        self.init = INF if self.name == "Min" else f"(-{INF})"
+        self.lt = self.program.lt
+        self.init = INF if self.lt == "<" else f"(-{INF})"
 
     def fields(self) -> list[Field]:
         return [Field("val", "T", self.d, self.init)]
@@ -232,7 +234,7 @@ class MinMaxRed(CppReduction):
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
         ms = [f"m{c}" for c in range(self.d)]
         b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
-        op = "min" if self.name == "Min" else "max"
+        op = "min" if self.lt == "<" else "max"
 
         def stmts(mask: str | None) -> list[str]:
             return [
@@ -263,15 +265,15 @@ class ArgMinMaxRed(CppReduction):
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.is_min = "Min" in self.name
-        self.lt = "<" if self.is_min else ">"
+        self.lt = self.program.lt
+        self.is_min = self.lt == "<"
         self.init = INF if self.is_min else f"(-{INF})"
 
     def fields(self) -> list[Field]:
         return [Field("val", "T", self.d, self.init), Field("ind", "int64_t", self.d, "-1")]
 
     def outputs(self) -> list[Output]:
-        if self.name in ("ArgMin", "ArgMax"):
+        if not self.card.has_values:
             return [Output(self.d, "int64_t")]
         return [Output(self.d, "T"), Output(self.d, "int64_t")]
 
@@ -311,7 +313,7 @@ class ArgMinMaxRed(CppReduction):
 
     def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
         for c in map(str, range(self.d)):
-            if self.name in ("ArgMin", "ArgMax"):
+            if not self.card.has_values:
                 b.line(f"{out[0]('', c)} = {st('ind', c)};")
             else:
                 b.line(f"{out[0]('', c)} = {st('val', c)};")
@@ -334,11 +336,7 @@ class KMinRed(CppReduction):
 
     def outputs(self) -> list[Output]:
         n = self.k * self.d
-        if self.name == "KMin":
-            return [Output(n, "T")]
-        if self.name == "ArgKMin":
-            return [Output(n, "int64_t")]
-        return [Output(n, "T"), Output(n, "int64_t")]
+        return [Output(n, "int64_t" if o.index else "T") for o in self.card.outputs]
 
     def n_buffers(self) -> int:
         return self.d
@@ -374,13 +372,9 @@ class KMinRed(CppReduction):
             for c in range(d):
                 src = f"{c * k} + r"
                 dst = f"r * {d} + {c}" if d > 1 else "r"
-                if self.name == "KMin":
-                    b.line(f"{out[0]('', dst)} = {st('kval', src)};")
-                elif self.name == "ArgKMin":
-                    b.line(f"{out[0]('', dst)} = {st('kind', src)};")
-                else:
-                    b.line(f"{out[0]('', dst)} = {st('kval', src)};")
-                    b.line(f"{out[1]('', dst)} = {st('kind', src)};")
+                fields = ["kval"] * self.card.has_values + ["kind"] * self.card.has_index
+                for o, name in enumerate(fields):
+                    b.line(f"{out[o]('', dst)} = {st(name, src)};")
 
 
 def kmin_filter(b: IndentedBuffer, buf: str, k: int, value: str, exact: list[str] = ()) -> None:
@@ -408,244 +402,3 @@ def kmin_filter(b: IndentedBuffer, buf: str, k: int, value: str, exact: list[str
             with b.block(f"if ({value} <= thr && ({value} < thr || ki[{k - 1}] < 0))"):
                 b.line(f"lk_kmin_insert(kv, ki, (int64_t){k}, {value}, j0 + t);")
                 b.line(f"thr = kv[{k - 1}];")
-
-
-class ShiftExpRed(CppReduction):
-    """The log-sum-exp family: state ``(m, s[ns])`` with ``sum_j e^(F_j - m) w_j = s``.
-
-    Weights ``w``: LogSumExp and Max_SumShiftExp: [1]; LogSumExpWeight and
-    Max_SumShiftExpWeight: G; SumSoftMaxWeight: [1, G]. Each tile: evaluate F (and G) into
-    buffers with a simd max, rescale ``s`` if the running max grows, then a simd sum of
-    ``exp(F - m) w`` (with kahan_scheme: the terms go to buffers, then to compensated
-    lanes). Rows whose values are all ``-inf`` keep ``m = -inf, s = 0``.
-    """
-
-    helpers = frozenset({"lk_exp"})
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        if self.d != 1:
-            raise DimensionError(f"{self.name}: the formula must be scalar, got dimension {self.d}")
-        weighted = self.name in ("LogSumExpWeight", "Max_SumShiftExpWeight", "SumSoftMaxWeight")
-        if weighted and self.dg < 1:
-            raise FormulaError(f"{self.name} needs a weight formula (formula2)")
-        self.unit = self.name in ("LogSumExp", "Max_SumShiftExp", "SumSoftMaxWeight")
-        self.ns = int(self.unit) + (self.dg if weighted else 0)
-        self.kahan = self.scheme == "kahan_scheme"
-        self.lanes = KAHAN_LANES if self.kahan else 1
-        if self.kahan:
-            self.helpers = self.helpers | {"lk_kahan"}
-
-    def fields(self) -> list[Field]:
-        n = self.ns * self.lanes
-        out = [Field("m", "A", 1, f"(-{INF_A})"), Field("s", "A", n, "0")]
-        if self.kahan:
-            out.append(Field("comp", "A", n, "0"))
-        return out
-
-    def outputs(self) -> list[Output]:
-        width = {
-            "LogSumExp": 1,
-            "LogSumExpWeight": self.dg,
-            "SumSoftMaxWeight": self.dg,
-            "Max_SumShiftExp": 2,
-            "Max_SumShiftExpWeight": 1 + self.dg,
-        }[self.name]
-        return [Output(width, "T")]
-
-    def n_buffers(self) -> int:
-        return 1 + self.ns - int(self.unit)
-
-    def n_acc_buffers(self) -> int:
-        return self.ns if self.kahan else 0
-
-    def _rescale(self, b: IndentedBuffer, st: Access, sc: str) -> None:
-        with b.block(f"for (int64_t c = 0; c < {self.ns * self.lanes}; ++c)"):
-            b.line(f"{st('s', 'c')} *= {sc};")
-            if self.kahan:
-                b.line(f"{st('comp', 'c')} *= {sc};")
-
-    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
-        # weight c: None (the unit weight) or (atom in the loop, its tile buffer)
-        weights: list[tuple[str, str] | None] = [None] if self.unit else []
-        weights += [(w, f"tb{1 + c}") for c, w in enumerate(tc.g)]
-
-        def stmts(mask: str | None) -> list[str]:
-            out = [masked_store(mask, f"tb0[j - j0] = {tc.f[0]};")]
-            out += [
-                masked_store(mask, f"{w[1]}[j - j0] = {w[0]};") for w in weights if w is not None
-            ]
-            out.append(f"tm = {_keep(mask, f'{tc.f[0]} > tm')} ? {tc.f[0]} : tm;")
-            return out
-
-        b.line(f"T tm = (T){tc.st('m', '0')};")
-        tc.eval_loop(b, "reduction(max:tm)", stmts)
-        m = tc.st("m", "0")
-        with b.block(f"if ({tc.acc('tm')} > {m})"):
-            b.line(f"const A sc = lk_exp({m} - {tc.acc('tm')});")
-            self._rescale(b, tc.st, "sc")
-            b.line(f"{m} = {tc.acc('tm')};")
-        with b.block(f"if ({m} > (-{INF_A}))"):
-            b.line(f"const A mm = {m};")
-            # whole vectors: the lanes past the tile hold -inf (exp gives 0) and weight 0
-            b.line("const int64_t nv = (j1 - j0 + VW - 1) / VW * VW;")
-            with b.block("for (int64_t t = j1 - j0; t < nv; ++t)"):
-                b.line(f"tb0[t] = -{INF};")
-                for w in weights:
-                    if w is not None:
-                        b.line(f"{w[1]}[t] = 0;")
-            terms = [
-                "e" if w is None else f"e * {tc.acc(w[1] + '[t]')}" for c, w in enumerate(weights)
-            ]
-            if self.kahan:
-                b.pragma("omp simd")
-                with b.block("for (int64_t t = 0; t < nv; ++t)"):
-                    b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
-                    b.lines([f"kb{c}[t] = {term};" for c, term in enumerate(terms)])
-                for c in range(self.ns):
-                    o = str(c * KAHAN_LANES)
-                    b.line(f"lk_kahan_tile(kb{c}, nv, &{tc.st('s', o)}, &{tc.st('comp', o)});")
-                return
-            ps = [f"ps{c}" for c in range(self.ns)]
-            direct = self.scheme == "direct_sum"
-            b.line(_partials(ps, [tc.st("s", str(c)) if direct else "0" for c in range(self.ns)]))
-            b.pragma(f"omp simd reduction(+:{','.join(ps)})")
-            with b.block("for (int64_t t = 0; t < nv; ++t)"):
-                b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
-                b.lines([f"{p} += {term};" for p, term in zip(ps, terms)])
-            for c, p in enumerate(ps):
-                b.line(f"{tc.st('s', str(c))} {'=' if direct else '+='} {p};")
-
-    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        dm, sm = dst("m", "0"), src("m", "0")
-        n = self.ns * self.lanes
-        with b.block(f"if ({sm} > {dm})"):
-            b.line(f"const A sc = lk_exp({dm} - {sm});")
-            self._rescale(b, dst, "sc")
-            if self.kahan:
-                _merge_kahan_lanes(b, dst, src, "s", n)
-            else:
-                with b.block(f"for (int64_t c = 0; c < {n}; ++c)"):
-                    b.line(f"{dst('s', 'c')} += {src('s', 'c')};")
-            b.line(f"{dm} = {sm};")
-        with b.block(f"else if ({sm} > (-{INF_A}))"):
-            b.line(f"const A sc = lk_exp({sm} - {dm});")
-            if self.kahan:
-                _merge_kahan_lanes(b, dst, src, "s", n, scale="sc")
-            else:
-                with b.block(f"for (int64_t c = 0; c < {n}; ++c)"):
-                    b.line(f"{dst('s', 'c')} += sc * {src('s', 'c')};")
-
-    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        m = st("m", "0")
-        sums = []
-        for c in range(self.ns):
-            if self.kahan:
-                o = str(c * KAHAN_LANES)
-                b.line(f"const A s{c} = lk_kahan_total(&{st('s', o)}, &{st('comp', o)});")
-            else:
-                b.line(f"const A s{c} = {st('s', str(c))};")
-            sums.append(f"s{c}")
-        o = out[0]
-        if self.name in ("Max_SumShiftExp", "Max_SumShiftExpWeight"):
-            b.line(f"{o('', '0')} = (T){m};")
-            for c, v in enumerate(sums):
-                b.line(f"{o('', str(c + 1))} = (T){v};")
-        elif self.name in ("LogSumExp", "LogSumExpWeight"):
-            for c, v in enumerate(sums):
-                b.line(f"{o('', str(c))} = (T)({m} + std::log({v}));")
-        else:  # SumSoftMaxWeight: s0 is the sum of the softmax weights
-            for c in range(self.dg):
-                b.line(f"{o('', str(c))} = (T)(s0 > 0 ? s{c + 1} / s0 : 0);")
-
-
-class PerComponent(CppReduction):
-    """A reduction of a formula of looped dimension ``d``: the scalar fragments of ``inner``
-    (its dim-1 version) run once per component ``cc``, in C loops.
-
-    Every family keeps its state component-major (component ``c`` of a field of per-component
-    length ``n`` is ``[c * n, (c + 1) * n)``) and writes output ``r * d + c`` for entry ``r``
-    of component ``c``, so a component's state and outputs are slices of the whole.
-    """
-
-    def __init__(self, inner: CppReduction, d: int) -> None:
-        super().__init__(inner.name, d, inner.dg, inner.k, inner.scheme)
-        self.inner = inner
-        self.helpers = inner.helpers
-        self.fused = inner.fused
-        self._per = {f.name: f.length for f in inner.fields()}
-
-    def fields(self) -> list[Field]:
-        return [Field(f.name, f.ctype, f.length * self.d, f.init) for f in self.inner.fields()]
-
-    def outputs(self) -> list[Output]:
-        return [Output(o.width * self.d, o.ctype) for o in self.inner.outputs()]
-
-    def n_buffers(self) -> int:
-        return self.inner.n_buffers()
-
-    def n_acc_buffers(self) -> int:
-        return self.inner.n_acc_buffers()
-
-    def _shift(self, acc: Access) -> Access:
-        return lambda name, idx: acc(name, f"cc * {self._per[name]} + {idx}")
-
-    def _loop(self, b: IndentedBuffer):
-        return b.block(f"for (int64_t cc = 0; cc < {self.d}; ++cc)")
-
-    def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
-        """``tc.f`` is component ``cc`` of the formula, ``tc.eval_loop`` its pass."""
-        with self._loop(b):
-            inner = TileCtx(tc.f, tc.g, self._shift(tc.st), tc._eval_loop, tc._same)
-            self.inner.tile(b, inner)
-
-    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        with self._loop(b):
-            self.inner.merge(b, self._shift(dst), self._shift(src))
-
-    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        d = self.d
-
-        def column(o: Access) -> Access:
-            return lambda name, idx: o(name, f"({idx}) * {d} + cc")
-
-        with self._loop(b):
-            self.inner.finalize(b, self._shift(st), [column(o) for o in out])
-
-
-_FAMILIES: dict[str, type[CppReduction]] = {
-    "Sum": SumRed,
-    "Min": MinMaxRed,
-    "Max": MinMaxRed,
-    **dict.fromkeys(("ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"), ArgMinMaxRed),
-    **dict.fromkeys(("KMin", "ArgKMin", "KMin_ArgKMin"), KMinRed),
-    **dict.fromkeys(
-        (
-            "LogSumExp",
-            "LogSumExpWeight",
-            "SumSoftMaxWeight",
-            "Max_SumShiftExp",
-            "Max_SumShiftExpWeight",
-        ),
-        ShiftExpRed,
-    ),
-}
-
-
-def cpp_reduction(
-    name: str, d: int, dg: int = 0, k: int | None = None, scheme: str = "block_sum"
-) -> CppReduction:
-    """The fragments of reduction ``name`` for a formula of dim ``d`` (weight dim ``dg``).
-
-    Raises:
-        FormulaError: unknown reduction, missing K, or a non-scalar log-sum-exp formula.
-    """
-    try:
-        family = _FAMILIES[name]
-    except KeyError:
-        raise FormulaError(f"unknown reduction {name!r}") from None
-    if family is KMinRed and (k is None or k < 1):
-        raise FormulaError(f"{name} needs K >= 1, got {k!r}")
-    if family is not SumRed and family is not ShiftExpRed:
-        scheme = "direct_sum"  # sum schemes only concern sum-type reductions
-    return family(name, d, dg, k or 0, scheme)

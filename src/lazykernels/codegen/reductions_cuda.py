@@ -1,149 +1,108 @@
-"""Per-thread reduction fragments of the CUDA kernel (:mod:`.cuda`): state, fold, outputs.
+"""Per-thread reduction fragments of the CUDA kernel (:mod:`.cuda`), printed from the cards.
 
 In the 1D scheme a thread owns one output row and folds the values of its row one pair at
-a time, so a fragment is scalar code (the CPU fragments of :mod:`.reductions_cpp` are
-vectorised tile loops and do not carry over). A :class:`ThreadReduction` gives
+a time. Its fragments are the statements of the reduction card's program
+(:mod:`lazykernels.reductions.program`) printed by the CUDA dialect, with the state in
+per-thread arrays ``lk_<field>`` (registers once the compiler unrolls the constant indices):
 
-* ``state``: the thread's accumulator declarations (the empty-reduction result);
+* ``state``: the declarations, initialised to the empty-reduction values;
 * ``tile_begin`` / ``pair`` / ``tile_end``: statements around and inside the loop over one
   shared-memory tile (``pair`` sees ``j``, the reduction index, and the formula's atoms);
 * ``finalize``: the stores of the row's outputs, through ``out(o, c)`` -> lvalue.
 
-The semantics are the CPU kernel's: NaN never wins a Min/Max, the arg-reductions keep the
-first index of the extremum (a NaN counts as the worst value, so an all-NaN row gets index
-0), block sums add each tile's partial sum to the total.
+Every reduction with a card prints here (the semantics are the NumPy reference's: NaN never
+wins a Min/Max/K-min, ties keep the lowest index, all sum schemes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import FormulaError
+import numpy as np
+
+from ..errors import DimensionError, FormulaError
+from ..reductions import SPECS
+from ..reductions.program import Shape
+from .dialect import Dialect
+from .emit import CTYPES, Emitter, index_text, lvalue
 
 Out = Callable[[int, int], str]  # (output, component) -> C lvalue
 
 
 class ThreadReduction:
-    """One reduction, per thread (see the module docstring)."""
+    """One reduction card's program, per thread (see the module docstring)."""
 
-    def __init__(self, name: str, d: int, scheme: str, inf: str) -> None:
-        self.name, self.d, self.scheme, self.inf = name, d, scheme, inf
+    def __init__(self, name: str, sh: Shape, dialect: Dialect, same_acc: bool) -> None:
+        self.card = SPECS[name]
+        self.program = self.card.program
+        self.sh, self.dialect, self.same = sh, dialect, same_acc
+        self.fields = self.program.fields(sh)
+
+    def _emitter(self) -> Emitter:
+        return Emitter(self.dialect, self.same)
+
+    @staticmethod
+    def st(name: str, index) -> object:
+        return lvalue(f"lk_{name}[{index_text(index)}]")
 
     def outputs(self) -> list[tuple[int, str]]:
         """(width, C type) of each output."""
-        return [(self.d, "T")]
-
-    def state(self) -> list[str]:
-        raise NotImplementedError
-
-    def tile_begin(self) -> list[str]:
-        return []
-
-    def pair(self, atoms: list[str], same: bool) -> list[str]:
-        raise NotImplementedError
-
-    def tile_end(self) -> list[str]:
-        return []
-
-    def finalize(self, out: Out) -> list[str]:
-        raise NotImplementedError
-
-
-class SumThread(ThreadReduction):
-    """Sum: block sums (a partial per tile, added to the total) or direct sums."""
-
-    def _direct(self) -> bool:
-        return self.scheme == "direct_sum"
-
-    def state(self) -> list[str]:
-        return ["A " + ", ".join(f"acc{c} = 0" for c in range(self.d)) + ";"]
-
-    def tile_begin(self) -> list[str]:
-        if self._direct():
-            return []
-        return ["A " + ", ".join(f"ps{c} = 0" for c in range(self.d)) + ";"]
-
-    def pair(self, atoms: list[str], same: bool) -> list[str]:
-        p = "acc" if self._direct() else "ps"
-        return [f"{p}{c} += {f if same else f'(A)({f})'};" for c, f in enumerate(atoms)]
-
-    def tile_end(self) -> list[str]:
-        return [] if self._direct() else [f"acc{c} += ps{c};" for c in range(self.d)]
-
-    def finalize(self, out: Out) -> list[str]:
-        return [f"{out(0, c)} = (T)acc{c};" for c in range(self.d)]
-
-
-class MinMaxThread(ThreadReduction):
-    """Min / Max per component; a NaN never compares true, so it never wins."""
-
-    def _lt_init(self) -> tuple[str, str]:
-        return ("<", self.inf) if "Min" in self.name else (">", f"(-{self.inf})")
-
-    def state(self) -> list[str]:
-        init = self._lt_init()[1]
-        return ["T " + ", ".join(f"m{c} = {init}" for c in range(self.d)) + ";"]
-
-    def pair(self, atoms: list[str], same: bool) -> list[str]:
-        lt = self._lt_init()[0]
-        return [f"m{c} = {f} {lt} m{c} ? {f} : m{c};" for c, f in enumerate(atoms)]
-
-    def finalize(self, out: Out) -> list[str]:
-        return [f"{out(0, c)} = m{c};" for c in range(self.d)]
-
-
-class ArgMinMaxThread(MinMaxThread):
-    """ArgMin / ArgMax / Min_ArgMin / Max_ArgMax: value and first index of the extremum."""
-
-    def outputs(self) -> list[tuple[int, str]]:
-        if self.name in ("ArgMin", "ArgMax"):
-            return [(self.d, "int64_t")]
-        return [(self.d, "T"), (self.d, "int64_t")]
-
-    def state(self) -> list[str]:
+        tails = self.card.output_tails(self.sh.d, self.sh.dg, self.sh.k)
         return [
-            *super().state(),
-            "int64_t " + ", ".join(f"ind{c} = -1" for c in range(self.d)) + ";",
+            (int(np.prod(tail)), "int64_t" if o.index else "T")
+            for tail, o in zip(tails, self.card.outputs)
         ]
 
-    def pair(self, atoms: list[str], same: bool) -> list[str]:
-        lt, init = self._lt_init()
-        out = []
-        for c, f in enumerate(atoms):
-            out.append(f"const T v{c} = {f} != {f} ? {init} : {f};")
-            out.append(f"if (v{c} {lt} m{c} || ind{c} < 0) {{ m{c} = v{c}; ind{c} = j; }}")
-        return out
+    def state(self) -> list[str]:
+        lines = []
+        for f in self.fields:
+            ctype = CTYPES[f.kind]
+            init = str(int(f.init)) if f.kind == "index" else self.dialect.literal(f.init)
+            lines.append(f"{ctype} lk_{f.name}[{f.length}];")
+            lines.append(f"for (int c = 0; c < {f.length}; ++c) lk_{f.name}[c] = {init};")
+        return lines
+
+    def tile_begin(self) -> list[str]:
+        e = self._emitter()
+        self.program.tile_begin(e, self.sh, self.st)
+        return e.lines()
+
+    def pair(self, atoms: list[str], weights: list[str]) -> list[str]:
+        e = self._emitter()
+        f, g = [lvalue(a) for a in atoms], [lvalue(w) for w in weights]
+        self.program.update(e, self.sh, self.st, f, g, lvalue("j"))
+        return e.lines()
+
+    def tile_end(self) -> list[str]:
+        e = self._emitter()
+        self.program.tile_end(e, self.sh, self.st)
+        return e.lines()
 
     def finalize(self, out: Out) -> list[str]:
-        if self.name in ("ArgMin", "ArgMax"):
-            return [f"{out(0, c)} = ind{c};" for c in range(self.d)]
-        lines = [f"{out(0, c)} = m{c};" for c in range(self.d)]
-        return lines + [f"{out(1, c)} = ind{c};" for c in range(self.d)]
+        e = self._emitter()
+
+        def output(o: int, index) -> object:
+            return lvalue(out(o, index_text(index)))
+
+        self.program.finalize(e, self.sh, self.st, output)
+        return e.lines()
 
 
-_THREAD_REDUCTIONS = {
-    "Sum": SumThread,
-    "Min": MinMaxThread,
-    "Max": MinMaxThread,
-    "ArgMin": ArgMinMaxThread,
-    "ArgMax": ArgMinMaxThread,
-    "Min_ArgMin": ArgMinMaxThread,
-    "Max_ArgMax": ArgMinMaxThread,
-}
-SUPPORTED = frozenset(_THREAD_REDUCTIONS)
-"""The reductions the CUDA kernel prints so far."""
-
-
-def thread_reduction(name: str, d: int, scheme: str, inf: str) -> ThreadReduction:
-    """The per-thread fragment of reduction ``name`` over a formula of dimension ``d``.
+def thread_reduction(
+    name: str, d: int, dg: int, k: int | None, scheme: str, dialect: Dialect, same_acc: bool
+) -> ThreadReduction:
+    """The per-thread fragments of reduction ``name`` over a formula of dimension ``d``.
 
     Raises:
-        FormulaError: the CUDA kernel does not print this reduction (or scheme) yet.
+        FormulaError: unknown reduction, or a missing K.
+        DimensionError: a vector formula for a reduction of scalar formulas.
     """
-    if name not in _THREAD_REDUCTIONS:
-        raise FormulaError(
-            f"the CUDA kernel covers {', '.join(sorted(SUPPORTED))} so far, not {name}"
-        )
-    if name == "Sum" and scheme not in ("block_sum", "direct_sum"):
-        raise FormulaError(f"the CUDA kernel has no {scheme!r} summation yet")
-    return _THREAD_REDUCTIONS[name](name, d, scheme, inf)
+    card = SPECS.get(name)
+    if card is None:
+        raise FormulaError(f"unknown reduction {name!r}")
+    if card.needs_k and (k is None or k < 1):
+        raise FormulaError(f"{name} needs K >= 1, got {k!r}")
+    if card.scalar_formula and d != 1:
+        raise DimensionError(f"{name}: the formula must be scalar, got dimension {d}")
+    scheme = scheme if card.sum_type else "direct_sum"
+    return ThreadReduction(name, Shape(d, dg, k or 0, scheme), dialect, same_acc)

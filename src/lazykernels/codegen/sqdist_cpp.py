@@ -45,14 +45,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.plan import ReductionPlan
 from ..formula.ir import Cat, Node, topological_order
+from ..reductions import SPECS
+from ..reductions.plan import ReductionPlan
 from .buffer import IndentedBuffer
 from .lower import ScalarProgram
 from .reductions_cpp import INF, Access, ArgMinMaxRed, CppReduction, KMinRed, MinMaxRed, kmin_filter
 from .target_cpu import CpuTarget
 
-MIN_FAMILY = frozenset({"Min", "ArgMin", "Min_ArgMin", "KMin", "ArgKMin", "KMin_ArgKMin"})
 MICRO_ROWS = 6  # rows of the register tile (x 2 vectors of columns)
 
 
@@ -78,7 +78,7 @@ def match_sqdist(plan: ReductionPlan, min_dim: int) -> SqDistMatch | None:
     """The squared distance the plan's formula is, if the blocked path applies (see the
     module docstring; ``min_dim``: the target's smallest dimension for it), else None."""
     f = plan.formula
-    if plan.reduction not in MIN_FAMILY or plan.weight is not None or f.dim != 1:
+    if SPECS[plan.reduction].selects != "min" or plan.weight is not None or f.dim != 1:
         return None
     if f.op.name != "Sum" or f.args[0].op.name != "Square":
         return None

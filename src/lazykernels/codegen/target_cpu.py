@@ -39,6 +39,9 @@ class CpuTarget:
         gemm_min_dim: smallest dimension of the blocked squared-distance path.
         gemm_rows, gemm_cols, gemm_depth: its block rows, tile columns and components per
             pass (the panel of ``u`` stays in L1).
+        vectorised_reductions: print each card through its family's vectorised fragments
+            (:mod:`.reductions_cpp`); False prints every card's own statements
+            (:class:`.cpu_reductions.ProgramRed`) and skips the blocked path (tests).
     """
 
     block_rows: int = 8
@@ -57,6 +60,7 @@ class CpuTarget:
     gemm_rows: int = 96
     gemm_cols: int = 128
     gemm_depth: int = 64
+    vectorised_reductions: bool = True
 
 
 CPU = CpuTarget()

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import BackendError
+from ..reductions import reference
 from .plan import BoundCall, ReductionPlan
 
 Runner = Callable[[BoundCall], None]
@@ -44,8 +45,6 @@ def _cpu_module() -> ModuleType | None:
 
 
 def _run_reference(call: BoundCall) -> None:
-    from ..reductions import reference  # the reductions package imports core.plan
-
     reference.run(call)
 
 

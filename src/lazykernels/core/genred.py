@@ -113,7 +113,8 @@ def build_plan(
 def _check_k(name: str, needs_k: bool, opt_arg: Any) -> int | None:
     if not needs_k:
         if opt_arg is not None:
-            raise ArgumentError(f"{name} takes no opt_arg (only KMin, ArgKMin, KMin_ArgKMin)")
+            with_k = ", ".join(n for n, card in SPECS.items() if card.needs_k)
+            raise ArgumentError(f"{name} takes no opt_arg (only {with_k})")
         return None
     if opt_arg is None:
         raise ArgumentError(f"{name} needs K: pass opt_arg=K")

@@ -29,10 +29,9 @@ from ..core.plan import ReductionPlan
 from ..errors import ArgumentError
 from ..formula.ir import Cat
 from ..reductions.derivatives import (
-    INDEX_ONLY,
-    SELECTION,
-    SMOOTH,
+    Derivative,
     Extra,
+    derivative,
     selection_plan,
     with_index,
 )
@@ -85,11 +84,12 @@ def vjp(
             raise ArgumentError(f"vjp: no input {k}; the reduction has {len(plan.slots)} inputs")
     sharding, split_every = options(sharding, split_every)
     run = dict(backend=backend, sharding=sharding, split_every=split_every)
-    if plan.reduction in INDEX_ONLY:
+    kind = derivative(plan)
+    if kind is Derivative.INDEX:
         raise ArgumentError(f"{plan.reduction} returns integer indices: it has no gradient")
-    if plan.reduction in SELECTION:
+    if kind is Derivative.SELECTION:
         return _selection_vjp(plan, args, gradient, wrt, run)
-    if plan.reduction not in SMOOTH:
+    if kind is not Derivative.SMOOTH:
         raise ArgumentError(
             f"{plan.reduction} is not differentiated (raw [m, s] pairs): differentiate "
             f"LogSumExp or SumSoftMaxWeight instead"

@@ -28,7 +28,7 @@ offending token; nothing else escapes, whatever the text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -50,7 +50,6 @@ from .opspec import OpSpec
 from .syntax import (
     BINARY_POWER,
     CMP,
-    REDUCTION_SYNTAX,
     ReductionSyntax,
     binary_node,
     close_matches,
@@ -63,7 +62,6 @@ __all__ = [
     "Alias",
     "ParsedFormula",
     "ParsedReduction",
-    "REDUCTION_SYNTAX",
     "ReductionSyntax",
     "binary_node",
     "parse_aliases",
@@ -156,18 +154,26 @@ def parse_formula_info(text: str, aliases: Sequence[str] | Sequence[Alias] = ())
     return ParsedFormula(formula, aliases, tuple(parser.new_variables))
 
 
-def parse_reduction(text: str, aliases: Sequence[str] | Sequence[Alias] = ()) -> ParsedReduction:
+def parse_reduction(
+    text: str,
+    aliases: Sequence[str] | Sequence[Alias],
+    syntax: Mapping[str, ReductionSyntax],
+) -> ParsedReduction:
     """Parse ``<Name>_Reduction(formula[, K], tagI[, formula2])``.
 
     ``tagI`` is the category of the output: 0 = indexed by i (reduction over j), 1 =
-    indexed by j. ``Zero_Reduction(dim, tagI)`` gives the formula ``Zero(dim)``.
+    indexed by j. ``Zero_Reduction(dim, tagI)`` gives the formula ``Zero(dim)``. The
+    reductions and their arguments come from ``syntax`` (the reduction cards own it:
+    :func:`lazykernels.reductions.parse_reduction` passes their table).
 
     Example:
-        >>> r = parse_reduction("KMin_Reduction(SqDist(x, y), 5, 0)", ["x=Vi(3)", "y=Vj(3)"])
-        >>> r.name, r.k, r.output_cat
-        ('KMin', 5, <Cat.I: 0>)
+        >>> from lazykernels.reductions import SYNTAX
+        >>> r = parse_reduction("Sum_Reduction(x * y, 1)", ["x=Vi(3)", "y=Vj(3)"], SYNTAX)
+        >>> r.name, r.output_cat
+        ('Sum', <Cat.J: 1>)
     """
     parser = _Parser(text, as_aliases(aliases))
+    parser.reduction_syntax = syntax
     return parser.run(parser.reduction)
 
 
@@ -186,6 +192,7 @@ class _Parser(TokenCursor):
             a.position: (a.node, describe_alias(a)) for a in aliases
         }
         self.new_variables: list[Node] = []
+        self.reduction_syntax: Mapping[str, ReductionSyntax] = {}
         # every Var(k, d, c) of the text and every created gradient input, in text order
         self.written: list[Node] = []
 
@@ -502,9 +509,10 @@ class _Parser(TokenCursor):
                 f"expected a reduction such as 'Sum_Reduction(formula, 0)', got {tok.describe()}"
             )
         name = tok.text[: -len("_Reduction")]
-        syntax = REDUCTION_SYNTAX.get(name)
+        table = self.reduction_syntax
+        syntax = table.get(name)
         if syntax is None:
-            hint = close_matches(tok.text, [f"{n}_Reduction" for n in REDUCTION_SYNTAX])
+            hint = close_matches(tok.text, [f"{n}_Reduction" for n in table])
             raise self.error(f"unknown reduction {tok.text!r}{hint}", tok)
         self.advance()
         self.advance()

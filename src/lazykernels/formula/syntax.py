@@ -7,10 +7,9 @@ very same node, so the two cannot drift apart.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from types import MappingProxyType
 
 from ..errors import FormulaError
 from .ir import Node, const, make
@@ -96,6 +95,9 @@ def power_node(base: Node, exponent: Node) -> Node:
 class ReductionSyntax:
     """Arguments of ``<Name>_Reduction(formula[, K], tagI[, formula2])``.
 
+    Each reduction card gives its own (:attr:`lazykernels.reductions.ReductionSpec.syntax`);
+    :data:`lazykernels.reductions.SYNTAX` is the table the parser reads.
+
     Attributes:
         takes_k: K comes between the formula and tagI.
         formula2: ``"none"``, ``"optional"`` or ``"required"`` second formula (a weight).
@@ -103,30 +105,6 @@ class ReductionSyntax:
 
     takes_k: bool = False
     formula2: str = "none"
-
-
-_PLAIN, _WITH_K = ReductionSyntax(), ReductionSyntax(takes_k=True)
-REDUCTION_SYNTAX: Mapping[str, ReductionSyntax] = MappingProxyType(
-    {
-        "Sum": _PLAIN,
-        "Min": _PLAIN,
-        "Max": _PLAIN,
-        "ArgMin": _PLAIN,
-        "ArgMax": _PLAIN,
-        "Min_ArgMin": _PLAIN,
-        "Max_ArgMax": _PLAIN,
-        "KMin": _WITH_K,
-        "ArgKMin": _WITH_K,
-        "KMin_ArgKMin": _WITH_K,
-        "Max_SumShiftExp": _PLAIN,
-        "Max_SumShiftExpWeight": ReductionSyntax(formula2="optional"),
-        "LogSumExp": ReductionSyntax(formula2="optional"),
-        "LogSumExpWeight": ReductionSyntax(formula2="required"),
-        "SumSoftMaxWeight": ReductionSyntax(formula2="required"),
-        "Zero": _PLAIN,  # Zero_Reduction(dim, tagI): the first argument is a dimension
-    }
-)
-"""The ``<Name>_Reduction`` names accepted by :func:`parse_reduction`, by ``Name``."""
 
 
 def plural(n: int, word: str) -> str:

@@ -42,7 +42,7 @@ from ..core.bind import layout_of
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError
-from ..reductions.derivatives import INDEX_ONLY, SMOOTH, Extra, jvp_rule
+from ..reductions.derivatives import Derivative, Extra, derivative, jvp_rule
 
 reduce_p = Primitive("lazykernels_reduce")
 reduce_p.multiple_results = True
@@ -148,9 +148,11 @@ def _jvp(
     ranges: Any,
 ):
     outs = reduce_p.bind(*primals, plan=plan, backend=backend, ranges=ranges)
-    if plan.reduction in INDEX_ONLY:
+    if derivative(plan) is Derivative.INDEX:
         return outs, [_zero_tangent(o) for o in outs]
-    if plan.reduction not in SMOOTH:  # selections differentiate through their front end
+    if (
+        derivative(plan) is not Derivative.SMOOTH
+    ):  # selections differentiate through their front end
         raise NotImplementedError(
             f"{plan.reduction} is differentiated by re-evaluating F at the selected pairs; "
             f"call it through lazykernels.jax.Genred or LazyTensor"

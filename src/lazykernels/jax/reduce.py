@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError
 from ..formula.ir import Cat
-from ..reductions.derivatives import SELECTION, selection_plan, with_index
+from ..reductions import SPECS
+from ..reductions.derivatives import Derivative, derivative, selection_plan, with_index
 from .primitive import reduce
 
 
@@ -32,7 +33,7 @@ def _selected_values(
 ) -> jax.Array:
     """F at the selected pairs, differentiable, shaped ``batch + (n, K, D)``."""
     dim = plan.formula.dim
-    if plan.reduction.startswith("KMin"):
+    if SPECS[plan.reduction].needs_k:
         index = index[..., None] if dim == 1 else index  # (..., n, K, D)
     else:
         index = index[..., None, :]  # (..., n, 1, D)
@@ -69,7 +70,7 @@ def _selection(
         selected = _selected_values(plan, arrays, index, backend).reshape(values.shape)
         # exactly the reduction's values, with the derivatives of F at the selected pairs
         values = values + (selected - jax.lax.stop_gradient(selected))
-    if plan.reduction in ("Min", "Max", "KMin"):
+    if not SPECS[plan.reduction].has_index:
         return (values,)
     return (values, index)
 
@@ -100,7 +101,7 @@ def jax_reduce(
     if out is not None:
         raise ArgumentError("out= is not supported for JAX arrays (they are immutable)")
     arrays = [jnp.asarray(a) for a in arrays]
-    if plan.reduction in SELECTION:
+    if derivative(plan) is Derivative.SELECTION:
         return _selection(plan, arrays, backend, ranges)
     return tuple(reduce(plan, arrays, backend, ranges))
 

@@ -46,8 +46,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 from filelock import FileLock, Timeout
 
-import lazykernels
-
+from .. import version
 from ..errors import CacheWarning, CompileError
 from .process import install_signal_guard, run_compiler
 from .trust import (
@@ -186,7 +185,7 @@ def kernel_key(source: str, info: CompilerInfo) -> str:
             info.version,
             list(info.flags),
             info.target,
-            lazykernels.__version__,
+            version.__version__,
             platform_tag(),
         ],
         ensure_ascii=True,
@@ -263,7 +262,7 @@ def _metadata(
         "flags": list(info.flags),
         "target": info.target,
         "openmp": info.openmp,
-        "lazykernels_version": lazykernels.__version__,
+        "lazykernels_version": version.__version__,
         "platform": platform_tag(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 3),

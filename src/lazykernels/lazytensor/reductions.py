@@ -557,6 +557,6 @@ class ReductionMethods:
 
     def solve(self, other: Any, var: Any = None, call: bool = True, **kwargs: Any) -> Any:
         """Solve ``(alpha Id + K) a = other`` by conjugate gradient (:func:`..solve.lazy_solve`)."""
-        from ..solve import lazy_solve  # solve imports this package
+        from .solve import lazy_solve  # solve.py reads LazyTensors: a cycle inside the package
 
         return lazy_solve(self, other, var=var, call=call, **kwargs)

@@ -132,6 +132,8 @@ class ArrayTools:
         with autograd (PyTorch) can differentiate the solution with respect to ``rhs`` and
         ``inputs``. The default runs :func:`lazykernels.solve.conjugate_gradient`.
         """
-        from ..solve import conjugate_gradient  # solve imports this package's core
+        from .solve import (
+            conjugate_gradient,
+        )  # solve.py imports this module: a cycle inside the package
 
         return conjugate_gradient(lambda a: apply(a, inputs), rhs, self, eps, max_iter)

@@ -14,7 +14,7 @@ The R package calls one function, :func:`call`, with the name of an entry of
   to 1-based ``int32``.
 - **RKeOps's formula strings.** :class:`Operator` is ``keops_kernel()``: a
   ``<Name>_Reduction(F, tag)`` string (KeOps's tag: 0 = one output row per i, the reduction
-  running over j) parsed by :func:`~lazykernels.formula.parse_reduction` into a
+  running over j) parsed by :func:`~lazykernels.reductions.parse_reduction` into a
   :class:`~lazykernels.core.plan.ReductionPlan`; :meth:`Operator.grad` is ``keops_grad()``,
   built from the reduction derivative rules of :mod:`lazykernels.reductions.derivatives`.
 - **R's index names.** A reduction ``index`` names the index reduced over, as in RKeOps's
@@ -42,9 +42,8 @@ from ..core.genred import build_plan, run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError, LazyKernelsError
 from ..formula.ir import Cat
-from ..formula.parse import parse_reduction
 from ..formula.surface import FormulaSurface
-from ..reductions import SPECS
+from ..reductions import SPECS, parse_reduction
 from ..reductions.derivatives import DerivedPlan, Extra, vjp_rule
 from .lazytensor import LazyTensor, Pm, Vi, Vj
 

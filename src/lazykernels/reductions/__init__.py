@@ -38,12 +38,15 @@ log-sum-exp family.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from ..core.plan import REDUCTIONS
 from ..errors import ArgumentError
+from ..formula import parse
+from ..formula.aliases import Alias
+from ..formula.syntax import ReductionSyntax
 from . import kmin, logsumexp, minmax, sums
-from .spec import OutputSpec, ReductionSpec
+from .spec import Derivative, OutputSpec, ReductionSpec
 
 
 def _build(families: tuple[tuple[ReductionSpec, ...], ...]) -> MappingProxyType[str, ReductionSpec]:
@@ -53,15 +56,38 @@ def _build(families: tuple[tuple[ReductionSpec, ...], ...]) -> MappingProxyType[
             if card.name in table:
                 raise RuntimeError(f"reduction {card.name!r} is registered twice")
             table[card.name] = card
-    if tuple(sorted(table)) != tuple(sorted(REDUCTIONS)):
-        raise RuntimeError("the reduction table and core.plan.REDUCTIONS disagree")
+    for card in table.values():
+        for other in (card.raw, card.with_index):
+            if other is not None and other not in table:
+                raise RuntimeError(f"reduction {card.name!r} refers to the unknown {other!r}")
     return MappingProxyType(table)
 
 
 SPECS: MappingProxyType[str, ReductionSpec] = _build(
     (sums.CARDS, logsumexp.CARDS, minmax.CARDS, kmin.CARDS)
 )
-"""Every canonical reduction, by name."""
+"""Every canonical reduction, by name: the registry of reduction cards."""
+
+SYNTAX: Mapping[str, ReductionSyntax] = MappingProxyType(
+    {**{name: card.syntax for name, card in SPECS.items()}, "Zero": ReductionSyntax()}
+)
+"""The ``<Name>_Reduction`` names of formula strings, by ``Name``: every card's syntax, and
+KeOps's ``Zero_Reduction(dim, tagI)`` (its first argument is a dimension)."""
+
+
+def parse_reduction(
+    text: str, aliases: Sequence[str] | Sequence[Alias] = ()
+) -> parse.ParsedReduction:
+    """Parse ``<Name>_Reduction(formula[, K], tagI[, formula2])`` with the cards' syntax
+    (:func:`lazykernels.formula.parse.parse_reduction`).
+
+    Example:
+        >>> r = parse_reduction("KMin_Reduction(SqDist(x, y), 5, 0)", ["x=Vi(3)", "y=Vj(3)"])
+        >>> r.name, r.k, r.output_cat
+        ('KMin', 5, <Cat.I: 0>)
+    """
+    return parse.parse_reduction(text, aliases, SYNTAX)
+
 
 # KeOps spellings that its post-processing mentions but that never worked (SPEC §8.6).
 _HINTS = {"MinArgMin": "Min_ArgMin", "MaxArgMax": "Max_ArgMax", "KMinArgKMin": "KMin_ArgKMin"}
@@ -95,4 +121,12 @@ def canonical_name(reduction_op: str, has_weight: bool) -> str:
     )
 
 
-__all__ = ["SPECS", "OutputSpec", "ReductionSpec", "canonical_name"]
+__all__ = [
+    "SPECS",
+    "SYNTAX",
+    "Derivative",
+    "OutputSpec",
+    "ReductionSpec",
+    "canonical_name",
+    "parse_reduction",
+]

@@ -1,5 +1,9 @@
 """How reductions differentiate: backward (and forward-mode) reductions built as IR.
 
+This module is the driver: it checks the request and calls the rule of the reduction's card
+(``ReductionSpec.vjp`` / ``jvp``, written next to the reduction in its family module with the
+pieces of :mod:`.derived`), or builds the selection plan of a Min/Max/K-min card.
+
 Array-library neutral: given a :class:`~lazykernels.core.plan.ReductionPlan` and the input
 slot(s) to differentiate, the rules below return new plans whose formulas are built with
 ``Grad`` / ``Diff`` (:mod:`lazykernels.formula.ops.calculus`). The new inputs of a derived
@@ -11,11 +15,12 @@ machinery as the forward one, so derivatives of derivatives come for free.
 Notation: O is the output category, R the reduced one, F the formula (scalar for the
 log-sum-exp family), g the weight, o the forward output, G the gradient of o.
 
-- ``Sum`` (o = sum_R F): ``dv = Sum_R Grad(F, v, G)`` for v of category O; for v of
+- ``Sum`` (o = sum_R F, :mod:`.sums`): ``dv = Sum_R Grad(F, v, G)`` for v of category O; for v of
   category R the same formula is summed over the other index (output R); parameters take
   the O-indexed reduction summed over its rows.
-- ``LogSumExp`` / ``LogSumExpWeight`` (o = log sum_R exp(F) g, component-wise in g): for v
-  of category O and parameters (weight of dimension 1 or none), ``dv = G * SumSoftMaxWeight
+- ``LogSumExp`` / ``LogSumExpWeight`` (:mod:`.logsumexp`; o = log sum_R exp(F) g,
+  component-wise in g): for v of category O and parameters (weight of dimension 1 or
+  none), ``dv = G * SumSoftMaxWeight
   (F, [Grad(F, v, g) + Grad(g, v, 1)]) / SumSoftMaxWeight(F, g)``, one reduction (the weight
   ``[g, ...]`` concatenated, the division done by the adapter); otherwise
   ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)``, with o a constant input, reduced as for
@@ -46,121 +51,36 @@ sum runs over the other index, where no single normaliser exists.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache, reduce
+from dataclasses import replace
+from functools import lru_cache
 
-from ..core.plan import ArgSlot, ReductionPlan
 from ..errors import ArgumentError
-from ..formula.ir import Cat, Node, const, make, substitute, var, zero
+from ..formula.ir import Cat, substitute
 from ..formula.simplify import simplify
+from . import SPECS
+from .derived import DerivedPlan, Extra, Feed, slot_var
+from .plan import ArgSlot, ReductionPlan
+from .spec import Derivative, ReductionSpec
 
-SMOOTH = frozenset({"Sum", "LogSumExp", "LogSumExpWeight", "SumSoftMaxWeight"})
-"""Reductions differentiated by derived reductions (:func:`vjp_rule`, :func:`jvp_rule`)."""
-
-SELECTION = frozenset({"Min", "Max", "KMin", "Min_ArgMin", "Max_ArgMax", "KMin_ArgKMin"})
-"""Reductions whose values are F at selected pairs (:func:`selection_plan`)."""
-
-INDEX_ONLY = frozenset({"ArgMin", "ArgMax", "ArgKMin"})
-"""Reductions with integer outputs only: nothing to differentiate."""
-
-WITH_INDEX = {
-    "Min": "Min_ArgMin",
-    "Max": "Max_ArgMax",
-    "KMin": "KMin_ArgKMin",
-    "Min_ArgMin": "Min_ArgMin",
-    "Max_ArgMax": "Max_ArgMax",
-    "KMin_ArgKMin": "KMin_ArgKMin",
-}
-"""The reduction that returns both the selected values and their indices."""
-
-
-class Extra(enum.Enum):
-    """What feeds an input slot that a derived plan adds after the original ones."""
-
-    GRADIENT = "gradient"  # the incoming gradient G of the forward output (category O)
-    OUTPUT = "output"  # the saved forward output o (category O)
-    TANGENT = "tangent"  # the tangent of an original input (same shape as that input)
-    AUXILIARY = "auxiliary"  # the output of ``DerivedPlan.auxiliary`` on the original inputs
+__all__ = [
+    "DerivedPlan",
+    "Derivative",
+    "Extra",
+    "Feed",
+    "derivative",
+    "jvp_rule",
+    "selection_plan",
+    "vjp_group_rule",
+    "vjp_groups",
+    "vjp_rule",
+    "with_index",
+]
 
 
-@dataclass(frozen=True)
-class Feed:
-    """One extra input of a derived plan: its kind and, for tangents, the input position."""
-
-    kind: Extra
-    position: int | None = None
-
-
-@dataclass(frozen=True)
-class DerivedPlan:
-    """A reduction that computes a derivative.
-
-    Attributes:
-        plan: the reduction to run; its first slots are the original inputs.
-        feeds: what feeds each further slot, in position order.
-        sum_rows: sum the output over its row axis (gradients of parameters).
-        auxiliary: a reduction of the original inputs whose output feeds the
-            ``Extra.AUXILIARY`` slot (the log-sum-exp of SumSoftMaxWeight), or None.
-        zero: the derivative is identically zero (F does not depend on the input): an
-            adapter may skip running ``plan``.
-        parts: for gradients (:func:`vjp_group_rule`), the input positions whose gradients
-            the output holds, concatenated along its last axis in this order; the inputs of
-            the group left out have a zero gradient.
-        denominator: when not 0, the derivative is the output (along its last axis) less
-            its first ``denominator`` columns, divided by them (one column: broadcast).
-        times_gradient: the derivative is that times the incoming gradient G.
-    """
-
-    plan: ReductionPlan
-    feeds: tuple[Feed, ...]
-    sum_rows: bool = False
-    auxiliary: ReductionPlan | None = None
-    zero: bool = False
-    parts: tuple[int, ...] = ()
-    denominator: int = 0
-    times_gradient: bool = False
-
-
-def _derived(
-    base: ReductionPlan,
-    formula: Node,
-    reduction: str,
-    output_cat: Cat,
-    extra_slots: tuple[ArgSlot, ...],
-    weight: Node | None = None,
-) -> ReductionPlan:
-    """A plan over ``base``'s inputs plus ``extra_slots``, with ``base``'s accumulation."""
-    sum_type = base.reduction in SMOOTH
-    return ReductionPlan(
-        formula=simplify(formula),
-        reduction=reduction,
-        output_cat=output_cat,
-        slots=base.slots + extra_slots,
-        weight=None if weight is None else simplify(weight),
-        dtype_acc=base.dtype_acc if sum_type else None,
-        sum_scheme=base.sum_scheme if sum_type else "block_sum",
-    )
-
-
-def _slot_var(slot: ArgSlot) -> Node:
-    return var(slot.position, slot.dim, slot.cat)
-
-
-def _new_var(plan: ReductionPlan, extra: list[ArgSlot], dim: int, cat: Cat, name: str) -> Node:
-    """A fresh input after the original ones (and after ``extra``), recorded in ``extra``."""
-    slot = ArgSlot(len(plan.slots) + len(extra), dim, cat, name)
-    extra.append(slot)
-    return _slot_var(slot)
-
-
-def _output_dim(plan: ReductionPlan) -> int:
-    if plan.reduction == "LogSumExp":
-        return 1
-    if plan.reduction in ("LogSumExpWeight", "SumSoftMaxWeight"):
-        return plan.weight.dim  # type: ignore[union-attr]
-    return plan.formula.dim
+def derivative(plan: ReductionPlan) -> Derivative:
+    """How ``plan``'s reduction differentiates (its card's ``derivative``)."""
+    return SPECS[plan.reduction].derivative
 
 
 def _check_position(plan: ReductionPlan, position: int) -> ArgSlot:
@@ -172,16 +92,19 @@ def _check_position(plan: ReductionPlan, position: int) -> ArgSlot:
     return plan.slots[position]
 
 
-def _check_smooth(plan: ReductionPlan) -> None:
-    if plan.reduction in SMOOTH:
-        return
-    if plan.reduction in SELECTION:
-        hint = "use selection_plan()"
-    elif plan.reduction in INDEX_ONLY:
-        hint = "its output is an integer index"
-    else:
-        hint = "differentiate LogSumExp or SumSoftMaxWeight instead of the raw [m, s] pairs"
-    raise NotImplementedError(f"{plan.reduction} has no derived-reduction derivative ({hint})")
+_HINTS = {
+    Derivative.SELECTION: "use selection_plan()",
+    Derivative.INDEX: "its output is an integer index",
+    Derivative.NONE: "differentiate LogSumExp or SumSoftMaxWeight instead of the raw [m, s] pairs",
+}
+
+
+def _smooth_card(plan: ReductionPlan) -> ReductionSpec:
+    card = SPECS[plan.reduction]
+    if card.derivative is not Derivative.SMOOTH:
+        hint = _HINTS[card.derivative]
+        raise NotImplementedError(f"{plan.reduction} has no derived-reduction derivative ({hint})")
+    return card
 
 
 def vjp_rule(plan: ReductionPlan, position: int) -> DerivedPlan:
@@ -230,105 +153,11 @@ def vjp_group_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPl
         NotImplementedError: ``plan``'s reduction is not differentiated this way.
         ArgumentError: no such input, or inputs of different groups.
     """
-    _check_smooth(plan)
+    card = _smooth_card(plan)
     slots = [_check_position(plan, position) for position in positions]
     if not slots or len(vjp_groups(plan, positions)) != 1:
         raise ArgumentError(f"vjp_group_rule: positions {positions} are not one group")
-    out_cat = plan.output_cat
-    target = slots[0].cat if slots[0].cat is not Cat.PARAM else out_cat
-    lse = plan.reduction in ("LogSumExp", "LogSumExpWeight")
-    if lse and target is out_cat and (plan.weight is None or plan.weight.dim == 1):
-        return _normalised_lse_vjp(plan, positions, slots)
-    extra: list[ArgSlot] = []
-    feeds = [Feed(Extra.GRADIENT)]
-    g_in = _new_var(plan, extra, _output_dim(plan), out_cat, "G")
-    f = plan.formula
-    auxiliary = None
-    reduction = "Sum"
-    if plan.reduction == "Sum":
-        parts = {p: make("Grad", (f, _slot_var(s), g_in)) for p, s in zip(positions, slots)}
-    elif plan.reduction in ("LogSumExp", "LogSumExpWeight"):
-        feeds.append(Feed(Extra.OUTPUT))
-        o = _new_var(plan, extra, _output_dim(plan), out_cat, "out")
-        g = plan.weight if plan.weight is not None else const(1)
-        # d o_c = sum exp(F - o_c) (g_c dF + dg_c), o held constant
-        summed = make("Sum", (g_in * (f - o).exp() * g,))
-        parts = {
-            p: make("Grad", (summed, _slot_var(s), const(1))) for p, s in zip(positions, slots)
-        }
-    else:  # SumSoftMaxWeight: d o = sum w (dg + (g - o) dF), w = softmax F
-        feeds.append(Feed(Extra.OUTPUT))
-        o = _new_var(plan, extra, _output_dim(plan), out_cat, "out")
-        g = plan.weight
-        spread = make("Sum", (g_in * (g - o),))
-        parts = {
-            p: make("Grad", (f, _slot_var(s), spread)) + make("Grad", (g, _slot_var(s), g_in))
-            for p, s in zip(positions, slots)
-        }
-    kept = {p: simplify(h) for p, h in parts.items()}
-    kept = {p: h for p, h in kept.items() if h.op.name != "Zero"}
-    sum_rows = slots[0].cat is Cat.PARAM
-    if not kept:  # F does not depend on these inputs: nothing to run
-        nothing = _derived(plan, zero(sum(s.dim for s in slots)), "Sum", target, tuple(extra))
-        return DerivedPlan(plan=nothing, feeds=tuple(feeds), sum_rows=sum_rows, zero=True)
-    joined = reduce(lambda a, b: make("Concat", (a, b)), kept.values())
-    weight = None
-    if plan.reduction == "SumSoftMaxWeight":
-        if target is out_cat:
-            body, weight, reduction = f, joined, "SumSoftMaxWeight"
-        else:
-            feeds.append(Feed(Extra.AUXILIARY))
-            lse = _new_var(plan, extra, 1, out_cat, "lse")
-            auxiliary = _derived(plan, f, "LogSumExp", out_cat, ())
-            body = (f - lse).exp() * joined
-    else:
-        body = joined
-    return DerivedPlan(
-        plan=_derived(plan, body, reduction, target, tuple(extra), weight),
-        feeds=tuple(feeds),
-        sum_rows=sum_rows,
-        auxiliary=auxiliary,
-        parts=tuple(kept),
-    )
-
-
-def _normalised_lse_vjp(
-    plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]
-) -> DerivedPlan:
-    """The gradient of a log-sum-exp (weight of dimension 1) w.r.t. output-category inputs
-    and parameters, as a softmax-weighted sum normalised in the pass.
-
-    ``dv = G sum_R w (g dF + dg) / sum_R w g`` with ``w = e^F`` (g = 1 without a weight):
-    a ``SumSoftMaxWeight`` of F with the weight ``[g, Grad(F, v, g) + Grad(g, v, 1)]``
-    (``[Grad(F, v, 1)]`` without a weight) whose output the adapter divides by its first
-    column and multiplies by G (``DerivedPlan.denominator``, ``times_gradient``).
-    """
-    f, g = plan.formula, plan.weight
-    parts: dict[int, Node] = {}
-    for p, s in zip(positions, slots):
-        v = _slot_var(s)
-        h = make("Grad", (f, v, const(1) if g is None else g))
-        if g is not None:
-            h = h + make("Grad", (g, v, const(1)))
-        parts[p] = h
-    kept = {p: simplify(h) for p, h in parts.items()}
-    kept = {p: h for p, h in kept.items() if h.op.name != "Zero"}
-    sum_rows = slots[0].cat is Cat.PARAM
-    if not kept:
-        nothing = _derived(plan, zero(sum(s.dim for s in slots)), "Sum", plan.output_cat, ())
-        return DerivedPlan(plan=nothing, feeds=(), sum_rows=sum_rows, zero=True)
-    joined = reduce(lambda a, b: make("Concat", (a, b)), kept.values())
-    if g is not None:
-        joined = make("Concat", (g, joined))
-    derived = _derived(plan, f, "SumSoftMaxWeight", plan.output_cat, (), joined)
-    return DerivedPlan(
-        plan=derived,
-        feeds=(),
-        sum_rows=sum_rows,
-        parts=tuple(kept),
-        denominator=0 if g is None else 1,
-        times_gradient=True,
-    )
+    return card.vjp(plan, positions, slots)
 
 
 @lru_cache(maxsize=512)
@@ -342,54 +171,10 @@ def jvp_rule(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
     Raises:
         NotImplementedError: ``plan``'s reduction is not differentiated this way.
     """
-    _check_smooth(plan)
-    out_cat = plan.output_cat
-    extra: list[ArgSlot] = []
-    feeds: list[Feed] = []
-    df: Node | None = None  # the differential of F along the tangents
-    dg: Node | None = None  # the differential of the weight
+    card = _smooth_card(plan)
     for position in positions:
-        slot = _check_position(plan, position)
-        v = _slot_var(slot)
-        u = _new_var(plan, extra, slot.dim, slot.cat, f"tangent{position}")
-        feeds.append(Feed(Extra.TANGENT, position))
-        term = make("Diff", (plan.formula, v, u))
-        df = term if df is None else df + term
-        if plan.weight is not None:
-            wterm = make("Diff", (plan.weight, v, u))
-            dg = wterm if dg is None else dg + wterm
-    f = plan.formula
-    df = df if df is not None else make("Zero", (), (f.dim,))
-    weight = None
-    reduction = "Sum"
-    denominator = 0
-    if plan.reduction == "Sum":
-        body = df
-    elif plan.reduction == "LogSumExp":
-        # d o = sum softmax(F) dF, normalised in the pass (not exp(F - o) with o saved):
-        # see the module docstring, "accuracy"
-        body, weight, reduction = f, df, "SumSoftMaxWeight"
-    elif plan.reduction == "LogSumExpWeight":
-        g = plan.weight
-        dg = dg if dg is not None else make("Zero", (), (g.dim,))
-        numerator = simplify(g * df + dg)
-        if numerator.op.name != "Zero":  # [sum w g, sum w (g dF + dg)] / sum w, w = e^F
-            numerator, denominator = make("Concat", (g, numerator)), g.dim
-        body, weight, reduction = f, numerator, "SumSoftMaxWeight"
-    else:
-        feeds.append(Feed(Extra.OUTPUT))
-        o = _new_var(plan, extra, _output_dim(plan), out_cat, "out")
-        g = plan.weight
-        dg = dg if dg is not None else make("Zero", (), (g.dim,))
-        body, weight, reduction = f, dg + (g - o) * df, "SumSoftMaxWeight"
-    derived = _derived(plan, body, reduction, out_cat, tuple(extra), weight)
-    zero_node = derived.weight if reduction == "SumSoftMaxWeight" else derived.formula
-    return DerivedPlan(
-        plan=derived,
-        feeds=tuple(feeds),
-        zero=zero_node.op.name == "Zero",  # type: ignore[union-attr]
-        denominator=denominator,
-    )
+        _check_position(plan, position)
+    return card.jvp(plan, positions)
 
 
 @lru_cache(maxsize=512)
@@ -410,12 +195,12 @@ def selection_plan(plan: ReductionPlan) -> ReductionPlan:
         >>> [s.cat.name for s in selection_plan(plan).slots]
         ['I', 'I']
     """
-    if plan.reduction not in SELECTION:
+    if SPECS[plan.reduction].derivative is not Derivative.SELECTION:
         raise NotImplementedError(f"{plan.reduction} does not select pairs")
     out_cat, red_cat = plan.output_cat, plan.reduced_cat
     slots = tuple(replace(s, cat=out_cat) if s.cat is red_cat else s for s in plan.slots)
     mapping = {
-        _slot_var(old): _slot_var(new) for old, new in zip(plan.slots, slots) if old is not new
+        slot_var(old): slot_var(new) for old, new in zip(plan.slots, slots) if old is not new
     }
     return ReductionPlan(
         formula=simplify(substitute(plan.formula, mapping)),
@@ -428,6 +213,7 @@ def selection_plan(plan: ReductionPlan) -> ReductionPlan:
 
 def with_index(plan: ReductionPlan) -> ReductionPlan:
     """``plan`` with its reduction replaced by the one returning values and indices."""
-    if plan.reduction not in WITH_INDEX:
+    both = SPECS[plan.reduction].with_index
+    if both is None:
         raise NotImplementedError(f"{plan.reduction} does not select pairs")
-    return replace(plan, reduction=WITH_INDEX[plan.reduction])
+    return replace(plan, reduction=both)

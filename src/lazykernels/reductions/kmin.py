@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .accumulators import NO_INDEX, Accumulator, min_keys, raw_index, rows_of
-from .spec import OutputSpec, ReductionSpec
+from .program import INF, Field, Program, Shape, no_nan
+from .spec import Derivative, OutputSpec, ReductionSpec
 
 
 class KMinAccumulator(Accumulator):
@@ -50,12 +51,66 @@ class KMinAccumulator(Accumulator):
 
     def finalize(self) -> tuple[np.ndarray, ...]:
         index = np.where(self.index == NO_INDEX, -1, self.index)
-        name = self.spec.name
-        if name == "KMin":
-            return (self.key,)
-        if name == "ArgKMin":
-            return (index,)
-        return (self.key, index)
+        out = (self.key,) if self.spec.has_values else ()
+        return out + ((index,) if self.spec.has_index else ())
+
+
+class KMinProgram(Program):
+    """Sorted lists ``(kval, kind)`` of the K smallest pairs per component, component-major
+    (entry ``r`` of component ``c`` at ``c * K + r``); an empty slot has index -1.
+
+    A candidate ``(v, i)`` beats an entry when the entry is empty or ``(v, i)`` is smaller
+    (value, then index); one pass over the list swaps it into place.
+    """
+
+    def __init__(self, values: bool, index: bool) -> None:
+        self.values, self.index = values, index
+
+    def fields(self, sh: Shape) -> list[Field]:
+        n = sh.k * sh.d
+        return [Field("kval", "value", n, INF), Field("kind", "index", n, -1)]
+
+    @staticmethod
+    def _beats(e, v, i, kv, ki):
+        return e.fmt("({3} < 0 || {0} < {2} || ({0} == {2} && {1} < {3}))", v, i, kv, ki)
+
+    def _insert(self, e, sh, st, c: int, v, i) -> None:
+        """Insert the candidate ``(v, i)`` (``i >= 0``) into component ``c``'s list."""
+        last = c * sh.k + sh.k - 1
+        with e.if_(self._beats(e, v, i, st("kval", last), st("kind", last))):
+            cv, ci = e.var("value", v), e.var("index", i)
+            with e.loop(sh.k) as r:
+                kv, ki = st("kval", e.index(r, 1, c * sh.k)), st("kind", e.index(r, 1, c * sh.k))
+                with e.if_(self._beats(e, cv, ci, kv, ki)):
+                    tv, ti = e.let("value", kv), e.let("index", ki)
+                    e.set(kv, cv)
+                    e.set(ki, ci)
+                    e.set(cv, tv)
+                    e.set(ci, ti)
+
+    def update(self, e, sh, st, f, g, j) -> None:
+        for c, v in enumerate(f):
+            self._insert(e, sh, st, c, no_nan(e, v, INF), j)  # NaN counts as +inf
+
+    def merge(self, e, sh, dst, src) -> None:
+        for c in range(sh.d):
+            with e.loop(sh.k) as r:
+                si = src("kind", e.index(r, 1, c * sh.k))
+                with e.if_(e.fmt("({0} >= 0)", si)):
+                    sv = e.let("value", src("kval", e.index(r, 1, c * sh.k)))
+                    self._insert(e, sh, dst, c, sv, e.let("index", si))
+
+    def finalize(self, e, sh, st, out) -> None:
+        d, k = sh.d, sh.k
+        with e.loop(k) as r:
+            for c in range(d):
+                src, dst = e.index(r, 1, c * k), e.index(r, d, c)
+                o = 0
+                if self.values:
+                    e.set(out(0, dst), st("kval", src))
+                    o = 1
+                if self.index:
+                    e.set(out(o, dst), st("kind", src))
 
 
 def _tail(d: int, dg: int, k: int) -> tuple[int, ...]:
@@ -66,12 +121,23 @@ _VALUES = OutputSpec(_tail, neutral=np.inf)
 _INDEX = OutputSpec(_tail, index=True, neutral=-1)
 
 
-def _spec(name: str, outputs: tuple[OutputSpec, ...], doc: str) -> ReductionSpec:
-    return ReductionSpec(name, outputs=outputs, accumulator=KMinAccumulator, needs_k=True, doc=doc)
+def _spec(name: str, values: bool, index: bool, doc: str) -> ReductionSpec:
+    return ReductionSpec(
+        name,
+        outputs=((_VALUES,) if values else ()) + ((_INDEX,) if index else ()),
+        accumulator=KMinAccumulator,
+        program=KMinProgram(values, index),
+        needs_k=True,
+        raw="KMin_ArgKMin",
+        derivative=Derivative.SELECTION if values else Derivative.INDEX,
+        with_index="KMin_ArgKMin" if values else None,
+        selects="min",
+        doc=doc,
+    )
 
 
 CARDS = (
-    _spec("KMin", (_VALUES,), "the K smallest values, (n, K[, D])"),
-    _spec("ArgKMin", (_INDEX,), "indices of the K smallest values, (n, K[, D]) int64"),
-    _spec("KMin_ArgKMin", (_VALUES, _INDEX), "(K smallest values, their indices)"),
+    _spec("KMin", True, False, "the K smallest values, (n, K[, D])"),
+    _spec("ArgKMin", False, True, "indices of the K smallest values, (n, K[, D]) int64"),
+    _spec("KMin_ArgKMin", True, True, "(K smallest values, their indices)"),
 )

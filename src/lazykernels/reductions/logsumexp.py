@@ -13,8 +13,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..formula.ir import Cat, Node, const, make
+from ..formula.simplify import simplify
 from .accumulators import Accumulator, RunningSum, rows_of
-from .spec import OutputSpec, ReductionSpec
+from .derived import (
+    DerivedPlan,
+    Extra,
+    Feed,
+    concat,
+    derived,
+    gradient_target,
+    new_var,
+    nonzero,
+    slot_var,
+    tangents,
+    zero_gradient,
+)
+from .plan import ArgSlot, ReductionPlan
+from .program import INF, Field, Program, Shape, kahan_add
+from .spec import Derivative, OutputSpec, ReductionSpec
 
 
 class ShiftExpAccumulator(Accumulator):
@@ -22,19 +39,17 @@ class ShiftExpAccumulator(Accumulator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        name = self.spec.name
-        self.softmax = name == "SumSoftMaxWeight"
-        if name in ("LogSumExp", "Max_SumShiftExp"):
-            width = 1
-        else:
-            width = self.weight_dim + (1 if self.softmax else 0)
+        spec = self.spec
+        self.unit = spec.unit_sum and spec.needs_weight  # weights: Concat(1, G)
+        self.finish = spec.program.finish
+        width = int(spec.unit_sum) + (self.weight_dim if spec.needs_weight else 0)
         self.m = np.full((self.n, 1), -np.inf, dtype=self.dtype)
         self.s = RunningSum(self.n, width, self.acc_dtype, self.scheme, self.period)
 
     def update(
         self, rows: slice, values: np.ndarray, weights: np.ndarray | None, start: int
     ) -> None:
-        if weights is not None and self.softmax:
+        if weights is not None and self.unit:
             weights = np.concatenate([np.ones_like(weights[..., :1]), weights], axis=-1)
         self._fold(rows, values, weights)
 
@@ -66,11 +81,10 @@ class ShiftExpAccumulator(Accumulator):
 
     def finalize(self) -> tuple[np.ndarray, ...]:
         s = self.s.total
-        name = self.spec.name
         with np.errstate(all="ignore"):
-            if name in ("LogSumExp", "LogSumExpWeight"):
+            if self.finish == "log":
                 out = self.m + np.log(s)
-            elif self.softmax:
+            elif self.finish == "softmax":
                 den = s[:, :1]
                 out = np.where(den == 0, 0.0, s[:, 1:] / np.where(den == 0, 1.0, den))
             else:
@@ -78,7 +92,249 @@ class ShiftExpAccumulator(Accumulator):
         return (out.astype(self.dtype),)
 
 
-def _spec(name: str, tail, weighted: bool, neutral: float, first: float | None, doc: str):
+class ShiftExpProgram(Program):
+    """State ``(m, s[ns])`` with ``sum_j e^(F_j - m) w_j = s``: a running maximum ``m`` and the
+    shifted sums of the weights ``w`` (``[1]``, ``G`` or ``[1, G]``), rescaled by
+    ``e^(m_old - m_new)`` when the maximum grows; block sums keep a tile partial ``part``
+    (rescaled alike), Kahan sums a compensation ``comp``.
+
+    Attributes:
+        unit: the first weight is 1 (LogSumExp, Max_SumShiftExp, SumSoftMaxWeight).
+        weighted: the weight formula G follows.
+        finish: ``"log"`` (``m + log s``), ``"softmax"`` (``s[1:] / s[0]``) or ``"raw"``
+            (``[m, s]``).
+    """
+
+    def __init__(self, unit: bool, weighted: bool, finish: str) -> None:
+        self.unit, self.weighted, self.finish = unit, weighted, finish
+
+    def _ns(self, sh: Shape) -> int:
+        return int(self.unit) + (sh.dg if self.weighted else 0)
+
+    def _sums(self, sh: Shape) -> list[str]:
+        """The fields that hold shifted sums (rescaled together)."""
+        extra = {"kahan_scheme": ["comp"], "block_sum": ["part"]}.get(sh.scheme, [])
+        return ["s", *extra]
+
+    def fields(self, sh: Shape) -> list[Field]:
+        ns = self._ns(sh)
+        return [Field("m", "acc", 1, -INF)] + [Field(n, "acc", ns, 0.0) for n in self._sums(sh)]
+
+    def _rescale(self, e, sh, st, sc) -> None:
+        for name in self._sums(sh):
+            for c in range(self._ns(sh)):
+                e.set(st(name, c), e.fmt("({0} * {1})", st(name, c), sc))
+
+    def _add(self, e, sh, st, c: int, term, total: bool = False) -> None:
+        """``s[c] += term`` (into the tile partial under block sums, unless ``total``)."""
+        if sh.scheme == "kahan_scheme":
+            kahan_add(e, st("s", c), st("comp", c), term)
+        else:
+            e.add(st("part" if sh.scheme == "block_sum" and not total else "s", c), term)
+
+    def tile_begin(self, e, sh, st) -> None:
+        if sh.scheme == "block_sum":
+            for c in range(self._ns(sh)):
+                e.set(st("part", c), e.lit(0))
+
+    def tile_end(self, e, sh, st) -> None:
+        if sh.scheme == "block_sum":
+            for c in range(self._ns(sh)):
+                e.add(st("s", c), st("part", c))
+
+    def update(self, e, sh, st, f, g, j) -> None:
+        m = st("m", 0)
+        fv = e.let("acc", e.acc(f[0]))
+        with e.if_(e.fmt("({0} > {1})", fv, m)):
+            self._rescale(e, sh, st, e.let("acc", e.call("exp", e.fmt("({0} - {1})", m, fv))))
+            e.set(m, fv)
+        with e.if_(e.fmt("({0} > {1})", fv, e.lit(-INF))):  # -inf adds nothing
+            one = e.fmt(
+                "({0} == {1} ? {2} : {3})",
+                fv,
+                m,
+                e.lit(1),
+                e.call("exp", e.fmt("({0} - {1})", fv, m)),
+            )
+            ex = e.let("acc", one)
+            weights = ([None] if self.unit else []) + (list(g) if self.weighted else [])
+            for c, w in enumerate(weights):
+                self._add(e, sh, st, c, ex if w is None else e.fmt("({0} * {1})", ex, e.acc(w)))
+
+    def merge(self, e, sh, dst, src) -> None:
+        dm, sm = dst("m", 0), src("m", 0)
+        ns = self._ns(sh)
+
+        def fold(scale) -> None:
+            for c in range(ns):
+                term = src("s", c)
+                if sh.scheme == "kahan_scheme":
+                    term = e.fmt("({0} - {1})", term, src("comp", c))
+                term = term if scale is None else e.fmt("({0} * {1})", scale, term)
+                self._add(e, sh, dst, c, term, total=True)
+
+        with e.if_(e.fmt("({0} > {1})", sm, dm)):
+            self._rescale(e, sh, dst, e.let("acc", e.call("exp", e.fmt("({0} - {1})", dm, sm))))
+            fold(None)
+            e.set(dm, sm)
+        with e.else_(), e.if_(e.fmt("({0} > {1})", sm, e.lit(-INF))):
+            fold(e.let("acc", e.call("exp", e.fmt("({0} - {1})", sm, dm))))
+
+    def finalize(self, e, sh, st, out) -> None:
+        m, ns = st("m", 0), self._ns(sh)
+        if self.finish == "raw":
+            e.set(out(0, 0), e.val(m))
+            for c in range(ns):
+                e.set(out(0, c + 1), e.val(st("s", c)))
+        elif self.finish == "log":
+            for c in range(ns):
+                e.set(out(0, c), e.val(e.fmt("({0} + {1})", m, e.call("log", st("s", c)))))
+        else:  # softmax: s0 is the sum of the softmax weights
+            s0 = st("s", 0)
+            for c in range(1, ns):
+                ratio = e.fmt("({0} > 0 ? {1} / {0} : 0)", s0, st("s", c))
+                e.set(out(0, c - 1), e.val(ratio))
+
+
+# --- derivative rules (see :mod:`.derivatives` for the notation) -------------------------
+
+
+def _out_dim(plan: ReductionPlan) -> int:
+    return 1 if plan.weight is None else plan.weight.dim
+
+
+def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]) -> DerivedPlan:
+    """LogSumExp(Weight): normalised in the pass where it can be, else
+    ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)`` with o a constant input."""
+    target = gradient_target(plan, slots)
+    if target is plan.output_cat and (plan.weight is None or plan.weight.dim == 1):
+        return _normalised_lse_vjp(plan, positions, slots)
+    extra: list[ArgSlot] = []
+    feeds = [Feed(Extra.GRADIENT), Feed(Extra.OUTPUT)]
+    g_in = new_var(plan, extra, _out_dim(plan), plan.output_cat, "G")
+    o = new_var(plan, extra, _out_dim(plan), plan.output_cat, "out")
+    g = plan.weight if plan.weight is not None else const(1)
+    # d o_c = sum exp(F - o_c) (g_c dF + dg_c), o held constant
+    summed = make("Sum", (g_in * (plan.formula - o).exp() * g,))
+    parts = {p: make("Grad", (summed, slot_var(s), const(1))) for p, s in zip(positions, slots)}
+    kept = nonzero(parts)
+    if not kept:
+        return zero_gradient(plan, slots, target, extra, feeds)
+    return DerivedPlan(
+        plan=derived(plan, concat(kept), "Sum", target, tuple(extra)),
+        feeds=tuple(feeds),
+        sum_rows=slots[0].cat is Cat.PARAM,
+        parts=tuple(kept),
+    )
+
+
+def _normalised_lse_vjp(
+    plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]
+) -> DerivedPlan:
+    """The gradient of a log-sum-exp (weight of dimension 1) w.r.t. output-category inputs
+    and parameters, as a softmax-weighted sum normalised in the pass.
+
+    ``dv = G sum_R w (g dF + dg) / sum_R w g`` with ``w = e^F`` (g = 1 without a weight):
+    a ``SumSoftMaxWeight`` of F with the weight ``[g, Grad(F, v, g) + Grad(g, v, 1)]``
+    (``[Grad(F, v, 1)]`` without a weight) whose output the adapter divides by its first
+    column and multiplies by G (``DerivedPlan.denominator``, ``times_gradient``).
+    """
+    f, g = plan.formula, plan.weight
+    parts: dict[int, Node] = {}
+    for p, s in zip(positions, slots):
+        v = slot_var(s)
+        h = make("Grad", (f, v, const(1) if g is None else g))
+        if g is not None:
+            h = h + make("Grad", (g, v, const(1)))
+        parts[p] = h
+    kept = nonzero(parts)
+    if not kept:
+        return zero_gradient(plan, slots, plan.output_cat, [], [])
+    joined = concat(kept)
+    if g is not None:
+        joined = make("Concat", (g, joined))
+    return DerivedPlan(
+        plan=derived(plan, f, "SumSoftMaxWeight", plan.output_cat, (), joined),
+        feeds=(),
+        sum_rows=slots[0].cat is Cat.PARAM,
+        parts=tuple(kept),
+        denominator=0 if g is None else 1,
+        times_gradient=True,
+    )
+
+
+def vjp_softmax(
+    plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]
+) -> DerivedPlan:
+    """SumSoftMaxWeight: ``h = Grad(F, v, Sum(G * (g - o))) + Grad(g, v, G)``; v of the
+    output category gets the SumSoftMaxWeight of (F, h), v of the reduced one
+    ``Sum Exp(F - L) * h`` with ``L = LogSumExp F`` (an auxiliary reduction)."""
+    out_cat = plan.output_cat
+    target = gradient_target(plan, slots)
+    extra: list[ArgSlot] = []
+    feeds = [Feed(Extra.GRADIENT), Feed(Extra.OUTPUT)]
+    g_in = new_var(plan, extra, _out_dim(plan), out_cat, "G")
+    o = new_var(plan, extra, _out_dim(plan), out_cat, "out")
+    f, g = plan.formula, plan.weight
+    spread = make("Sum", (g_in * (g - o),))
+    parts = {
+        p: make("Grad", (f, slot_var(s), spread)) + make("Grad", (g, slot_var(s), g_in))
+        for p, s in zip(positions, slots)
+    }
+    kept = nonzero(parts)
+    if not kept:
+        return zero_gradient(plan, slots, target, extra, feeds)
+    joined = concat(kept)
+    auxiliary = None
+    if target is out_cat:
+        rule = derived(plan, f, "SumSoftMaxWeight", target, tuple(extra), joined)
+    else:
+        feeds.append(Feed(Extra.AUXILIARY))
+        lse = new_var(plan, extra, 1, out_cat, "lse")
+        auxiliary = derived(plan, f, "LogSumExp", out_cat, ())
+        rule = derived(plan, (f - lse).exp() * joined, "Sum", target, tuple(extra))
+    return DerivedPlan(
+        plan=rule,
+        feeds=tuple(feeds),
+        sum_rows=slots[0].cat is Cat.PARAM,
+        auxiliary=auxiliary,
+        parts=tuple(kept),
+    )
+
+
+def _softmax_jvp(plan: ReductionPlan, extra, feeds, weight: Node, denominator: int = 0):
+    rule = derived(plan, plan.formula, "SumSoftMaxWeight", plan.output_cat, tuple(extra), weight)
+    return DerivedPlan(
+        plan=rule,
+        feeds=tuple(feeds),
+        zero=rule.weight.op.name == "Zero",  # type: ignore[union-attr]
+        denominator=denominator,
+    )
+
+
+def jvp_lse(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
+    """``do = SumSoftMaxWeight(F, dF)`` (normalised in the pass, not ``exp(F - o)`` with o
+    saved: see :mod:`.derivatives`, "accuracy"); with a weight,
+    ``[sum w g, sum w (g dF + dg)] / sum w`` (w = e^F)."""
+    extra, feeds, df, dg = tangents(plan, positions)
+    if plan.weight is None:
+        return _softmax_jvp(plan, extra, feeds, df)
+    g = plan.weight
+    numerator = simplify(g * df + dg)
+    if numerator.op.name == "Zero":
+        return _softmax_jvp(plan, extra, feeds, numerator)
+    return _softmax_jvp(plan, extra, feeds, make("Concat", (g, numerator)), g.dim)
+
+
+def jvp_softmax(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
+    """``do = SumSoftMaxWeight(F, dg + (g - o) dF)``, o the saved output."""
+    extra, feeds, df, dg = tangents(plan, positions)
+    feeds.append(Feed(Extra.OUTPUT))
+    o = new_var(plan, extra, _out_dim(plan), plan.output_cat, "out")
+    return _softmax_jvp(plan, extra, feeds, dg + (plan.weight - o) * df)
+
+
+def _spec(name: str, tail, weighted: bool, neutral: float, first: float | None, doc: str, **kw):
     return ReductionSpec(
         name,
         outputs=(OutputSpec(tail, neutral=neutral, neutral_first=first),),
@@ -87,11 +343,29 @@ def _spec(name: str, tail, weighted: bool, neutral: float, first: float | None, 
         needs_weight=weighted,
         scalar_formula=True,
         doc=doc,
+        **kw,
     )
 
 
+_RAW = {"raw": "Max_SumShiftExp"}
+_RAW_W = {"raw": "Max_SumShiftExpWeight"}
+
 CARDS = (
-    _spec("LogSumExp", lambda d, dg, k: (1,), False, -np.inf, None, "log sum_j exp F, (n, 1)"),
+    _spec(
+        "LogSumExp",
+        lambda d, dg, k: (1,),
+        False,
+        -np.inf,
+        None,
+        "log sum_j exp F, (n, 1)",
+        program=ShiftExpProgram(unit=True, weighted=False, finish="log"),
+        unit_sum=True,
+        derivative=Derivative.SMOOTH,
+        vjp=vjp_lse,
+        jvp=jvp_lse,
+        formula2="optional",
+        **_RAW,
+    ),
     _spec(
         "LogSumExpWeight",
         lambda d, dg, k: (dg,),
@@ -99,6 +373,11 @@ CARDS = (
         -np.inf,
         None,
         "log sum_j exp(F) G, (n, Dg)",
+        program=ShiftExpProgram(unit=False, weighted=True, finish="log"),
+        derivative=Derivative.SMOOTH,
+        vjp=vjp_lse,
+        jvp=jvp_lse,
+        **_RAW_W,
     ),
     _spec(
         "SumSoftMaxWeight",
@@ -107,6 +386,12 @@ CARDS = (
         0.0,
         None,
         "sum_j exp(F) G / sum_j exp(F), (n, Dg)",
+        program=ShiftExpProgram(unit=True, weighted=True, finish="softmax"),
+        unit_sum=True,
+        derivative=Derivative.SMOOTH,
+        vjp=vjp_softmax,
+        jvp=jvp_softmax,
+        **_RAW_W,
     ),
     _spec(
         "Max_SumShiftExp",
@@ -115,6 +400,8 @@ CARDS = (
         0.0,
         -np.inf,
         "raw [m, sum_j exp(F - m)], (n, 2)",
+        program=ShiftExpProgram(unit=True, weighted=False, finish="raw"),
+        unit_sum=True,
     ),
     _spec(
         "Max_SumShiftExpWeight",
@@ -123,5 +410,7 @@ CARDS = (
         0.0,
         -np.inf,
         "raw [m, sum_j exp(F - m) G], (n, 1 + Dg)",
+        program=ShiftExpProgram(unit=False, weighted=True, finish="raw"),
+        formula2="optional",
     ),
 )

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .accumulators import NO_INDEX, Accumulator, min_keys, raw_index, rows_of
-from .spec import OutputSpec, ReductionSpec
+from .program import INF, Field, Program, Shape, no_nan
+from .spec import Derivative, OutputSpec, ReductionSpec
 
 
 class ExtremumAccumulator(Accumulator):
@@ -18,7 +19,7 @@ class ExtremumAccumulator(Accumulator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.largest = self.spec.name.startswith(("Max", "ArgMax"))
+        self.largest = self.spec.selects == "max"
         self.key = np.full((self.n, self.dim), np.inf, dtype=self.dtype)
         self.index = np.full((self.n, self.dim), NO_INDEX, dtype=np.int64)
 
@@ -49,12 +50,62 @@ class ExtremumAccumulator(Accumulator):
     def finalize(self) -> tuple[np.ndarray, ...]:
         values = -self.key if self.largest else self.key
         index = np.where(self.index == NO_INDEX, -1, self.index)
-        name = self.spec.name
-        if name in ("Min", "Max"):
-            return (values,)
-        if name in ("ArgMin", "ArgMax"):
-            return (index,)
-        return (values, index)
+        out = (values,) if self.spec.has_values else ()
+        return out + ((index,) if self.spec.has_index else ())
+
+
+class ExtremumProgram(Program):
+    """The running extremum ``val`` per component (and its first index ``ind``).
+
+    Attributes:
+        lt: ``"<"`` (Min) or ``">"`` (Max): "better than".
+        values, index: which outputs the reduction returns.
+    """
+
+    def __init__(self, largest: bool, values: bool, index: bool) -> None:
+        self.lt = ">" if largest else "<"
+        self.worst = -INF if largest else INF
+        self.values, self.index = values, index
+
+    def fields(self, sh: Shape) -> list[Field]:
+        out = [Field("val", "value", sh.d, self.worst)]
+        return out + ([Field("ind", "index", sh.d, -1)] if self.index else [])
+
+    def update(self, e, sh, st, f, g, j) -> None:
+        for c, v in enumerate(f):
+            val = st("val", c)
+            if not self.index:  # a NaN compares false: it never wins
+                e.set(val, e.fmt(f"({{0}} {self.lt} {{1}} ? {{0}} : {{1}})", v, val))
+                continue
+            w = no_nan(e, v, self.worst)  # NaN: the worst value, which the first pair takes
+            ind = st("ind", c)
+            with e.if_(e.fmt(f"({{0}} {self.lt} {{1}} || {{2}} < 0)", w, val, ind)):
+                e.set(val, w)
+                e.set(ind, j)
+
+    def merge(self, e, sh, dst, src) -> None:
+        for c in range(sh.d):
+            sv, dv = src("val", c), dst("val", c)
+            if not self.index:
+                with e.if_(e.fmt(f"({{0}} {self.lt} {{1}})", sv, dv)):
+                    e.set(dv, sv)
+                continue
+            si, di = src("ind", c), dst("ind", c)
+            with e.if_(
+                e.fmt(f"({{0}} >= 0 && ({{1}} {self.lt} {{2}} || {{3}} < 0))", si, sv, dv, di)
+            ):
+                e.set(dv, sv)
+                e.set(di, si)
+
+    def finalize(self, e, sh, st, out) -> None:
+        o = 0
+        if self.values:
+            for c in range(sh.d):
+                e.set(out(0, c), st("val", c))
+            o = 1
+        if self.index:
+            for c in range(sh.d):
+                e.set(out(o, c), st("ind", c))
 
 
 def _values(neutral: float) -> OutputSpec:
@@ -64,15 +115,29 @@ def _values(neutral: float) -> OutputSpec:
 _INDEX = OutputSpec(lambda d, dg, k: (d,), index=True, neutral=-1)
 
 
-def _spec(name: str, outputs: tuple[OutputSpec, ...], doc: str) -> ReductionSpec:
-    return ReductionSpec(name, outputs=outputs, accumulator=ExtremumAccumulator, doc=doc)
+def _spec(name: str, largest: bool, values: bool, index: bool, doc: str) -> ReductionSpec:
+    outputs = ((_values(-np.inf if largest else np.inf),) if values else ()) + (
+        (_INDEX,) if index else ()
+    )
+    both = "Max_ArgMax" if largest else "Min_ArgMin"
+    return ReductionSpec(
+        name,
+        outputs=outputs,
+        accumulator=ExtremumAccumulator,
+        program=ExtremumProgram(largest, values, index),
+        raw=both,
+        derivative=Derivative.SELECTION if values else Derivative.INDEX,
+        with_index=both if values else None,
+        selects="max" if largest else "min",
+        doc=doc,
+    )
 
 
 CARDS = (
-    _spec("Min", (_values(np.inf),), "component-wise minimum, (n, D)"),
-    _spec("Max", (_values(-np.inf),), "component-wise maximum, (n, D)"),
-    _spec("ArgMin", (_INDEX,), "index of the minimum, (n, D) int64"),
-    _spec("ArgMax", (_INDEX,), "index of the maximum, (n, D) int64"),
-    _spec("Min_ArgMin", (_values(np.inf), _INDEX), "(minimum, its index)"),
-    _spec("Max_ArgMax", (_values(-np.inf), _INDEX), "(maximum, its index)"),
+    _spec("Min", False, True, False, "component-wise minimum, (n, D)"),
+    _spec("Max", True, True, False, "component-wise maximum, (n, D)"),
+    _spec("ArgMin", False, False, True, "index of the minimum, (n, D) int64"),
+    _spec("ArgMax", True, False, True, "index of the maximum, (n, D) int64"),
+    _spec("Min_ArgMin", False, True, True, "(minimum, its index)"),
+    _spec("Max_ArgMax", True, True, True, "(maximum, its index)"),
 )

@@ -5,8 +5,9 @@ one partial state per block. This module builds those states without choosing a 
 or a scheduler (the distributed front end :mod:`lazykernels.dask` uses it):
 
 - :func:`raw_plan`: the reduction that returns a block's *state* rather than its final
-  outputs, computed by any backend: Sum for Sum, ``Max_SumShiftExp`` ([m, s]) for
-  LogSumExp, ``Max_SumShiftExpWeight`` for the weighted log-sum-exp family (with the weight
+  outputs (the card's ``raw``), computed by any backend: Sum for Sum,
+  ``Max_SumShiftExp`` ([m, s]) for LogSumExp, ``Max_SumShiftExpWeight`` for the weighted
+  log-sum-exp family (with the weight
   ``Concat(1, G)`` for SumSoftMaxWeight, so that the denominator comes along),
   ``Min_ArgMin`` / ``Max_ArgMax`` for the extrema, ``KMin_ArgKMin`` for the K-min family;
 - :func:`block_state`: those outputs loaded into the family's accumulator
@@ -34,38 +35,20 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..core.plan import ReductionPlan
 from ..formula.ir import const, make
 from ..formula.simplify import simplify
 from . import SPECS
 from .accumulators import Accumulator
-
-RAW = {
-    "Sum": "Sum",
-    "LogSumExp": "Max_SumShiftExp",
-    "Max_SumShiftExp": "Max_SumShiftExp",
-    "LogSumExpWeight": "Max_SumShiftExpWeight",
-    "Max_SumShiftExpWeight": "Max_SumShiftExpWeight",
-    "SumSoftMaxWeight": "Max_SumShiftExpWeight",
-    "Min": "Min_ArgMin",
-    "ArgMin": "Min_ArgMin",
-    "Min_ArgMin": "Min_ArgMin",
-    "Max": "Max_ArgMax",
-    "ArgMax": "Max_ArgMax",
-    "Max_ArgMax": "Max_ArgMax",
-    "KMin": "KMin_ArgKMin",
-    "ArgKMin": "KMin_ArgKMin",
-    "KMin_ArgKMin": "KMin_ArgKMin",
-}
-"""For each reduction, the reduction whose outputs are its partial state."""
+from .plan import ReductionPlan
 
 
 def raw_plan(plan: ReductionPlan) -> ReductionPlan:
     """The plan whose outputs, on a block of the reduced axis, are ``plan``'s partial state."""
+    card = SPECS[plan.reduction]
     weight = plan.weight
-    if plan.reduction == "SumSoftMaxWeight":
-        weight = simplify(make("Concat", (const(1), weight)))  # type: ignore[arg-type]
-    return replace(plan, reduction=RAW[plan.reduction], weight=weight)
+    if card.unit_sum and weight is not None:  # the state's sums start with the unit weight
+        weight = simplify(make("Concat", (const(1), weight)))
+    return replace(plan, reduction=card.raw_name, weight=weight)
 
 
 def accumulator(plan: ReductionPlan, n: int, dtype: np.dtype, period: int = 1) -> Accumulator:
@@ -121,4 +104,4 @@ def finalize(plan: ReductionPlan, state: Accumulator) -> tuple[np.ndarray, ...]:
     )
 
 
-__all__ = ["RAW", "accumulator", "block_state", "finalize", "merge_states", "raw_plan"]
+__all__ = ["accumulator", "block_state", "finalize", "merge_states", "raw_plan"]

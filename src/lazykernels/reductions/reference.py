@@ -18,11 +18,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..core.plan import BoundCall, Ranges, ReductionPlan
 from ..formula.evaluate import evaluate
 from ..formula.ir import Cat, Node, topological_order, var
 from . import SPECS
 from .partial import accumulator
+from .plan import BoundCall, Ranges, ReductionPlan
 
 BLOCK_BUDGET = 1 << 20
 """Most formula values (pairs x widest formula node) evaluated at once."""

@@ -1,18 +1,25 @@
-"""The reduction card: what one canonical reduction outputs and which options it takes.
+"""The reduction card: everything about one canonical reduction, in one place.
 
-A :class:`ReductionSpec` is to reductions what an ``OpSpec`` is to formula operations: the
-binding reads it to allocate outputs and validate options, the reference backend reads its
-``accumulator`` to compute, and compiled backends read ``outputs`` and the neutral values.
+A :class:`ReductionSpec` is to reductions what an ``OpSpec`` is to formula operations. It
+holds the reduction's outputs and options (the binding allocates and validates with them),
+its syntax in ``<Name>_Reduction(...)`` strings, its NumPy reference ``accumulator``, its
+accumulator *program* (state, init / update / merge / finalize as neutral statements that
+each dialect prints, :mod:`.program`), its partial-state (``raw``) reduction and its
+derivative rule. Nothing outside the card tests a reduction's name: code reads the card.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ..formula.syntax import ReductionSyntax
 
 if TYPE_CHECKING:
     from .accumulators import Accumulator
+    from .program import Program
 
 # The sizes an output shape depends on: formula dim D, weight dim Dg, K.
 TailRule = Callable[[int, int, int], tuple[int, ...]]
@@ -36,6 +43,15 @@ class OutputSpec:
     neutral_first: float | None = None
 
 
+class Derivative(enum.Enum):
+    """How a reduction differentiates (:mod:`.derivatives`)."""
+
+    SMOOTH = "smooth"  # by derived reductions: the card's ``vjp`` / ``jvp`` rules
+    SELECTION = "selection"  # the values are F at selected pairs (``selection_plan``)
+    INDEX = "index"  # integer outputs only: nothing to differentiate
+    NONE = "none"  # raw partial states: differentiate the user-level reduction instead
+
+
 @dataclass(frozen=True)
 class ReductionSpec:
     """A canonical user-level reduction (``ReductionPlan.reduction``).
@@ -48,17 +64,59 @@ class ReductionSpec:
         needs_k: takes ``opt_arg = K``.
         needs_weight: takes ``formula2``.
         scalar_formula: the formula must have dimension 1 (log-sum-exp family).
+        program: the accumulator statements every compiled target prints.
+        raw: the reduction whose outputs are this one's partial state on a block of the
+            reduced axis (None: itself), see :mod:`.partial`.
+        unit_sum: the state's shifted sums hold the sum of the unit weight first (the
+            softmax denominator); a weighted such reduction gets its raw plan's weight
+            ``Concat(1, G)``.
+        derivative: how it differentiates; ``vjp`` / ``jvp`` are its rules when SMOOTH
+            (``vjp(plan, positions, slots) -> DerivedPlan``, ``jvp(plan, positions)``).
+        with_index: SELECTION: the reduction returning both values and indices.
+        selects: ``"min"`` / ``"max"``: the reduction keeps the smallest (largest) values.
+        formula2: the second formula in ``<Name>_Reduction`` strings (``"none"``,
+            ``"optional"``, ``"required"``; default from ``needs_weight``).
         doc: one line for messages and docs.
     """
 
     name: str
     outputs: tuple[OutputSpec, ...]
     accumulator: type[Accumulator]
+    program: Program
     sum_type: bool = False
     needs_k: bool = False
     needs_weight: bool = False
     scalar_formula: bool = False
+    raw: str | None = None
+    unit_sum: bool = False
+    derivative: Derivative = Derivative.NONE
+    vjp: Callable[..., Any] | None = None
+    jvp: Callable[..., Any] | None = None
+    with_index: str | None = None
+    selects: str | None = None
+    formula2: str | None = None
     doc: str = ""
+
+    @property
+    def raw_name(self) -> str:
+        """The reduction computing this one's partial state."""
+        return self.raw or self.name
+
+    @property
+    def syntax(self) -> ReductionSyntax:
+        """The arguments of ``<name>_Reduction(formula[, K], tagI[, formula2])``."""
+        formula2 = self.formula2 or ("required" if self.needs_weight else "none")
+        return ReductionSyntax(takes_k=self.needs_k, formula2=formula2)
+
+    @property
+    def has_index(self) -> bool:
+        """Some output holds int64 indices."""
+        return any(o.index for o in self.outputs)
+
+    @property
+    def has_values(self) -> bool:
+        """Some output holds values of the data type."""
+        return any(not o.index for o in self.outputs)
 
     def __reduce__(self):
         # pickled by name (the output rules are lambdas): a card sent to another process,

@@ -38,10 +38,11 @@ from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError, BackendError, DtypeError
 from ..formula.ir import Cat
+from ..reductions import SPECS
 from ..reductions.derivatives import (
-    INDEX_ONLY,
-    SELECTION,
+    Derivative,
     DerivedPlan,
+    derivative,
     jvp_rule,
     selection_plan,
     with_index,
@@ -307,7 +308,7 @@ def _selected_values(
 ) -> torch.Tensor:
     """F at the selected pairs, differentiable, shaped ``batch + (n, K, D)``."""
     dim = plan.formula.dim
-    if plan.reduction.startswith("KMin"):
+    if SPECS[plan.reduction].needs_k:
         index = index.unsqueeze(-1) if dim == 1 else index  # (..., n, K, D)
     else:
         index = index.unsqueeze(-2)  # (..., n, 1, D)
@@ -348,7 +349,7 @@ def _selection(
         selected = _selected_values(plan, tensors, index, backend).reshape(values.shape)
         # exactly the reduction's values, with the derivatives of F at the selected pairs
         values = values + (selected - selected.detach())
-    if plan.reduction in ("Min", "Max", "KMin"):
+    if not SPECS[plan.reduction].has_index:
         return (values,)
     return (values, index)
 
@@ -400,9 +401,10 @@ def torch_reduce(
         return _run(plan, tensors, backend, ranges_np, out)
     if not tracked:
         return _run(plan, tensors, backend, ranges_np)
-    if plan.reduction in INDEX_ONLY:
+    kind = derivative(plan)
+    if kind is Derivative.INDEX:
         return _constant(plan, tensors, backend, ranges_np)
-    if plan.reduction in SELECTION:
+    if kind is Derivative.SELECTION:
         return _selection(plan, tensors, backend, ranges_np)
     for k, t in enumerate(tensors):  # validate before autograd sees the inputs
         if not isinstance(t, torch.Tensor):

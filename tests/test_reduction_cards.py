@@ -1,0 +1,124 @@
+"""The reduction cards (reductions/): each card is complete and consistent, and its neutral
+program (state, update, merge, finalize) drives the compiled CPU kernel as it stands.
+
+The CPU target with ``vectorised_reductions=False`` prints every card through its own
+statements (codegen/cpu_reductions.ProgramRed) instead of the family's vectorised fragments:
+those kernels must agree with the NumPy reference (driven by the same card's accumulator),
+including a reduction range split across threads (the card's merge) and ranges. The CUDA
+kernels print the same programs (tests/test_cuda_emulation.py)."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+import pytest
+
+from lazykernels import cpu
+from lazykernels.codegen.cpp import render_cpu
+from lazykernels.codegen.cpu_reductions import ProgramRed, cpp_reduction
+from lazykernels.codegen.target_cpu import CPU
+from lazykernels.core.bind import bind
+from lazykernels.core.genred import build_plan
+from lazykernels.reductions import SPECS, SYNTAX, Derivative, reference
+from lazykernels.reductions.program import Program, Shape
+
+ALIASES = ["x=Vi(2)", "y=Vj(2)", "b=Vj(2)", "g=Pm(1)"]
+
+
+def test_every_card_is_complete():
+    for name, card in SPECS.items():
+        assert isinstance(card.program, Program), name
+        assert SYNTAX[name] == card.syntax
+        assert card.raw_name in SPECS and card.outputs
+        if card.derivative is Derivative.SMOOTH:
+            assert card.vjp is not None and card.jvp is not None and card.sum_type, name
+        if card.derivative is Derivative.SELECTION:
+            both = SPECS[card.with_index]
+            assert both.has_values and both.has_index and card.selects, name
+        if card.derivative is Derivative.INDEX:
+            assert not card.has_values and card.has_index, name
+        fields = card.program.fields(Shape(2, 2, 3, "block_sum"))
+        assert fields and all(f.kind in ("value", "acc", "index") for f in fields), name
+
+
+def test_the_generic_cpu_fragment_prints_the_cards_statements():
+    red = cpp_reduction("KMin_ArgKMin", 2, k=3, vectorised=False)
+    assert isinstance(red, ProgramRed) and red.outputs()[1].ctype == "int64_t"
+    red = cpp_reduction("LogSumExp", 1, scheme="kahan_scheme", vectorised=False)
+    assert red.helpers == {"lk_exp"}  # exp prints as the CPU dialect's lk_exp
+    assert [f.name for f in red.fields()] == ["m", "s", "comp"]
+
+
+GENERIC = replace(CPU, vectorised_reductions=False)
+CASES = {
+    "sum_block": ("Exp(-SqDist(x,y)*g)*b", "Sum", None, {}),
+    "sum_kahan": ("Exp(-SqDist(x,y)*g)*b", "Sum", None, {"sum_scheme": "kahan_scheme"}),
+    "lse_weight": ("-SqDist(x,y)*g", "LogSumExp", "b", {}),
+    "softmax_kahan": ("-SqDist(x,y)*g", "SumSoftMaxWeight", "b", {"sum_scheme": "kahan_scheme"}),
+    "shift_direct": ("-SqDist(x,y)", "Max_SumShiftExp", None, {"sum_scheme": "direct_sum"}),
+    "min": ("x*y - g", "Min", None, {}),
+    "max_argmax": ("x*y - g", "Max_ArgMax", None, {}),
+    "kmin_argkmin": ("x*y - g", "KMin_ArgKMin", None, {"opt_arg": 3}),
+    "argkmin": ("SqDist(x,y)", "ArgKMin", None, {"opt_arg": 4}),
+}
+
+
+def _plan(name: str, axis: int = 1):
+    formula, red, weight, options = CASES[name]
+    return build_plan(formula, ALIASES, red, axis=axis, formula2=weight, **options)
+
+
+@pytest.fixture(scope="module")
+def generic_cpu():
+    """The CPU backend printing every card through ``ProgramRed`` (its own kernel table)."""
+    if shutil.which("g++") is None and shutil.which("clang++") is None:
+        pytest.skip("no C++ compiler")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(cpu, "render_cpu", partial(render_cpu, target=GENERIC))
+    patch.setattr(cpu, "_KERNELS", {})
+    patch.setattr(cpu, "_BY_ID", {})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda n: cpu.prepare(_plan(n), np.float64), CASES))
+    yield cpu
+    patch.undo()
+
+
+def _data(m: int, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x, y, b = rng.uniform(-1, 1, (m, 2)), rng.uniform(-1, 1, (n, 2)), rng.uniform(0, 1, (n, 2))
+    return [x, y, b, np.array([0.7])]
+
+
+def _compare(backend, plan, args, ranges=None, n_threads=0):
+    got, want = bind(plan, args, ranges), bind(plan, args, ranges)
+    backend.run(got, n_threads=n_threads)
+    reference.run(want)
+    for g, w in zip(got.outputs, want.outputs):
+        if w.dtype == np.int64:
+            np.testing.assert_array_equal(g, w)
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cpu
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_generic_cpu_kernel_matches_the_reference(generic_cpu, name):
+    assert (
+        "#pragma omp simd reduction" not in generic_cpu.kernel_source(_plan(name), "float64").source
+    )
+    _compare(generic_cpu, _plan(name), _data(37, 300, 1))
+    # one block of rows, a long range split across threads: the card's merge joins the parts
+    _compare(generic_cpu, _plan(name), _data(3, 9000, 2), n_threads=4)
+    ranges = (
+        np.array([[0, 2], [2, 3]]),
+        np.array([2, 3]),
+        np.array([[0, 4000], [5000, 9000], [100, 117]]),
+        np.array([[0, 1]]),
+        np.array([1]),
+        np.array([[0, 3]]),
+    )
+    _compare(generic_cpu, _plan(name), _data(3, 9000, 3), ranges, n_threads=4)
