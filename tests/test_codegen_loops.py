@@ -183,6 +183,7 @@ CPU_MODULES = {
     "codegen/cpp.py",
     "codegen/reductions_cpp.py",
     "codegen/reductions_lse_cpp.py",
+    "codegen/schedule_cpp.py",
     "codegen/sqdist_cpp.py",
     "codegen/fastmath.py",
     "codegen/helpers.py",

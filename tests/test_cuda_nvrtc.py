@@ -108,3 +108,36 @@ def test_version_is_two_integers_or_a_clear_error():
 
 def test_float64_accumulator_is_declared():
     assert "typedef double A;" in render_cuda(PLANS["double_acc"], np.float32).source
+
+
+@needs_nvrtc
+@pytest.mark.nvrtc
+def test_every_cards_merge_compiles_as_device_code():
+    # the 2D scheme's merge of partial states: the card's merge statements, CUDA dialect
+    from lazykernels.codegen.dialect_cuda import CudaDialect
+    from lazykernels.codegen.reductions_cuda import thread_reduction
+
+    for name, card in SPECS.items():
+        red = thread_reduction(
+            name,
+            2 if not card.scalar_formula else 1,
+            2,
+            3,
+            "kahan_scheme",
+            CudaDialect("float32"),
+            False,
+        )
+        params = [f"{ctype}* d_{n}, const {ctype}* s_{n}" for n, ctype, _ in red.layout()]
+        body = red.merge(lambda f, i: f"d_{f}[{i}]", lambda f, i: f"s_{f}[{i}]")
+        source = "\n".join(
+            [
+                "typedef long long int64_t;",
+                "typedef float T;",
+                "typedef double A;",
+                f'extern "C" __global__ void merge({", ".join(params)}) {{',
+                *body,
+                "}",
+            ]
+        )
+        out = nvrtc.compile_source(source, "sm_80", f"merge_{name}.cu")
+        assert ".entry merge(" in out.ptx and "warning" not in out.log, name

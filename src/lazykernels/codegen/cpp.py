@@ -50,6 +50,7 @@ from ..errors import FormulaError
 from ..reductions import SPECS
 from ..reductions.plan import SUM_SCHEMES, ReductionPlan
 from . import helpers as op_helpers
+from . import schedule_cpp as schedule
 from .buffer import IndentedBuffer
 from .cpu_reductions import PerComponent, cpp_reduction
 from .fastmath import CPU_HELPERS
@@ -318,9 +319,9 @@ class _Printer:
         b.line("                         const int64_t* ranges_out,")
         b.line("                         const int64_t* slices, const int64_t* redranges,")
         with b.block("                         int64_t n_threads, void* pool)"):
-            self.prologue()
+            schedule.prologue(self.b, self.t, self.bi, self.tj, self.n_pre)
             with b.block("try"):
-                self.allocations()
+                schedule.allocations(self.b, self.t, self.fields)
                 if self.fields:
                     self.neutral_rows()
                 with b.block("for (int64_t b0 = 0; b0 < n_batch; b0 += bc)"):
@@ -351,72 +352,6 @@ class _Printer:
         ]
         source = "\n".join(head) + "\n" + body
         return KernelSource(source, tuple(self.outputs), n_slots, path)
-
-    def prologue(self) -> None:
-        self.b.lines(
-            [
-                f"const int64_t BI = {self.bi}, TJ = {self.tj}, NPRE = {self.n_pre}, "
-                f"VW = LK_VBYTES / (int64_t)sizeof(T), PAD = {self.t.pad};",
-                "if (n_out <= 0 || n_batch <= 0) return 0;",
-                "int nt = (int)n_threads;",
-                "if (nt <= 0) {",
-                "  #ifdef _OPENMP",
-                "  nt = omp_get_max_threads();",
-                "  #else",
-                "  nt = (int)sysconf(_SC_NPROCESSORS_ONLN);",
-                "  #endif",
-                "  const double pairs = (double)n_batch * (double)n_out * (double)n_red;",
-                "  nt = (int)lk_max(1.0, lk_min((double)nt, pairs / "
-                f"{self.t.pairs_per_thread}.0));",
-                "}",
-                "if (pool == nullptr) nt = 1;",
-            ]
-        )
-
-    def allocations(self) -> None:
-        b = self.b
-        b.line("// blocks of output rows: (first row, end row, range or -1)")
-        b.line("int64_t n_blk = n_ranges < 0 ? (n_out + BI - 1) / BI : 0;")
-        with b.block("for (int64_t r = 0; r < n_ranges; ++r)"):
-            self.clipped_range()
-            b.line("if (lo0 < hi0) n_blk += (hi0 - lo0 + BI - 1) / BI;")
-        b.line("lk_buf<int64_t> blk(3 * n_blk, false);")
-        b.line("const int64_t r_end = n_ranges < 0 ? 0 : n_ranges;  // r = -1: no ranges")
-        with b.block("for (int64_t ib = 0, r = n_ranges < 0 ? -1 : 0; r < r_end; ++r)"):
-            b.line("int64_t lo0 = 0, hi0 = n_out;")
-            with b.block("if (r >= 0)"):
-                self.clipped_range(declare=False)
-            with b.block("for (int64_t lo = lo0; lo < hi0; lo += BI, ++ib)"):
-                b.line("blk[3 * ib] = lo;")
-                b.line("blk[3 * ib + 1] = lk_min(hi0, lo + BI);")
-                b.line("blk[3 * ib + 2] = r;")
-        b.line("const int64_t n_rs = lk_max<int64_t>(n_red, 0) + PAD;  // precomputed stride")
-        b.line("// batch entries per chunk: bounded memory for the precomputed inner values")
-        b.line("int64_t bc = n_batch;")
-        b.line(
-            f"if (NPRE > 0) bc = lk_max<int64_t>(1, lk_min<int64_t>(n_batch, "
-            f"{self.t.pre_limit} / (NPRE * n_rs)));"
-        )
-        b.line("// work items: G consecutive blocks x one of q parts of the reduction range")
-        t = self.t
-        b.line(f"const int64_t want = {t.items_per_thread} * (int64_t)nt;")
-        b.line(f"int64_t G = lk_max<int64_t>(1, {t.item_pairs} / lk_max<int64_t>(1, BI * n_red));")
-        b.line("if (nt > 1) G = lk_min(G, lk_max<int64_t>(1, bc * n_blk / want));")
-        b.line("const int64_t n_grp = (n_blk + G - 1) / G;")
-        b.line("int64_t q = 1;")
-        with b.block(f"if (nt > 1 && bc * n_grp < want && n_red >= {2 * t.min_split})"):
-            b.line("q = (want + bc * n_grp - 1) / (bc * n_grp);")
-            b.line(f"q = lk_max<int64_t>(1, lk_min<int64_t>(q, n_red / {t.min_split}));")
-        b.line("lk_buf<T> pre(NPRE > 0 ? bc * NPRE * n_rs : 0, false);  // uninitialised")
-        b.line("const int64_t n_part = q > 1 ? bc * n_blk * q * BI : 0;")
-        for f in self.fields:
-            b.line(f"lk_buf<{f.ctype}> part_{f.name}(n_part * {f.length});")
-
-    def clipped_range(self, declare: bool = True) -> None:
-        """``[lo0, hi0)``: the output range ``r`` clipped to ``[0, n_out)``."""
-        t = "const int64_t " if declare else ""
-        self.b.line(f"{t}lo0 = lk_max<int64_t>(0, ranges_out[2 * r]);")
-        self.b.line(f"{t}hi0 = lk_min(n_out, ranges_out[2 * r + 1]);")
 
     def neutral_rows(self) -> None:
         b = self.b

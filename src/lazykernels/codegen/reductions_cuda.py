@@ -8,7 +8,10 @@ per-thread arrays ``lk_<field>`` (registers once the compiler unrolls the consta
 * ``state``: the declarations, initialised to the empty-reduction values;
 * ``tile_begin`` / ``pair`` / ``tile_end``: statements around and inside the loop over one
   shared-memory tile (``pair`` sees ``j``, the reduction index, and the formula's atoms);
-* ``finalize``: the stores of the row's outputs, through ``out(o, c)`` -> lvalue.
+* ``finalize``: the stores of the row's outputs, through ``out(o, c)`` -> lvalue;
+* ``layout`` / ``merge``: the state's arrays and the card's merge of two states (a later
+  part of the reduction range into an earlier one), for a scheme that splits the reduction
+  range over blocks and merges the partial states (the 2D scheme).
 
 Every reduction with a card prints here (the semantics are the NumPy reference's: NaN never
 wins a Min/Max/K-min, ties keep the lowest index, all sum schemes).
@@ -27,6 +30,7 @@ from .dialect import Dialect
 from .emit import CTYPES, Emitter, index_text, lvalue
 
 Out = Callable[[int, int], str]  # (output, component) -> C lvalue
+Access = Callable[[str, str], str]  # (state field, index text) -> C lvalue
 
 
 class ThreadReduction:
@@ -76,6 +80,21 @@ class ThreadReduction:
     def tile_end(self) -> list[str]:
         e = self._emitter()
         self.program.tile_end(e, self.sh, self.st)
+        return e.lines()
+
+    def layout(self) -> list[tuple[str, str, int]]:
+        """(field name, C type, length) of each array of the state, in order."""
+        return [(f.name, CTYPES[f.kind], f.length) for f in self.fields]
+
+    def merge(self, dst: Access, src: Access) -> list[str]:
+        """The card's merge of the state ``src`` into ``dst`` (accessors: (field, index
+        text) -> C lvalue, e.g. partial states in global memory)."""
+        e = self._emitter()
+
+        def wrap(acc: Access):
+            return lambda name, index: lvalue(acc(name, index_text(index)))
+
+        self.program.merge(e, self.sh, wrap(dst), wrap(src))
         return e.lines()
 
     def finalize(self, out: Out) -> list[str]:

@@ -1,0 +1,79 @@
+"""The CPU kernel's schedule: its constants, thread count, row blocks and work items.
+
+Printed by the skeleton (:mod:`.cpp`) at the top of ``lk_kernel``; the numbers come from
+the target (:mod:`.target_cpu`), the per-row state fields from the reduction's fragments.
+"""
+
+from __future__ import annotations
+
+from .buffer import IndentedBuffer
+from .reductions_cpp import Field
+from .target_cpu import CpuTarget
+
+
+def prologue(b: IndentedBuffer, t: CpuTarget, bi: int, tj: int, n_pre: int) -> None:
+    """The kernel's constants and its thread count (``n_threads``, or automatic)."""
+    b.lines(
+        [
+            f"const int64_t BI = {bi}, TJ = {tj}, NPRE = {n_pre}, "
+            f"VW = LK_VBYTES / (int64_t)sizeof(T), PAD = {t.pad};",
+            "if (n_out <= 0 || n_batch <= 0) return 0;",
+            "int nt = (int)n_threads;",
+            "if (nt <= 0) {",
+            "  #ifdef _OPENMP",
+            "  nt = omp_get_max_threads();",
+            "  #else",
+            "  nt = (int)sysconf(_SC_NPROCESSORS_ONLN);",
+            "  #endif",
+            "  const double pairs = (double)n_batch * (double)n_out * (double)n_red;",
+            f"  nt = (int)lk_max(1.0, lk_min((double)nt, pairs / {t.pairs_per_thread}.0));",
+            "}",
+            "if (pool == nullptr) nt = 1;",
+        ]
+    )
+
+
+def allocations(b: IndentedBuffer, t: CpuTarget, fields: list[Field]) -> None:
+    """The row blocks (with ranges), batch chunks, work items and split-state buffers."""
+    b.line("// blocks of output rows: (first row, end row, range or -1)")
+    b.line("int64_t n_blk = n_ranges < 0 ? (n_out + BI - 1) / BI : 0;")
+    with b.block("for (int64_t r = 0; r < n_ranges; ++r)"):
+        clipped_range(b)
+        b.line("if (lo0 < hi0) n_blk += (hi0 - lo0 + BI - 1) / BI;")
+    b.line("lk_buf<int64_t> blk(3 * n_blk, false);")
+    b.line("const int64_t r_end = n_ranges < 0 ? 0 : n_ranges;  // r = -1: no ranges")
+    with b.block("for (int64_t ib = 0, r = n_ranges < 0 ? -1 : 0; r < r_end; ++r)"):
+        b.line("int64_t lo0 = 0, hi0 = n_out;")
+        with b.block("if (r >= 0)"):
+            clipped_range(b, declare=False)
+        with b.block("for (int64_t lo = lo0; lo < hi0; lo += BI, ++ib)"):
+            b.line("blk[3 * ib] = lo;")
+            b.line("blk[3 * ib + 1] = lk_min(hi0, lo + BI);")
+            b.line("blk[3 * ib + 2] = r;")
+    b.line("const int64_t n_rs = lk_max<int64_t>(n_red, 0) + PAD;  // precomputed stride")
+    b.line("// batch entries per chunk: bounded memory for the precomputed inner values")
+    b.line("int64_t bc = n_batch;")
+    b.line(
+        f"if (NPRE > 0) bc = lk_max<int64_t>(1, lk_min<int64_t>(n_batch, "
+        f"{t.pre_limit} / (NPRE * n_rs)));"
+    )
+    b.line("// work items: G consecutive blocks x one of q parts of the reduction range")
+    b.line(f"const int64_t want = {t.items_per_thread} * (int64_t)nt;")
+    b.line(f"int64_t G = lk_max<int64_t>(1, {t.item_pairs} / lk_max<int64_t>(1, BI * n_red));")
+    b.line("if (nt > 1) G = lk_min(G, lk_max<int64_t>(1, bc * n_blk / want));")
+    b.line("const int64_t n_grp = (n_blk + G - 1) / G;")
+    b.line("int64_t q = 1;")
+    with b.block(f"if (nt > 1 && bc * n_grp < want && n_red >= {2 * t.min_split})"):
+        b.line("q = (want + bc * n_grp - 1) / (bc * n_grp);")
+        b.line(f"q = lk_max<int64_t>(1, lk_min<int64_t>(q, n_red / {t.min_split}));")
+    b.line("lk_buf<T> pre(NPRE > 0 ? bc * NPRE * n_rs : 0, false);  // uninitialised")
+    b.line("const int64_t n_part = q > 1 ? bc * n_blk * q * BI : 0;")
+    for f in fields:
+        b.line(f"lk_buf<{f.ctype}> part_{f.name}(n_part * {f.length});")
+
+
+def clipped_range(b: IndentedBuffer, declare: bool = True) -> None:
+    """``[lo0, hi0)``: the output range ``r`` clipped to ``[0, n_out)``."""
+    q = "const int64_t " if declare else ""
+    b.line(f"{q}lo0 = lk_max<int64_t>(0, ranges_out[2 * r]);")
+    b.line(f"{q}hi0 = lk_min(n_out, ranges_out[2 * r + 1]);")
