@@ -21,8 +21,9 @@ from lazykernels import cpu
 from lazykernels.codegen.cpp import render_cpu
 from lazykernels.codegen.cpu_reductions import ProgramRed, cpp_reduction
 from lazykernels.codegen.target_cpu import CPU
+from lazykernels.core.autodiff import run_jvp, run_vjp, vjp_rules
 from lazykernels.core.bind import bind
-from lazykernels.core.genred import build_plan
+from lazykernels.core.genred import build_plan, run_plan
 from lazykernels.reductions import SPECS, SYNTAX, Derivative, reference
 from lazykernels.reductions.program import Program, Shape
 
@@ -122,3 +123,41 @@ def test_generic_cpu_kernel_matches_the_reference(generic_cpu, name):
         np.array([[0, 3]]),
     )
     _compare(generic_cpu, _plan(name), _data(3, 9000, 3), ranges, n_threads=4)
+
+
+SMOOTH = {
+    "Sum": ("Exp(-SqDist(x,y)*g)*b", None),
+    "LogSumExp": ("-SqDist(x,y)*g + (x|b)", None),
+    "LogSumExpWeight": ("-SqDist(x,y)*g", "Exp(b)"),
+    "SumSoftMaxWeight": ("-SqDist(x,y)*g", "b*b"),
+}
+
+
+@pytest.mark.parametrize("zeros_like", [None, np.zeros_like], ids=["plain", "tracing"])
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+def test_neutral_jvp_and_vjp_drivers_agree_with_finite_differences(name, zeros_like):
+    formula, weight = SMOOTH[name]
+    plan = build_plan(formula, ALIASES, name, axis=1, formula2=weight)
+    card = SPECS[name]
+    assert card.derivative is Derivative.SMOOTH
+    rng = np.random.default_rng(5)
+    inputs = _data(6, 7, 4)
+    tangents = [rng.standard_normal(a.shape) for a in inputs]
+    tangents[2] = None  # no tangent for b: its slot is left out of the Diff formula
+
+    def reduce(p, xs):
+        return run_plan(p, xs, backend="reference")[0]
+
+    output = reduce(plan, inputs)
+    got = run_jvp(plan, inputs, tangents, output, reduce, zeros_like)
+    h = 1e-6
+    moved = [a if t is None else (a + h * t, a - h * t) for a, t in zip(inputs, tangents)]
+    plus = reduce(plan, [m[0] if isinstance(m, tuple) else m for m in moved])
+    minus = reduce(plan, [m[1] if isinstance(m, tuple) else m for m in moved])
+    np.testing.assert_allclose(got, (plus - minus) / (2 * h), rtol=1e-6, atol=1e-8)
+    # the VJP is its transpose: <G, J t> == <J^T G, t>
+    gradient = rng.standard_normal(output.shape)
+    wanted = [k for k, t in enumerate(tangents) if t is not None]
+    grads = run_vjp(plan, vjp_rules(plan, wanted), inputs, gradient, output, reduce)
+    back = sum(float(grads[k].ravel() @ tangents[k].ravel()) for k in grads)
+    assert back == pytest.approx(float(gradient.ravel() @ got.ravel()), rel=1e-9)

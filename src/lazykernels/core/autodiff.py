@@ -9,7 +9,9 @@ a list of its arrays, the single output back):
   original inputs, the incoming gradient, the saved output, tangents);
 - :func:`vjp_rules` / :func:`run_vjp`: the backward pass of a smooth reduction, one
   reduction per group of inputs (i variables, j variables, parameters), whose joined output
-  is cut into one gradient per input.
+  is cut into one gradient per input;
+- :func:`run_jvp`: the forward-mode derivative (tangent) of a smooth reduction, one
+  reduction of ``Diff`` formulas.
 
 The torch adapter (:mod:`lazykernels.torch.autograd`) and the dask one
 (:mod:`lazykernels.dask.autodiff`) both call them; only slicing ``[..., a:b]`` and
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..reductions.derivatives import DerivedPlan, Extra, vjp_group_rule, vjp_groups
+from ..reductions.derivatives import DerivedPlan, Extra, jvp_rule, vjp_group_rule, vjp_groups
 from .plan import ReductionPlan
 
 Reduce = Callable[[ReductionPlan, Sequence[Any]], Any]
@@ -118,4 +120,38 @@ def run_vjp(
     return grads
 
 
-__all__ = ["Reduce", "derived_inputs", "normalise", "run_vjp", "vjp_rules"]
+def run_jvp(
+    plan: ReductionPlan,
+    inputs: Sequence[Any],
+    tangents: Sequence[Any],
+    output: Any,
+    reduce: Reduce,
+    zeros_like: Callable[[Any], Any] | None = None,
+) -> Any | None:
+    """The tangent of ``plan``'s output along ``tangents`` (None: the tangent is zero).
+
+    Args:
+        plan: a smooth forward plan.
+        inputs: its inputs; tangents: one per input, None where an input has none.
+        output: the forward output (fed to the rules that read it).
+        reduce: the front end's reduction.
+        zeros_like: for a tracing front end (JAX): the denominator of a softmax-normalised
+            tangent (``DerivedPlan.denominator``) is taken from the same reduction run at
+            zero tangents, a value of the primals only, so that the division stays
+            transposable; None: from the tangent reduction's own leading columns.
+    """
+    positions = tuple(k for k, t in enumerate(tangents) if t is not None)
+    rule = jvp_rule(plan, positions)
+    if rule.zero:
+        return None
+    aux = lambda p: reduce(p, inputs)
+    tangent = reduce(rule.plan, derived_inputs(rule, inputs, None, output, tangents, aux))
+    if not rule.denominator or zeros_like is None:
+        return normalise(rule, tangent, None)
+    zeros = [None if t is None else zeros_like(t) for t in tangents]
+    known = reduce(rule.plan, derived_inputs(rule, inputs, None, output, zeros, aux))
+    d = rule.denominator
+    return tangent[..., d:] / known[..., :d]
+
+
+__all__ = ["Reduce", "derived_inputs", "normalise", "run_jvp", "run_vjp", "vjp_rules"]

@@ -16,7 +16,8 @@ are the op-card shape of JAX:
   core, the slower fallback;
 - batching: ``vmap`` axes become a leading engine batch dimension (unbatched inputs get a
   broadcast one of size 1), so a vmapped reduction is one batched reduction;
-- JVP: the reduction of ``jvp_rule``'s ``Diff`` formula (smooth reductions); index-only
+- JVP: the reduction of ``jvp_rule``'s ``Diff`` formula through the neutral driver
+  (``core.autodiff.run_jvp``, smooth reductions); index-only
   reductions have zero tangents;
 - transpose (of the JVP reductions, linear in their tangent inputs): the reductions of
   ``vjp_group_rule``'s ``Grad`` formula through the neutral driver
@@ -37,12 +38,12 @@ from jax.core import ShapedArray
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from ..core.autodiff import derived_inputs, run_vjp, vjp_rules
+from ..core.autodiff import run_jvp, run_vjp, vjp_rules
 from ..core.bind import layout_of
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError
-from ..reductions.derivatives import Derivative, Extra, derivative, jvp_rule
+from ..reductions.derivatives import Derivative, Extra, derivative
 
 reduce_p = Primitive("lazykernels_reduce")
 reduce_p.multiple_results = True
@@ -150,31 +151,17 @@ def _jvp(
     outs = reduce_p.bind(*primals, plan=plan, backend=backend, ranges=ranges)
     if derivative(plan) is Derivative.INDEX:
         return outs, [_zero_tangent(o) for o in outs]
-    if (
-        derivative(plan) is not Derivative.SMOOTH
-    ):  # selections differentiate through their front end
+    if derivative(plan) is not Derivative.SMOOTH:  # selections: through their front end
         raise NotImplementedError(
             f"{plan.reduction} is differentiated by re-evaluating F at the selected pairs; "
             f"call it through lazykernels.jax.Genred or LazyTensor"
         )
     given = [None if type(t) is ad.Zero else t for t in tangents]
-    positions = tuple(k for k, t in enumerate(given) if t is not None)
-    rule = jvp_rule(plan, positions)
-    if rule.zero:
-        return outs, [_zero_tangent(outs[0])]
-    auxiliary = lambda aux: reduce_p.bind(*primals, plan=aux, backend=backend, ranges=ranges)[0]
-    feeds = derived_inputs(rule, primals, None, outs[0], given, auxiliary)
-    (tangent,) = reduce_p.bind(*feeds, plan=rule.plan, backend=backend, ranges=ranges)
-    if rule.denominator:  # a softmax-normalised tangent (core.autodiff.normalise)
-        # the leading columns do not depend on the tangents, but JAX cannot know it: they
-        # come from the same reduction run at zero tangents, a value of the primals only,
-        # so that the division stays transposable
-        zeros = [None if t is None else jnp.zeros_like(t) for t in given]
-        at_zero = derived_inputs(rule, primals, None, outs[0], zeros, auxiliary)
-        (known,) = reduce_p.bind(*at_zero, plan=rule.plan, backend=backend, ranges=ranges)
-        d = rule.denominator
-        tangent = tangent[..., d:] / known[..., :d]
-    return outs, [tangent]
+    one = lambda p, xs: reduce_p.bind(*xs, plan=p, backend=backend, ranges=ranges)[0]
+    # a softmax-normalised tangent divides by leading columns that do not depend on the
+    # tangents, but JAX cannot know it: run_jvp takes them at zero tangents
+    tangent = run_jvp(plan, primals, given, outs[0], one, zeros_like=jnp.zeros_like)
+    return outs, [_zero_tangent(outs[0]) if tangent is None else tangent]
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:

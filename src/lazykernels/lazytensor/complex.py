@@ -13,6 +13,7 @@ import numbers
 from typing import Any
 
 from ..errors import ArgumentError
+from ..reductions import SPECS
 from .core import GenericLazyTensor, is_scalar
 
 
@@ -126,7 +127,8 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
     def _reduce(self, reduction_op: str, axis: int, *args: Any, **kwargs: Any) -> Any:
         # min, max, log-sum-exp, soft-max of complex numbers are undefined; KeOps runs them
         # on the interleaved (re, im) values, a silently meaningless result
-        if reduction_op != "Sum":
+        card = SPECS.get(reduction_op)
+        if card is None or not card.linear:
             raise ArgumentError(
                 f"{reduction_op} reduction of a complex LazyTensor: only Sum (sum, @) is "
                 f"defined for complex values; reduce .real, .imag or .abs() instead"

@@ -74,6 +74,7 @@ class ReductionSpec:
             (``vjp(plan, positions, slots) -> DerivedPlan``, ``jvp(plan, positions)``).
         with_index: SELECTION: the reduction returning both values and indices.
         selects: ``"min"`` / ``"max"``: the reduction keeps the smallest (largest) values.
+        linear: the outputs are linear in F (Sum): defined for complex formulas too.
         formula2: the second formula in ``<Name>_Reduction`` strings (``"none"``,
             ``"optional"``, ``"required"``; default from ``needs_weight``).
         doc: one line for messages and docs.
@@ -94,6 +95,7 @@ class ReductionSpec:
     jvp: Callable[..., Any] | None = None
     with_index: str | None = None
     selects: str | None = None
+    linear: bool = False
     formula2: str | None = None
     doc: str = ""
 

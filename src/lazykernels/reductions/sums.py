@@ -121,6 +121,7 @@ SUM = ReductionSpec(
     accumulator=SumAccumulator,
     program=SumProgram(),
     sum_type=True,
+    linear=True,
     derivative=Derivative.SMOOTH,
     vjp=vjp_sum,
     jvp=jvp_sum,
