@@ -125,3 +125,24 @@ def test_imports_go_down_the_layers():
 def test_no_packages_import_each_other_in_a_circle():
     found = cycle({(a, b) for a, b, _ in imports()})
     assert found is None, " -> ".join(found or [])
+
+
+def test_function_local_imports_between_packages_say_why():
+    silent = []
+    for path in sorted(ROOT.rglob("*.py")):
+        module, is_package = _module_name(path)
+        here = package_of(module) if module.count(".") else "__init__"
+        text = path.read_text()
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        top = {id(n) for n in tree.body}
+        top |= {id(m) for n in tree.body if isinstance(n, ast.If) for m in n.body}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.level or id(node) in top:
+                continue
+            base = module.split(".") if is_package else module.split(".")[:-1]
+            base = base[: len(base) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+            if package_of(target) != here and "#" not in lines[node.lineno - 1]:
+                silent.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not silent, silent

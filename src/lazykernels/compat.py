@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from . import config
+from .errors import LazyKernelsError
 
 default_device_id = 0
 """KeOps's default GPU id (unused: there is no GPU backend)."""
@@ -51,7 +52,7 @@ def clean_pykeops(recompile_jit_binaries: bool = True) -> None:
         recompile_jit_binaries: accepted for compatibility (KeOps rebuilds its GPU JIT
             helper; lazykernels has none).
     """
-    from .jit import clean_cache
+    from .jit import clean_cache  # import cost
 
     clean_cache()
 
@@ -60,7 +61,7 @@ def check_health() -> None:
     """Print a report of the compiler, the cache and a test kernel (``lazykernels check``)."""
     import argparse
 
-    from .cli.check import run
+    from .cli.check import run  # import cost
 
     run(argparse.Namespace(no_kernel=False))
 
@@ -71,8 +72,7 @@ def test_numpy_bindings() -> None:
     Raises:
         LazyKernelsError: the result differs from dense NumPy (or nothing compiles).
     """
-    from .cli.check import run_test_kernel
-    from .errors import LazyKernelsError
+    from .cli.check import run_test_kernel  # import cost
 
     reason = run_test_kernel()
     if reason:
@@ -88,8 +88,7 @@ def test_torch_bindings() -> None:
     """
     import torch
 
-    from .errors import LazyKernelsError
-    from .torch import LazyTensor
+    from .torch import LazyTensor  # import cost
 
     x = torch.linspace(0, 1, 50, dtype=torch.float64)[:, None]
     b = torch.cos(7 * x)

@@ -27,7 +27,7 @@ lazykernels prints nothing while it compiles; ``LAZYKERNELS_DEBUG=1`` traces eve
 
 def get_build_folder() -> str:
     """The directory compiled kernels are cached in (``LAZYKERNELS_CACHE`` moves it)."""
-    from .jit import cache_dir
+    from .jit import cache_dir  # import cost
 
     return str(cache_dir())
 

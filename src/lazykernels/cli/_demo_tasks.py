@@ -76,7 +76,7 @@ class LazyMethods:
     """The lazykernels routines, built once, run on ``backend``."""
 
     def __init__(self, backend: str):
-        from ..numpy import Genred
+        from ..numpy import Genred  # import cost
 
         self.backend = backend
         self.sum_routine = Genred(SUM_FORMULA, ALIASES, reduction_op="Sum", axis=1)
@@ -98,7 +98,7 @@ class LazyMethods:
         Returns None on success, else why it cannot be used (the Grad formula stays).
         """
         try:
-            from ..torch import Genred as TorchGenred
+            from ..torch import Genred as TorchGenred  # import cost
 
             self.torch_routine = TorchGenred(SUM_FORMULA, ALIASES, reduction_op="Sum", axis=1)
             got = self._grad_torch(data)

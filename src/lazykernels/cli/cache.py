@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 def kernel_entries(directory: Path) -> list[dict[str, Any]]:
     """One record per cached library: key, size, its JSON metadata's name and date, and
     ``problem``: why it would not be loaded (owner, mode, sha256; see jit/trust.py), or None."""
-    from ..jit.cache import library_problem, read_metadata
+    from ..jit.cache import library_problem, read_metadata  # import cost
 
     entries = []
     for library in sorted(directory.iterdir()):
@@ -71,7 +71,7 @@ def kernel_entries(directory: Path) -> list[dict[str, Any]]:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print the cache summary (and the kernels with ``--list``)."""
-    from ..jit import cache_info
+    from ..jit import cache_info  # import cost
 
     info = cache_info()
     entries = kernel_entries(Path(info["path"])) if args.list else None
@@ -99,7 +99,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_clean(args: argparse.Namespace) -> int:
     """Empty the cache and print how many kernels and bytes were removed."""
-    from ..jit import cache_info, clean_cache
+    from ..jit import cache_info, clean_cache  # import cost
 
     before = cache_info()
     clean_cache()

@@ -127,7 +127,7 @@ def report_compiler() -> str | None:
     if reason is not None:
         _row("compiler", "NOT FOUND")
         return reason
-    from ..jit import compiler_info
+    from ..jit import compiler_info  # import cost
 
     try:
         info = compiler_info()
@@ -146,7 +146,7 @@ def report_compiler() -> str | None:
 
 def report_cache() -> str | None:
     """Print the cache row; return the failure reason, or None."""
-    from ..jit import cache_info
+    from ..jit import cache_info  # import cost
 
     try:
         info = cache_info()
@@ -156,8 +156,8 @@ def report_cache() -> str | None:
     size = human_bytes(info["total_bytes"])
     _row("cache", f"{info['path']} ({plural(info['num_kernels'], 'kernel')}, {size})")
     _row("", "yours and writable by you only (libraries are checked by sha256 before loading)")
-    from ..jit.cache import source_budget
-    from ..jit.process import TIMEOUT_ENV, compile_timeout
+    from ..jit.cache import source_budget  # import cost
+    from ..jit.process import TIMEOUT_ENV, compile_timeout  # import cost
 
     try:
         timeout, budget = compile_timeout(), source_budget()
@@ -181,8 +181,8 @@ def run_test_kernel(seed: int = 0) -> str | None:
     Returns:
         None when the result agrees within ``TOLERANCE``, else the failure reason.
     """
-    from ..jit import cache_info
-    from ..numpy import Genred
+    from ..jit import cache_info  # import cost
+    from ..numpy import Genred  # import cost
 
     rng = np.random.default_rng(seed)
     x = rng.random((TEST_SIZE, 3), dtype=np.float32)

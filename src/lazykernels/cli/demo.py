@@ -125,7 +125,7 @@ def choose_backend(requested: str) -> tuple[str, str]:
     """The lazykernels backend to use and a sentence saying why."""
     if requested == "reference":
         return "reference", "the NumPy reference backend, as requested"
-    from ..cpu import unavailable_reason
+    from ..cpu import unavailable_reason  # import cost
 
     reason = unavailable_reason()
     if reason is None:

@@ -170,7 +170,7 @@ def load_spec_file(path: Path) -> list[KernelSpec]:
 
 def dummy_arguments(routine: Any, dtype: str, seed: int = 0) -> list[np.ndarray]:
     """Tiny arrays matching ``routine``'s inputs: 2 points (at least K) per index."""
-    from ..formula.ir import Cat
+    from ..formula.ir import Cat  # import cost
 
     plan = routine.plan
     points = max(2, plan.k or 0)
@@ -196,8 +196,8 @@ def build_kernel(spec: KernelSpec, dtype: str) -> tuple[list[str], float]:
     Raises:
         LazyKernelsError: a bad formula or option, or a compilation failure.
     """
-    from ..jit import cache_dir
-    from ..numpy import Genred
+    from ..jit import cache_dir  # import cost
+    from ..numpy import Genred  # import cost
 
     routine = Genred(
         spec.formula,
@@ -240,7 +240,7 @@ def specs_from_args(args: argparse.Namespace) -> list[KernelSpec]:
 
 def run(args: argparse.Namespace) -> int:
     """Build every requested kernel; 1 if any failed (the others are still built)."""
-    from ..core.backends import resolve
+    from ..core.backends import resolve  # import cost
 
     specs = specs_from_args(args)  # a malformed file stops here, before any compilation
     resolve("CPU")  # BackendError with the reason when no compiler works

@@ -22,12 +22,12 @@ def ConjugateGradientSolver(  # noqa: N802 (KeOps's name)
     Returns:
         The solution, shaped like ``b``.
     """
-    from ..solve import conjugate_gradient
+    from ..solve import conjugate_gradient  # import cost
 
     if binding == "numpy":
-        from ..numpy.lazytensor import NUMPY_TOOLS as tools
+        from ..numpy.lazytensor import NUMPY_TOOLS as tools  # torch is optional
     elif binding in ("torch", "pytorch"):
-        from ..torch.lazytensor import TORCH_TOOLS as tools
+        from ..torch.lazytensor import TORCH_TOOLS as tools  # torch is optional
     else:
         raise ArgumentError(f"unknown binding {binding!r}: expected 'numpy' or 'torch'")
     shape = tools.shape(b)

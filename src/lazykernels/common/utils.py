@@ -28,11 +28,11 @@ def cat2axis(cat: int) -> int:
 def get_tools(lang: str) -> Any:
     """KeOps's array tools of ``lang``: ``"numpy"``, ``"torch"`` or ``"pytorch"``."""
     if lang == "numpy":
-        from ..numpy.utils import numpytools
+        from ..numpy.utils import numpytools  # torch is optional
 
         return numpytools()
     if lang in ("torch", "pytorch"):
-        from ..torch.utils import torchtools
+        from ..torch.utils import torchtools  # torch is optional
 
         return torchtools()
     raise ArgumentError(f"unknown array library {lang!r}: expected 'numpy' or 'torch'")

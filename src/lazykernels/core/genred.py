@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ArgumentError, DimensionError, FormulaError
 from ..formula.ir import Cat, Node
+from ..formula.parse import parse_aliases, parse_formula_info
 from ..formula.simplify import simplify
 from ..reductions import SPECS, canonical_name
 from .backends import resolve
@@ -157,8 +158,6 @@ def _parse_aliases(aliases: Sequence[Any]) -> list[Any]:
     aliases = list(aliases)
     if all(not isinstance(a, str) for a in aliases):
         return aliases  # already parsed Alias objects (or none)
-    from ..formula.parse import parse_aliases
-
     return parse_aliases(aliases)
 
 
@@ -168,8 +167,6 @@ def _parse(formula: str | Node, aliases: list[Any], what: str) -> tuple[Node, tu
         return formula, ()
     if not isinstance(formula, str):
         raise ArgumentError(f"{what} must be a string, got {type(formula).__name__}")
-    from ..formula.parse import parse_formula_info
-
     info = parse_formula_info(formula, aliases)
     return info.formula, tuple(a.node for a in info.aliases)
 
@@ -347,8 +344,6 @@ def generic_genred(
     Raises:
         ArgumentError: the output alias is a parameter.
     """
-    from ..formula.parse import parse_aliases
-
     (alias,) = parse_aliases([output])
     if alias.cat is Cat.PARAM:
         raise ArgumentError(f"the output alias {output!r} must be Vi(...) or Vj(...), not Pm")

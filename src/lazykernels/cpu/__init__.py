@@ -81,8 +81,8 @@ def _pool() -> int:
     holds ``lk_first_nan``, the NaN check of :func:`run`."""
     if _POOL:
         return _POOL[0]
-    from ..codegen.runtime import POOL_SOURCE
-    from ..jit import build
+    from ..codegen.runtime import POOL_SOURCE  # at the first build
+    from ..jit import build  # at the first build
 
     with _LOCK:
         if not _POOL:
@@ -97,7 +97,7 @@ def _pool() -> int:
 
 def unavailable_reason() -> str | None:
     """Why the backend cannot compile (no working C++ compiler), or None when it can."""
-    from ..jit import compiler_info
+    from ..jit import compiler_info  # at the first build
 
     try:
         compiler_info()
@@ -140,7 +140,7 @@ def _build_kernel(plan: ReductionPlan, dtype: np.dtype, key: tuple[ReductionPlan
 
     The process's first kernel also needs the thread pool's library: both compile at once.
     """
-    from ..jit import build
+    from ..jit import build  # at the first build
 
     with _TABLE_LOCK:
         lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
@@ -262,7 +262,7 @@ def prepare_many(plans: Sequence[ReductionPlan], dtype: np.dtype | str) -> None:
         if key not in _KERNELS:
             todo.setdefault(key, plan)
     if len(todo) > 1:
-        from ..jit import build
+        from ..jit import build  # at the first build
 
         sources = [(p, kernel_source(p, dtype).source) for p in todo.values()]
         workers = min(len(sources) + 1, os.cpu_count() or 1)

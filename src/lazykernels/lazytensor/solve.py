@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ArgumentError, FormulaError
 from ..formula.ir import Cat
+from ..formula.parse import parse_aliases, parse_formula
 from .reductions import split_kwargs
 
 if TYPE_CHECKING:
@@ -199,8 +200,6 @@ def _inverse_position(varinvalias: Any, aliases: Sequence[Any]) -> int:
         return varinvalias
     if not isinstance(varinvalias, str):
         raise ArgumentError(f"varinvalias must be an alias name, got {varinvalias!r}")
-    from ..formula.parse import parse_aliases, parse_formula
-
     parsed = parse_aliases(list(aliases))
     for alias in parsed:
         if alias.name == varinvalias.strip():

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..errors import DtypeError
 from .cluster import swap_axes as torch_swap_axes
 from .genred import Genred
 from .lazytensor import KernelSolve
@@ -114,8 +115,6 @@ class torchtools:  # noqa: N801 (KeOps's name)
             return int
         if dtype is list:
             return "float32"
-        from ..errors import DtypeError
-
         raise DtypeError(f"{dtype} data type incompatible with lazykernels")
 
     @staticmethod
@@ -141,8 +140,6 @@ class torchtools:  # noqa: N801 (KeOps's name)
     @staticmethod
     def array(x: Any, dtype: Any, device: Any) -> torch.Tensor:
         if dtype not in _DTYPES:
-            from ..errors import DtypeError
-
             raise DtypeError(f"data type {dtype} is incompatible with lazykernels")
         return torch.tensor(x, dtype=_DTYPES[dtype], device=device)
 
