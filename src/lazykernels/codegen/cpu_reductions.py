@@ -22,7 +22,7 @@ from ..reductions.sums import SumProgram
 from .buffer import IndentedBuffer
 from .dialect_cpu import CpuDialect, c_literal
 from .emit import CTYPES, Emitter, index_text, lvalue
-from .kir import Sym
+from .kir import Names, Sym
 from .reductions_cpp import (
     Access,
     ArgMinMaxRed,
@@ -49,6 +49,7 @@ class ProgramRed(CppReduction):
         self.sh = Shape(self.d, self.dg, self.k, self.scheme)
         self.dialect = CpuDialect(dtype)
         self._fields = self.program.fields(self.sh)
+        self.names = Names()  # one kernel: every fragment's locals get distinct names
         # the helpers the statements call (the skeleton prints them before the kernel)
         e = self._emitter(True)
         st = self._access(lambda name, idx: name)
@@ -58,7 +59,7 @@ class ProgramRed(CppReduction):
         self.helpers = frozenset(e.helpers)
 
     def _emitter(self, same: bool) -> Emitter:
-        return Emitter(self.dialect, same)
+        return Emitter(self.dialect, same, self.names)
 
     @staticmethod
     def _access(acc: Access):

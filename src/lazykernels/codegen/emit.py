@@ -27,7 +27,8 @@ class Emitter:
     Args:
         dialect: prints the statements (:meth:`lines`).
         same_acc: the accumulator type is the data type (no casts).
-        names: the kernel's naming context (fresh locals ``r0, r1...`` otherwise).
+        names: the naming context of the locals it declares (``lk_v0, lk_v1...``); pass
+            the same one to every emitter whose statements share a scope.
     """
 
     def __init__(self, dialect: Dialect, same_acc: bool, names: Names | None = None) -> None:
@@ -74,13 +75,13 @@ class Emitter:
 
     def let(self, kind: str, x: Expr) -> Sym:
         """A new constant local of ``kind`` (``"value"``, ``"acc"``, ``"index"``)."""
-        sym = Sym(self.names.fresh("r"))
+        sym = Sym(self.names.fresh("lk_v"))
         self._add(Let(sym, x, ctype=CTYPES[kind]))
         return sym
 
     def var(self, kind: str, x: Expr) -> Sym:
         """A new mutable local of ``kind``."""
-        sym = Sym(self.names.fresh("r"))
+        sym = Sym(self.names.fresh("lk_v"))
         self._add(Let(sym, x, mutable=True, ctype=CTYPES[kind]))
         return sym
 
@@ -111,7 +112,7 @@ class Emitter:
 
     @contextmanager
     def loop(self, extent: int) -> Iterator[Ix]:
-        v = self.names.fresh("r")
+        v = self.names.fresh("lk_v")
         with self._block() as body:
             yield Ix(v, frozenset({v}))
         self._add(Loop(v, extent, body))

@@ -28,6 +28,7 @@ from ..reductions import SPECS
 from ..reductions.program import Shape
 from .dialect import Dialect
 from .emit import CTYPES, Emitter, index_text, lvalue
+from .kir import Names
 
 Out = Callable[[int, int], str]  # (output, component) -> C lvalue
 Access = Callable[[str, str], str]  # (state field, index text) -> C lvalue
@@ -41,9 +42,10 @@ class ThreadReduction:
         self.program = self.card.program
         self.sh, self.dialect, self.same = sh, dialect, same_acc
         self.fields = self.program.fields(sh)
+        self.names = Names()  # one kernel: every fragment's locals get distinct names
 
     def _emitter(self) -> Emitter:
-        return Emitter(self.dialect, self.same)
+        return Emitter(self.dialect, self.same, self.names)
 
     @staticmethod
     def st(name: str, index) -> object:
