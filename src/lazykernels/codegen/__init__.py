@@ -1,8 +1,8 @@
-"""Code generation: formula IR -> kernel IR -> a C++ map-reduce kernel.
+"""Code generation: formula IR -> kernel IR -> a C++ (CPU) or CUDA map-reduce kernel.
 
-Pipeline position: a backend hands a :class:`~lazykernels.core.plan.ReductionPlan` to
-:func:`lazykernels.codegen.cpp.render_cpu` and gets C++ source back (then the JIT compiles
-it). The steps:
+Pipeline position: a backend hands a :class:`~lazykernels.reductions.plan.ReductionPlan` to
+:func:`lazykernels.codegen.cpp.render_cpu` (or :func:`lazykernels.codegen.cuda.render_cuda`)
+and gets source back (then the JIT or NVRTC compiles it). The steps:
 
 - :mod:`.passes` rewrites the formula (products regrouped by level, scaled exponentials)
   and gives each node its level: parameters (once per batch entry), output index (once per
@@ -18,8 +18,12 @@ it). The steps:
   :mod:`.target_cpu` holds the CPU skeleton's tiling constants.
 - :mod:`.cpp` prints the one map-reduce skeleton every reduction shares (row blocks,
   reduction tiles, ``omp simd`` inner loops, threads, a split of the reduction range when
-  rows are few, batch chunks, block-sparse ranges); :mod:`.reductions_cpp` supplies each
-  reduction's state, tile update, merge and finalize fragments.
+  rows are few, batch chunks, block-sparse ranges; :mod:`.schedule_cpp` its constants and
+  work items). The reduction is the plan's card (:mod:`lazykernels.reductions`):
+  :mod:`.cpu_reductions` prints it with its family's vectorised fragments
+  (:mod:`.reductions_cpp`, :mod:`.reductions_lse_cpp`) or its own neutral program through
+  :mod:`.emit`; :mod:`.cuda` and :mod:`.reductions_cuda` print the same programs per CUDA
+  thread with :mod:`.dialect_cuda`.
 - :mod:`.sqdist_cpp`: squared distances of dimension >= 16 feeding a min-type reduction
   take a blocked ``|u|^2 + |w|^2 + 2 u.w`` path (a register-tiled micro-kernel writes lower
   bounds, candidates are recomputed exactly: the results are the exact path's).

@@ -1,7 +1,11 @@
-"""Reductions: the table of canonical reductions and the NumPy reference backend.
+"""Reductions: the reduction cards, the reduction plan and the NumPy reference backend.
 
-Pipeline position: ``Genred`` turns a user's ``reduction_op`` into a canonical name of this
-table (:func:`canonical_name`), the binding (:mod:`lazykernels.core.bind`) allocates the
+Pipeline position: above the formula IR, below code generation and the core. Each family
+module (:mod:`.sums`, :mod:`.logsumexp`, :mod:`.minmax`, :mod:`.kmin`) holds its cards
+(:class:`~.spec.ReductionSpec`: outputs, options, syntax, NumPy accumulator, neutral
+accumulator program, partial state, derivative rule); :data:`SPECS` registers them.
+``Genred`` turns a user's ``reduction_op`` into a canonical name of this table
+(:func:`canonical_name`), the binding (:mod:`lazykernels.core.bind`) allocates the
 outputs this table describes, and every backend fills them with exactly the values below;
 :mod:`lazykernels.reductions.reference` is the NumPy oracle they are tested against.
 
