@@ -4,7 +4,7 @@ column for every target of the issue "CPU engine at the machine's limit".
 
     python benchmarks/bench_cpu.py [--quick] [--large] [--sizes 1000 10000 100000]
         [--repeats 3] [--json PATH] [--png PATH] [--no-faiss] [--limit-source PATH]
-        [--cases gauss grad softmin knn threads tall compile warm memory]
+        [--cases gauss grad softmin knn threads tall compile warm memory highdim]
 
 Cases (see benchmarks/README.md): Gaussian sum (D=3, E=1/3, float32/64) vs M=N; its
 gradient w.r.t. x (Grad formula, torch autograd); LogSumExp softmin; ArgKMin K=10 at D=3 and
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_cases as bc
+import bench_highdim
 import numpy as np
 from bench_util import (
     HEADER,
@@ -525,6 +526,7 @@ CASES: dict[str, Callable[[Suite, dict[str, Any]], None]] = {
     "compile": lambda s, z: s.compile_time(),
     "warm": lambda s, z: s.warm_overhead(),
     "memory": lambda s, z: s.memory(z["memory"]),
+    "highdim": lambda s, z: bench_highdim.highdim(s, s.quick),
 }
 """Case groups in the order they run; ``--cases`` picks some (e.g. ``--large --cases memory``
 for the M = N = 1e6 memory case alone)."""

@@ -185,6 +185,8 @@ CPU_MODULES = {
     "codegen/reductions_lse_cpp.py",
     "codegen/schedule_cpp.py",
     "codegen/sqdist_cpp.py",
+    "codegen/dotprod_cpp.py",
+    "codegen/dotgrad_cpp.py",
     "codegen/fastmath.py",
     "codegen/helpers.py",
     "codegen/prelude.py",

@@ -17,7 +17,9 @@ reduction's fragments (:mod:`.reductions_cpp`) and prints ``extern "C" int lk_ke
   rest is *one* vector ending at the tile's end whose lanes before the rest are masked out
   (no scalar epilogue: it cost 15-20% at N = 100);
 * squared distances of dimension >= 16 feeding a min-type reduction take the blocked
-  ``|u|^2 + |v|^2 + 2 u.v`` path of :mod:`.sqdist_cpp` instead;
+  ``|u|^2 + |v|^2 + 2 u.v`` path of :mod:`.sqdist_cpp` instead; with ``dotprod=True``,
+  formulas of high-dimensional inner products take the dot-product path of
+  :mod:`.dotprod_cpp` (tiles of inner products, the rest of the formula on the tile);
 * batch entries are processed in chunks (bounded precompute memory); block-sparse ranges
   only change the row list and the reduction intervals of each block.
 
@@ -53,6 +55,8 @@ from . import helpers as op_helpers
 from . import schedule_cpp as schedule
 from .buffer import IndentedBuffer
 from .cpu_reductions import PerComponent, cpp_reduction
+from .dotgrad_cpp import DotGrad, match_dotgrad
+from .dotprod_cpp import DotGemm, match_dotprod
 from .fastmath import CPU_HELPERS
 from .lower import ScalarProgram, lower
 from .prelude import SKELETON_HELPERS, includes
@@ -74,8 +78,9 @@ class KernelSource:
         source: the C++ text (a deterministic function of the plan and dtype).
         outputs: width (scalars per row) and C type of each output.
         n_slots: number of input pointers the kernel takes.
-        path: "tiled" (the per-row vectorised loops) or "sqdist-gemm" (the blocked
-            squared-distance path of :mod:`.sqdist_cpp`).
+        path: "tiled" (the per-row vectorised loops), "sqdist-gemm" (the blocked
+            squared-distance path of :mod:`.sqdist_cpp`) or "dot-gemm" (the dot-product
+            path of :mod:`.dotprod_cpp`).
     """
 
     source: str
@@ -114,7 +119,12 @@ class _Printer:
     """Prints the skeleton around one scalar program and one reduction."""
 
     def __init__(
-        self, plan: ReductionPlan, dtype: np.dtype, sqdist_gemm: bool, target: CpuTarget
+        self,
+        plan: ReductionPlan,
+        dtype: np.dtype,
+        sqdist_gemm: bool,
+        target: CpuTarget,
+        dotprod: bool = False,
     ) -> None:
         if plan.reduction not in SPECS:
             raise FormulaError(f"unknown reduction {plan.reduction!r}")
@@ -142,9 +152,19 @@ class _Printer:
                 self.bi, self.tj = self.gemm.rows, self.gemm.cols
                 self.n_pre = match.dim + 1  # + the squared norms
         self.vec = None
+        self.dot: DotGemm | None = None
+        dot = match_dotprod(plan, target.gemm_min_dim) if dotprod and self.gemm is None else None
+        grad = None
+        if dotprod and self.gemm is None and dot is None:
+            grad = match_dotgrad(plan, target.gemm_min_dim)
+            dot = None if grad is None else grad.scalar
+        self.grad = None if grad is None else DotGrad(grad)
         if self.gemm is None:
             roots = [plan.formula] + ([plan.weight] if plan.weight is not None else [])
-            self.prog = lower(roots, dtype, plan.output_cat, None, n_max)
+            if dot is not None:
+                roots = list(dot.roots)
+            pairs = dot is not None
+            self.prog = lower(roots, dtype, plan.output_cat, None, n_max, pairs=pairs)
             self.vec = self.prog.vec_roots.get(0)
             n_buf = 0
             if self.vec is not None:  # one pass per component of a looped formula
@@ -154,12 +174,17 @@ class _Printer:
             self.bi = target.block_rows
             self.tj = _tile_len(self.red, dtype, self.acc_dtype, target, n_buf)
             self.n_pre = self.prog.n_precomputed
+            if dot is not None:
+                self.dot = DotGemm(dot, target, self.n_pre)
+                self.bi, self.tj = self.dot.rows, max(self.tj, self.dot.cols)
+                self.n_pre += self.dot.n_pre
+        self.pair_slots = self.dot.pair_slots() if self.dot else set()
         self.fields = self.red.fields()
         self.outputs = self.red.outputs()
         self.pre = self.prog.precomputed
         red = self.red
         self.short_sums = self.gemm is None and isinstance(red, SumRed) and not red.kahan
-        self.short_sums = self.short_sums and not self.prog.row_index
+        self.short_sums = self.short_sums and not self.prog.row_index and self.dot is None
         self.b = IndentedBuffer()
 
     # --- accessors ---------------------------------------------------------------------
@@ -185,7 +210,10 @@ class _Printer:
     # --- pieces ------------------------------------------------------------------------
 
     def params(self) -> None:
-        for p in sorted(self.prog.slots):
+        read = set(self.prog.slots) - self.pair_slots
+        if self.dot is not None:
+            read |= self.dot.input_slots()
+        for p in sorted(read):
             self.b.line(
                 f"const T* __restrict a{p} = (const T*)args[{p}] + offsets[{p} * n_batch + b];"
             )
@@ -202,6 +230,8 @@ class _Printer:
             m += v.width
         if self.gemm is not None:
             named = (named if stores else [("yv", 0)]) + [("yn", self.n_pre - 1)]
+        if self.dot is not None:
+            named += self.dot.pointers()
         for name, m in named:
             self.b.line(f"{q} __restrict {name} = pre.data() + ((b - b0) * NPRE + {m}) * n_rs;")
 
@@ -310,6 +340,8 @@ class _Printer:
         helpers = set(self.prog.helpers) | set(self.red.helpers)
         if self.gemm:
             helpers |= self.gemm.helpers
+        if self.dot:
+            helpers |= self.dot.helpers
         for text in [SKELETON_HELPERS, *_helper_sources(helpers)]:
             b.line(text.strip("\n"))
             b.line()
@@ -330,16 +362,20 @@ class _Printer:
                 b.line("return 1;")
             b.line("return 0;")
         n_slots = len(plan.slots)
-        if self.prog.slots and max(self.prog.slots) >= n_slots:
+        read = set(self.prog.slots) - self.pair_slots
+        if read and max(read) >= n_slots:
             raise FormulaError(
-                f"the formula reads input #{max(self.prog.slots)}, beyond the {n_slots} arguments"
+                f"the formula reads input #{max(read)}, beyond the {n_slots} arguments"
             )
-        path = "sqdist-gemm" if self.gemm else "tiled"
+        path = "sqdist-gemm" if self.gemm else "dot-gemm" if self.dot else "tiled"
+        path = "dot-grad" if self.grad else path
         body = b.getvalue()
         head = [
             f"// lazykernels CPU kernel: {plan.reduction} reduction, output indexed by "
             f"{plan.output_cat.name}, {self.dtype.name} data, {acc} accumulator, {plan.sum_scheme}"
-            + (", blocked squared distances." if self.gemm else "."),
+            + (", blocked squared distances" if self.gemm else "")
+            + (", blocked inner products" if self.dot else "")
+            + ".",
             "// Generated code: a deterministic function of the reduction plan.",
             *includes(body),
             # omp.h for the default thread count; without OpenMP, sysconf counts the CPUs
@@ -391,7 +427,11 @@ class _Printer:
         nbuf = self.red.n_buffers()
         if self.gemm:
             self.gemm.buffers(b)
-        elif nbuf:
+        if self.dot:
+            self.dot.buffers(b)
+        if self.grad:
+            self.grad.buffers(b)
+        if nbuf and not self.gemm:
             b.line(f"lk_buf<T> tb_v(TJ * {nbuf});")
             for c in range(nbuf):
                 b.line(f"T* __restrict tb{c} = tb_v.data() + {c} * TJ;")
@@ -442,6 +482,8 @@ class _Printer:
                         b.lines(v.stores)
                 if self.gemm:
                     self.gemm.norm_store(b)
+            if self.dot:
+                self.dot.precompute(b)
         with (
             b.block("if (jc1 == n_red)"),
             b.block("for (int64_t m = 0; m < NPRE; ++m)"),
@@ -471,6 +513,10 @@ class _Printer:
                 b.lines(prog.outer)
                 for array, value in prog.outer_store:
                     b.line(f"{array}[k] = {value};")
+        if self.dot:
+            self.dot.panel(b)
+        if self.grad:
+            self.grad.block_start(b)
         with b.block("for (int64_t k = 0; k < bi; ++k)"):
             self.init_row()
         b.line("const int64_t s0 = rg <= 0 ? 0 : slices[rg - 1], s1 = rg < 0 ? 1 : slices[rg];")
@@ -485,18 +531,14 @@ class _Printer:
                 if self.gemm:
                     self.gemm.tile(b, self.st)
                 else:
+                    if self.dot:
+                        self.dot.tile(b)
                     with b.block("for (int64_t k = 0; k < bi; ++k)"):
-                        for local, array in prog.row_loads:
-                            b.line(f"const T {local} = {array}[k];")
-                        if prog.row_index:
-                            b.line("const int64_t i = i0 + k;")
-                        if self.vec is not None:
-                            self.vec_tile(b)
-                        else:
-                            g = prog.roots[1] if len(prog.roots) > 1 else []
-                            same = self.acc_dtype == self.dtype
-                            tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same)
-                            self.red.tile(b, tc)
+                        self.row_tile(b)
+                    if self.grad:
+                        self.grad.product(b)
+        if self.grad:
+            self.grad.block_end(b, self.st)
         with b.block("if (q == 1)"):
             self.out_pointers()
             with b.block("for (int64_t k = 0; k < bi; ++k)"):
@@ -505,6 +547,25 @@ class _Printer:
         with b.block("else"), b.block("for (int64_t k = 0; k < bi; ++k)"):
             b.line("const int64_t pr = (((b - b0) * n_blk + ib) * q + iq) * BI + k;")
             self.copy_row(to_part=True)
+
+    def row_tile(self, b: IndentedBuffer) -> None:
+        """Row ``k`` of the block against the tile ``[j0, j1)``."""
+        prog = self.prog
+        if self.dot:
+            self.dot.row_pointers(b)
+        for local, array in prog.row_loads:
+            b.line(f"const T {local} = {array}[k];")
+        if prog.row_index:
+            b.line("const int64_t i = i0 + k;")
+        if self.grad:
+            self.grad.row(b, self.eval_loop, prog.roots[0][0])
+        elif self.vec is not None:
+            self.vec_tile(b)
+        else:
+            g = prog.roots[1] if len(prog.roots) > 1 else []
+            same = self.acc_dtype == self.dtype
+            tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same)
+            self.red.tile(b, tc)
 
     def short_sum(self) -> None:
         """A short interval ``[ja, jb)`` of a sum (tall problems: M x 100): the ``omp simd``
@@ -567,6 +628,7 @@ def render_cpu(
     dtype: np.dtype | str,
     sqdist_gemm: bool = True,
     target: CpuTarget = CPU,
+    dotprod: bool = False,
 ) -> KernelSource:
     """Print the C++ kernel of ``plan`` for data of type ``dtype`` (float32 or float64).
 
@@ -577,6 +639,8 @@ def render_cpu(
             applies (its results equal the exact path's: it only filters candidates);
             False always prints the per-pair path.
         target: the tiling constants (:mod:`.target_cpu`).
+        dotprod: print the dot-product path of :mod:`.dotprod_cpp` where it applies (its
+            squared distances are expanded: :mod:`lazykernels.core.gemm` decides when).
 
     Raises:
         FormulaError: an op cannot be lowered, or the plan is inconsistent.
@@ -585,4 +649,4 @@ def render_cpu(
     dtype = np.dtype(dtype)
     if dtype not in _CTYPES:
         raise FormulaError(f"CPU kernels exist for float32 and float64, not {dtype}")
-    return _Printer(plan, dtype, sqdist_gemm, target).render()
+    return _Printer(plan, dtype, sqdist_gemm, target, dotprod).render()

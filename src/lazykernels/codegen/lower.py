@@ -15,7 +15,9 @@ matching section of the kernel:
 * ``INNER``: reduction-index variables (and parameters) -> precomputed once per call into
   dimension-major arrays (``ys*``; an input variable of dim 1, or of a looped dimension,
   is read in place);
-* ``MIXED``: the rest, evaluated in the vectorised inner loop from the above.
+* ``MIXED``: the rest, evaluated in the vectorised inner loop from the above (with
+  ``pairs=True``, a ``TEMP`` variable of dim 1 is a pair value, read as ``a{pos}[j]`` there:
+  the dot-product path of :mod:`.dotprod_cpp` points ``a{pos}`` at a row of its tile).
 
 Only the *frontier* of the outer and inner parts (values that a mixed node or a root reads)
 crosses into the inner loop. Dead code is removed on the IR (:func:`~.kir.prune`), then a
@@ -191,9 +193,16 @@ class _Inner:
 
 class _Lowerer:
     def __init__(
-        self, dtype: np.dtype, output_cat: Cat, dialect: Dialect, unroll_max: int, loop_roots
+        self,
+        dtype: np.dtype,
+        output_cat: Cat,
+        dialect: Dialect,
+        unroll_max: int,
+        loop_roots,
+        pairs: bool = False,
     ) -> None:
         self.dtype, self.output_cat, self.dialect = dtype, output_cat, dialect
+        self.pairs = pairs
         self.unroll_max, self.loop_roots = unroll_max, loop_roots
         self.names = Names()
         self.scopes = {
@@ -217,7 +226,7 @@ class _Lowerer:
         if self.dialect.fuse_scaled_exp:
             roots = passes.fuse_scaled_exp(roots, self.output_cat)
         order = passes.all_nodes(roots)
-        levels = passes.node_levels(order, self.output_cat)
+        levels = passes.node_levels(order, self.output_cat, self.pairs)
         frontier = {r for r in roots if levels[r] in (Level.OUTER, Level.INNER)}
         for node in order:
             if levels[node] is Level.MIXED:
@@ -360,6 +369,8 @@ class _Lowerer:
     def _lower_var(self, node: Node, scope: Scope):
         pos, dim, cat = node.params
         self.slots[pos] = (dim, cat)
+        if cat is Cat.TEMP and self.pairs:  # a pair value: a{pos} points at a row of a tile
+            return [scope.emit(Load(f"a{pos}", Ix("j")))]
         row = None if cat is Cat.PARAM else ("i" if cat is self.output_cat else "j")
         if dim > self.unroll_max:
             return VarVec(pos, dim, row)
@@ -456,6 +467,7 @@ def lower(
     dialect: Dialect | None = None,
     unroll_max: int = UNROLL_MAX,
     loop_roots: frozenset[int] = frozenset({0}),
+    pairs: bool = False,
 ) -> ScalarProgram:
     """Lower ``roots`` (the formula, then the weight formula if any) to a program.
 
@@ -467,6 +479,8 @@ def lower(
         unroll_max: vectors of larger dimension are looped over instead of unrolled.
         loop_roots: the roots that may stay vectors (:attr:`ScalarProgram.vec_roots`);
             the others are unrolled.
+        pairs: ``TEMP`` variables of dim 1 are pair values (read as ``a{pos}[j]`` in the
+            pair loop; the dot-product path), instead of an error.
 
     Returns:
         The :class:`ScalarProgram`.
@@ -478,4 +492,4 @@ def lower(
     if dtype not in (np.float32, np.float64):
         raise FormulaError(f"kernels are generated for float32 or float64, not {dtype}")
     dialect = CpuDialect(dtype) if dialect is None else dialect
-    return _Lowerer(dtype, output_cat, dialect, unroll_max, loop_roots).run(roots)
+    return _Lowerer(dtype, output_cat, dialect, unroll_max, loop_roots, pairs).run(roots)

@@ -41,13 +41,16 @@ def all_nodes(roots: list[Node]) -> list[Node]:
     return order
 
 
-def node_levels(order: list[Node], output_cat: Cat) -> dict[Node, Level]:
+def node_levels(order: list[Node], output_cat: Cat, pairs: bool = False) -> dict[Node, Level]:
+    """Each node's level; with ``pairs``, a ``TEMP`` variable is a pair value (MIXED)."""
     levels: dict[Node, Level] = {}
     for node in order:
         if node.op.name == "Var":
             cat = node.params[2]
             if cat is Cat.PARAM:
                 levels[node] = Level.PARAM
+            elif cat is Cat.TEMP and pairs:  # a pair value read from a tile (dot-product path)
+                levels[node] = Level.MIXED
             elif cat in (Cat.I, Cat.J):
                 levels[node] = Level.OUTER if cat is output_cat else Level.INNER
             else:
@@ -68,6 +71,8 @@ def _level_of(node: Node, memo: dict[Node, Level], output_cat: Cat) -> Level:
             level = Level.PARAM if cat not in (Cat.I, Cat.J) else Level.OUTER
             if cat in (Cat.I, Cat.J) and cat is not output_cat:
                 level = Level.INNER
+            if cat is Cat.TEMP:
+                level = Level.MIXED
         else:
             bits = 0
             for a in node.args:

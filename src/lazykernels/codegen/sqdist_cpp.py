@@ -9,7 +9,8 @@ and 3 FMAs per pair at D = 3).
 
 How: ``|u + w|^2 = |u|^2 + |w|^2 + 2 u.w``. The norms are computed once (``|w|^2`` with the
 precomputed ``w``, ``|u|^2`` per row), and the dot products of a block of ``ROWS`` rows with
-a tile of ``COLS`` reduction indices by a register-tiled micro-kernel: 6 rows x 2 vectors of
+a tile of ``COLS`` reduction indices by the register-tiled micro-kernel of
+:mod:`.dotprod_cpp` (shared with the dot-product path): 6 rows x 2 vectors of
 accumulators (12 registers on AVX2, with the ``w`` data dimension-major, so each step is 2
 vector loads, 6 broadcasts and 12 FMAs), written with GCC vector extensions (32-byte
 vectors, 64 bytes under AVX-512); beyond ``gemm_depth`` components the dot products
@@ -35,12 +36,12 @@ meaning). ``render_cpu(..., sqdist_gemm=False)`` prints the per-pair path instea
 
 Gaussian and other kernels at high D are not routed here: their values would carry the
 cancellation error (relative ``~ g (D + 2) eps (|u|^2 + |w|^2)`` in ``exp(-g d)``), with no
-exact recomputation to hide it.
+exact recomputation to hide it. They take the dot-product path of :mod:`.dotprod_cpp` when
+the call-time bound of :mod:`lazykernels.cpu.gemm` allows (docs/gemm.md).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext as _nothing
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,11 +50,10 @@ from ..formula.ir import Cat, Node, topological_order
 from ..reductions import SPECS
 from ..reductions.plan import ReductionPlan
 from .buffer import IndentedBuffer
+from .dotprod_cpp import micro_kernel
 from .lower import ScalarProgram
 from .reductions_cpp import INF, Access, ArgMinMaxRed, CppReduction, KMinRed, MinMaxRed, kmin_filter
 from .target_cpu import CpuTarget
-
-MICRO_ROWS = 6  # rows of the register tile (x 2 vectors of columns)
 
 
 @dataclass(frozen=True)
@@ -198,47 +198,7 @@ class SqDistGemm:
 
     def tile(self, b: IndentedBuffer, st: Access) -> None:
         """The lower bounds of the tile ``[j0, j1)`` for every row, then each row's fold."""
-        r, d = MICRO_ROWS, self.d
-        acc = [(f"a{k}0", f"a{k}1") for k in range(r)]
-        depth = self.depth
-        chunked = d > depth
-        b.line(f"const int64_t nc = j1 - j0, bip = (bi + {r - 1}) / {r} * {r};")
-        with b.block(f"for (int64_t d0 = 0; d0 < {d}; d0 += {depth})") if chunked else _nothing():
-            if chunked:
-                b.line(f"const int64_t d1 = lk_min<int64_t>({d}, d0 + {depth});")
-            with b.block("for (int64_t c0 = 0; c0 < nc; c0 += 2 * LK_L)"):
-                b.line("const T* __restrict yc = yv + j0 + c0;")
-                b.line("const lk_v n0 = lk_vload(yn + j0 + c0);")
-                b.line("const lk_v n1 = lk_vload(yn + j0 + c0 + LK_L);")
-                with b.block(f"for (int64_t r0 = 0; r0 < bip; r0 += {r})"):
-                    b.line("T* __restrict o = tbs + r0 * TJ + c0;")
-                    if chunked:  # later depth chunks add to the partial sums of the tile
-                        inits = [
-                            f"{p} = d0 == 0 ? n0 : lk_vload(o + {k} * TJ), "
-                            f"{q} = d0 == 0 ? n1 : lk_vload(o + {k} * TJ + LK_L)"
-                            for k, (p, q) in enumerate(acc)
-                        ]
-                    else:
-                        inits = [f"{p} = n0, {q} = n1" for p, q in acc]
-                    b.line("lk_v " + ", ".join(inits) + ";")
-                    loop = (
-                        "for (int64_t c = d0; c < d1; ++c)"
-                        if chunked
-                        else (f"for (int64_t c = 0; c < {d}; ++c)")
-                    )
-                    with b.block(loop):
-                        b.line("const lk_v y0 = lk_vload(yc + c * n_rs);")
-                        b.line("const lk_v y1 = lk_vload(yc + c * n_rs + LK_L);")
-                        b.line("const T* __restrict xc = xp + c * BI + r0;")
-                        for k, (p, q) in enumerate(acc):
-                            b.line(f"{p} += xc[{k}] * y0;")
-                            b.line(f"{q} += xc[{k}] * y1;")
-                    if chunked:
-                        b.line(f"const bool last = d1 == {d};")
-                    for k, (p, q) in enumerate(acc):
-                        xn = f"(last ? xn[r0 + {k}] : (T)0)" if chunked else f"xn[r0 + {k}]"
-                        b.line(f"lk_vstore(o + {k} * TJ, {p} + {xn});")
-                        b.line(f"lk_vstore(o + {k} * TJ + LK_L, {q} + {xn});")
+        micro_kernel(b, self.d, self.depth, "xp", "yv", "tbs", "yn", "xn")
         with b.block("for (int64_t k = 0; k < bi; ++k)"):
             b.line("const T* __restrict tr = tbs + k * TJ;")
             self._fold(b, st)

@@ -42,6 +42,10 @@ class CpuTarget:
         vectorised_reductions: print each card through its family's vectorised fragments
             (:mod:`.reductions_cpp`); False prints every card's own statements
             (:class:`.cpu_reductions.ProgramRed`) and skips the blocked path (tests).
+        dot_cols: fewest tile columns of the dot-product path (:mod:`.dotprod_cpp`; its rows
+            and depth are ``gemm_rows`` and ``gemm_depth``); the reduction's own tile length
+            when larger (Sum: ``tile_fused``). A/B runs of 256 against 2048 on the busy 2-core
+            VM (load 8) were within the noise.
     """
 
     block_rows: int = 8
@@ -61,6 +65,7 @@ class CpuTarget:
     gemm_cols: int = 128
     gemm_depth: int = 64
     vectorised_reductions: bool = True
+    dot_cols: int = 256
 
 
 CPU = CpuTarget()

@@ -39,6 +39,7 @@ _STATE = (
     "dtype_acc",
     "use_double_acc",
     "sum_scheme",
+    "gemm",
     "enable_chunks",
     "rec_multVar_highdim",
     "use_fast_math",
@@ -55,6 +56,7 @@ def build_plan(
     dtype_acc: str = "auto",
     use_double_acc: bool = False,
     sum_scheme: str = "auto",
+    gemm: Any = "auto",
 ) -> ReductionPlan:
     """The reduction plan of a ``Genred`` call (SPEC §4.2).
 
@@ -66,6 +68,8 @@ def build_plan(
         opt_arg: K of the KMin family.
         formula2: the weight of LogSumExp(Weight) / SumSoftMaxWeight.
         dtype_acc, use_double_acc, sum_scheme: accumulation options of sum-type reductions.
+        gemm: "auto" (default), True or False: the dot-product path of high-dimensional
+            inner products (docs/gemm.md; "auto": taken when the call's error bound allows).
 
     Raises:
         ArgumentError: an invalid option; FormulaError / DimensionError: a bad formula.
@@ -108,7 +112,22 @@ def build_plan(
         k=k,
         dtype_acc=acc,
         sum_scheme=scheme,
+        gemm=gemm_mode(gemm),
     )
+
+
+def gemm_mode(value: object) -> str:
+    """The plan's spelling ("auto", "on", "off") of a user's ``gemm=`` option (the
+    dot-product path of high-dimensional inner products, ``lazykernels.cpu.gemm``).
+
+    Raises:
+        ArgumentError: anything but "auto", True or False.
+    """
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if value is True or value is False:
+        return "on" if value else "off"
+    raise ArgumentError(f"gemm must be 'auto', True or False, got {value!r}")
 
 
 def _check_k(name: str, needs_k: bool, opt_arg: Any) -> int | None:
@@ -220,6 +239,7 @@ class GenredCore:
         dtype_acc: str = "auto",
         use_double_acc: bool = False,
         sum_scheme: str = "auto",
+        gemm: Any = "auto",
         enable_chunks: bool = True,
         rec_multVar_highdim: Any = False,  # noqa: N803 (KeOps's keyword)
         use_fast_math: bool = True,
@@ -241,6 +261,7 @@ class GenredCore:
         self.dtype_acc = dtype_acc
         self.use_double_acc = use_double_acc
         self.sum_scheme = sum_scheme
+        self.gemm = gemm
         self.enable_chunks = enable_chunks
         self.rec_multVar_highdim = rec_multVar_highdim
         self.use_fast_math = use_fast_math
@@ -254,6 +275,7 @@ class GenredCore:
             dtype_acc,
             use_double_acc,
             sum_scheme,
+            gemm,
         )
 
     def __getstate__(self) -> dict[str, Any]:

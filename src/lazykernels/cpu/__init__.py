@@ -24,10 +24,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..codegen.cpp import KernelSource, render_cpu
+from ..codegen.target_cpu import CPU
 from ..core.bind import check_nan, nan_error
 from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
 from ..formula.ir import Cat, topological_order
+from .gemm import decide
 from .header import source_header
 
 __all__ = ["available", "kernel_source", "prepare", "prepare_many", "run", "unavailable_reason"]
@@ -115,7 +117,7 @@ def kernel_source(plan: ReductionPlan, dtype: np.dtype | str) -> KernelSource:
     """The C++ kernel of ``plan`` for ``dtype``, as compiled: the readable header
     (:mod:`.header`), then the generated code (for inspection and benchmarks)."""
     dtype = np.dtype(dtype)
-    printed = render_cpu(plan, dtype)
+    printed = render_cpu(plan, dtype, dotprod=plan.gemm == "on")
     return replace(printed, source=source_header(plan, dtype) + printed.source)
 
 
@@ -295,9 +297,12 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
         ShapeError: an output buffer has the wrong size or dtype.
     """
     plan, dtype = call.plan, call.dtype
+    inputs = call.arrays
+    if plan.gemm != "off" and _wide(plan):  # the dot-product path? (see .gemm)
+        decision = decide(call)
+        plan, inputs = decision.plan, decision.arrays
     kernel = _kernel(plan, dtype)
     n_batch = math.prod(call.batch_shape)
-    inputs = call.arrays
     if call.n_out == 0 or n_batch == 0:
         check_nan(plan.slots, inputs)
         return
@@ -356,6 +361,21 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
     for target, out in zip(targets, call.outputs):
         if target is not out:
             out[...] = target.reshape(out.shape)
+
+
+_WIDE: dict[int, tuple[ReductionPlan, bool]] = {}
+
+
+def _wide(plan: ReductionPlan) -> bool:
+    """Whether ``plan`` reads a variable of dimension >= the dot-product path's minimum
+    (remembered by the plan's identity, as :func:`_kernel`'s warm path: plans without one
+    never reach :func:`.gemm.decide`)."""
+    hit = _WIDE.get(id(plan))
+    if hit is None or hit[0] is not plan:
+        if len(_WIDE) >= _MAX_BY_ID:
+            _WIDE.clear()
+        hit = _WIDE[id(plan)] = (plan, any(s.dim >= CPU.gemm_min_dim for s in plan.slots))
+    return hit[1]
 
 
 def _readable(array: np.ndarray, core: int, dtype: np.dtype) -> np.ndarray:

@@ -13,6 +13,7 @@ symbolic variables, the result is a *reduced LazyTensor*: call it with one array
 variable (then keyword options ``backend``, ``ranges``, ``out``...).
 
 Keyword options follow KeOps's routing: ``dtype_acc``, ``use_double_acc``, ``sum_scheme``
+(and ``gemm``: "auto", True or False, the dot-product path of docs/gemm.md)
 configure the plan (checked when the reduction is built, even with ``call=False``);
 ``backend``, ``ranges``, ``out``, ``device_id`` configure the call. The GPU-only
 ``enable_chunks``, ``use_fast_math``, ``rec_multVar_highdim`` and ``optional_flags`` are
@@ -42,6 +43,7 @@ GENRED_KEYS = frozenset(
         "dtype_acc",
         "use_double_acc",
         "sum_scheme",
+        "gemm",
         "enable_chunks",
         "use_fast_math",
         "rec_multVar_highdim",
@@ -53,7 +55,7 @@ GENRED_KEYS = frozenset(
 CALL_KEYS = frozenset(("backend", "device_id", "ranges", "out"))
 """Keyword options of a reduction that configure the call."""
 
-_PLAN_KEYS = ("dtype_acc", "use_double_acc", "sum_scheme")
+_PLAN_KEYS = ("dtype_acc", "use_double_acc", "sum_scheme", "gemm")
 _PLANS: dict[tuple[Any, ...], ReductionPlan] = {}  # see GenericLazyTensor._build_plan
 _MAX_PLANS = 1024
 

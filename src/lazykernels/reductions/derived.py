@@ -82,6 +82,7 @@ def derived(
         weight=None if weight is None else simplify(weight),
         dtype_acc=base.dtype_acc,
         sum_scheme=base.sum_scheme,
+        gemm=base.gemm,
     )
 
 

@@ -52,6 +52,9 @@ class ReductionPlan:
         slots: every input, ordered by position (``slots[p].position == p``).
         dtype_acc: accumulator dtype name ("float32"/"float64"), or None for the data dtype.
         sum_scheme: one of ``SUM_SCHEMES`` (already resolved from "auto").
+        gemm: the dot-product path of high-dimensional inner products
+            (``lazykernels.cpu.gemm``): "auto" (taken when the call's error bound allows),
+            "on" or "off".
     """
 
     formula: Node
@@ -62,6 +65,7 @@ class ReductionPlan:
     k: int | None = None
     dtype_acc: str | None = None
     sum_scheme: str = "block_sum"
+    gemm: str = "auto"
 
     @property
     def reduced_cat(self) -> Cat:
