@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..reductions.plan import ReductionPlan
 from ..formula.ir import Node, const, make
+from ..reductions.plan import ReductionPlan
 from .buffer import IndentedBuffer
 from .dotprod_cpp import DotMatch, _signed_var, match_dotprod
 from .reductions_cpp import masked_store

@@ -35,8 +35,8 @@ from __future__ import annotations
 from contextlib import nullcontext as _nothing
 from dataclasses import dataclass
 
-from ..reductions.plan import ReductionPlan
 from ..formula.ir import Cat, Node, substitute, topological_order, var
+from ..reductions.plan import ReductionPlan
 from .buffer import IndentedBuffer
 from .target_cpu import CpuTarget
 
