@@ -6,6 +6,7 @@ reduction methods build a :class:`~lazykernels.core.plan.ReductionPlan` straight
 node and run it through the array library's adapter (:class:`.tools.ArrayTools`).
 
 - :mod:`.core`: ``GenericLazyTensor`` (construction, operands, shapes, transposition);
+- :mod:`.state`: the state (bound arrays, batch dims, sizes, dtype) an operation merges;
 - :mod:`.reductions`: the reduction methods, ``@``, ``matvec``, ``solve``;
 - :mod:`.complex`: ``ComplexGenericLazyTensor``;
 - :mod:`.tools`: the adapter interface an array library implements;

@@ -25,9 +25,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
-from ..errors import ArgumentError, DtypeError, ShapeError
+from ..errors import ArgumentError
 from ..formula.ir import Cat, Node, const, make, params_key, result_dim, substitute, var
 from ..formula.surface import FormulaSurface
 from .construct import (
@@ -40,6 +38,7 @@ from .construct import (
 from .dense import materialise
 from .indexing import index_last_axis
 from .reductions import ReductionMethods
+from .state import empty_state, merge
 from .tools import ArrayTools
 
 # Ops whose result is a complex (interleaved) vector, and ops that return real values.
@@ -213,7 +212,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         if isinstance(other, Node):
             if other.variables():
                 raise ArgumentError("only constant formula nodes can be combined with LazyTensors")
-            return self._real_cls._wrap(other, _empty_state())
+            return self._real_cls._wrap(other, empty_state())
         if isinstance(other, numbers.Number) or is_number_list(other) or self.tools.is_array(other):
             return self._real_cls(other)
         raise TypeError(
@@ -224,47 +223,8 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     _rlift = _lift
 
     def _merge(self, operands: Sequence[GenericLazyTensor]) -> dict[str, Any]:
-        """The shared state of an operation on ``operands``; raises on any inconsistency."""
-        bindings: dict[Node, Any] = {}
-        dtype = None
-        ranges = None
-        backend = None
-        batch: tuple[int, ...] = ()
-        ni = nj = None
-        for o in operands:
-            o._check_usable()
-            if o.tools is not self.tools:
-                raise TypeError(
-                    f"cannot mix a {self.tools.name} LazyTensor with a {o.tools.name} one"
-                )
-            if o._dtype is not None:
-                if dtype is not None and o._dtype != dtype:
-                    raise DtypeError(
-                        f"cannot mix LazyTensors of dtypes {self.tools.dtype_name(dtype)} and "
-                        f"{self.tools.dtype_name(o._dtype)}; convert the arrays to one dtype"
-                    )
-                dtype = o._dtype
-            if o.ranges is not None:
-                if ranges is not None and not _same_ranges(ranges, o.ranges):
-                    raise ArgumentError("cannot mix LazyTensors with different ranges")
-                ranges = o.ranges
-            backend = backend or o.backend
-            if o.batchdims and o.batchdims != batch:
-                batch = _broadcast_batch(batch, o.batchdims)
-            if o.ni is not None:
-                ni = _merge_size("i", ni, o.ni)
-            if o.nj is not None:
-                nj = _merge_size("j", nj, o.nj)
-            bindings.update(o._bindings)
-        return {
-            "bindings": bindings,
-            "batchdims": batch,
-            "ni": ni,
-            "nj": nj,
-            "dtype": dtype,
-            "ranges": ranges,
-            "backend": backend,
-        }
+        """The shared state of an operation on ``operands`` (see :func:`.state.merge`)."""
+        return merge(self.tools, operands)
 
     def _apply(self, name: str, *args: Any, params: tuple = ()) -> Any:
         """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor.
@@ -588,41 +548,6 @@ def _build_nodes(lt: GenericLazyTensor) -> None:
 def _describe(v: Node) -> str:
     index, dim, cat = v.params
     return {Cat.I: "Vi", Cat.J: "Vj", Cat.PARAM: "Pm"}.get(cat, "Var") + f"({index},{dim})"
-
-
-def _empty_state() -> dict[str, Any]:
-    return {"bindings": {}, "batchdims": (), "ni": None, "nj": None, "dtype": None}
-
-
-def _broadcast_batch(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    n = max(len(a), len(b))
-    a = (1,) * (n - len(a)) + a
-    b = (1,) * (n - len(b)) + b
-    out = []
-    for x, y in zip(a, b):
-        if x != y and 1 not in (x, y):
-            raise ShapeError(
-                f"batch dimensions {a} and {b} do not broadcast (sizes must be 1 or equal)"
-            )
-        out.append(max(x, y))
-    return tuple(out)
-
-
-def _merge_size(label: str, a: int | None, b: int | None) -> int | None:
-    if a is not None and b is not None and a != b:
-        raise ShapeError(f"cannot combine LazyTensors with {a} and {b} {label}-indices")
-    return a if a is not None else b
-
-
-def _same_ranges(a: Any, b: Any) -> bool:
-    if a is b:
-        return True
-    if len(a) != len(b):
-        return False
-    try:
-        return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
-    except (TypeError, ValueError, RuntimeError):
-        return False
 
 
 __all__ = ["DATA_INDEX_BASE", "FloatParam", "GenericLazyTensor", "Variables"]

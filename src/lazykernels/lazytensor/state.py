@@ -1,0 +1,96 @@
+"""The state a LazyTensor operation combines from its operands.
+
+Besides its formula, a LazyTensor carries the arrays bound to its variables, its batch
+dimensions, its numbers of i and j indices, its dtype and the user's default ``ranges`` and
+``backend``. :func:`merge` combines them for an operation on several LazyTensors and raises
+on any inconsistency (another array library, dtypes, ranges, batch dimensions that do not
+broadcast, different sizes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentError, DtypeError, ShapeError
+
+
+def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
+    """The shared state of an operation on ``operands`` (LazyTensors of the array library
+    ``tools``); raises on any inconsistency."""
+    bindings: dict[Any, Any] = {}
+    dtype = None
+    ranges = None
+    backend = None
+    batch: tuple[int, ...] = ()
+    ni = nj = None
+    for o in operands:
+        o._check_usable()
+        if o.tools is not tools:
+            raise TypeError(f"cannot mix a {tools.name} LazyTensor with a {o.tools.name} one")
+        if o._dtype is not None:
+            if dtype is not None and o._dtype != dtype:
+                raise DtypeError(
+                    f"cannot mix LazyTensors of dtypes {tools.dtype_name(dtype)} and "
+                    f"{tools.dtype_name(o._dtype)}; convert the arrays to one dtype"
+                )
+            dtype = o._dtype
+        if o.ranges is not None:
+            if ranges is not None and not _same_ranges(ranges, o.ranges):
+                raise ArgumentError("cannot mix LazyTensors with different ranges")
+            ranges = o.ranges
+        backend = backend or o.backend
+        if o.batchdims and o.batchdims != batch:
+            batch = _broadcast_batch(batch, o.batchdims)
+        if o.ni is not None:
+            ni = _merge_size("i", ni, o.ni)
+        if o.nj is not None:
+            nj = _merge_size("j", nj, o.nj)
+        bindings.update(o._bindings)
+    return {
+        "bindings": bindings,
+        "batchdims": batch,
+        "ni": ni,
+        "nj": nj,
+        "dtype": dtype,
+        "ranges": ranges,
+        "backend": backend,
+    }
+
+
+def empty_state() -> dict[str, Any]:
+    """The state of a LazyTensor holding a constant formula (nothing bound)."""
+    return {"bindings": {}, "batchdims": (), "ni": None, "nj": None, "dtype": None}
+
+
+def _broadcast_batch(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + a
+    b = (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise ShapeError(
+                f"batch dimensions {a} and {b} do not broadcast (sizes must be 1 or equal)"
+            )
+        out.append(max(x, y))
+    return tuple(out)
+
+
+def _merge_size(label: str, a: int | None, b: int | None) -> int | None:
+    if a is not None and b is not None and a != b:
+        raise ShapeError(f"cannot combine LazyTensors with {a} and {b} {label}-indices")
+    return a if a is not None else b
+
+
+def _same_ranges(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if len(a) != len(b):
+        return False
+    try:
+        return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    except (TypeError, ValueError, RuntimeError):
+        return False
