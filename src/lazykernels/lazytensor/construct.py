@@ -23,11 +23,10 @@ import itertools
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from ..errors import ArgumentError, DtypeError, ShapeError
-from ..formula.ir import Cat, Node, const, var
+from ..formula.ir import Cat, Node, var
 
 DATA_INDEX_BASE = 1 << 32
 """Smallest index of the ``Var`` nodes that stand for bound arrays."""
@@ -35,10 +34,34 @@ DATA_INDEX_BASE = 1 << 32
 _fresh_index = itertools.count(DATA_INDEX_BASE)
 
 
-@lru_cache(maxsize=1)
-def _placeholder_node() -> Node:
-    """The node a LazyTensor holds until its constructor sets the real one."""
-    return const(0)
+class Leaf:
+    """The variable of a bound array: ``Var(index, dim, cat)``, whose (interned) node is
+    built only when first read. A warm reduction found in the plan cache by its structural
+    key never builds it (building a fresh node costs about as much as the rest of the
+    constructor). One Leaf per variable: the transposed leaf is made once and linked back."""
+
+    __slots__ = ("index", "dim", "cat", "_node", "_t")
+
+    def __init__(self, index: int, dim: int, cat: Cat) -> None:
+        self.index, self.dim, self.cat = index, dim, cat
+        self._node: Node | None = None
+        self._t: Leaf | None = None
+
+    @property
+    def node(self) -> Node:
+        """``Var(index, dim, cat)``."""
+        if self._node is None:
+            self._node = var(self.index, self.dim, self.cat)
+        return self._node
+
+    def transposed(self) -> Leaf:
+        """The same variable with i and j swapped (parameters: itself)."""
+        if self.cat is Cat.PARAM:
+            return self
+        if self._t is None:
+            self._t = Leaf(self.index, self.dim, self.cat.opposite())
+            self._t._t = self
+        return self._t
 
 
 @dataclass(frozen=True)
@@ -88,24 +111,27 @@ class ConstructionMixin:
 
     def _init_array(self, x: Any, axis: int | None) -> None:
         tools = self.tools
-        if tools.is_complex_array(x):
+        # complex data makes a complex LazyTensor (``GenericLazyTensor.__new__``), which
+        # promotes real arrays before it gets here
+        if self.is_complex:
+            if not tools.is_complex_array(x):
+                raise DtypeError("ComplexLazyTensor: got a real array; use x.real2complex()")
             x = tools.view_as_real(x)
-        elif self.is_complex:
-            raise DtypeError("ComplexLazyTensor: got a real array; use x.real2complex()")
-        if not tools.is_floating(tools.dtype_of(x)):
+        dtype = tools.dtype_of(x)
+        if not tools.is_floating(dtype):
             raise DtypeError(
                 f"LazyTensor: arrays must be float16, float32 or float64 (or complex), got "
-                f"{tools.dtype_name(tools.dtype_of(x))}"
+                f"{tools.dtype_name(dtype)}"
             )
-        if axis not in (None, 0, 1, 2):
+        if axis is not None and axis not in (0, 1, 2):
             raise ArgumentError(f"axis must be 0 (i), 1 (j) or 2 (parameter), got {axis!r}")
         shape = tools.shape(x)
-        self._dtype = tools.dtype_of(x)
+        self._dtype = dtype
         if len(shape) <= 1:
             if len(shape) == 0:
                 x, shape = tools.reshape(x, (1,)), (1,)
             if axis in (0, 1):  # a vector of M (or N) scalars
-                self._bind_rows(tools.reshape(x, (shape[0], 1)), Cat(axis), (), shape[0])
+                self._bind_rows(tools.reshape(x, (shape[0], 1)), Cat(axis), (), shape[0], 1)
             else:
                 self._bind_new(x, shape[0], Cat.PARAM)
                 self.axis = 2
@@ -120,7 +146,7 @@ class ConstructionMixin:
                 self._bind_new(x, shape[1], Cat.PARAM)
                 self.axis = 2
             else:
-                self._bind_rows(x, Cat(axis), (), shape[0])
+                self._bind_rows(x, Cat(axis), (), shape[0], shape[1])
         else:
             self._init_batched(x, shape, axis)
 
@@ -136,27 +162,29 @@ class ConstructionMixin:
             self._bind_new(self.tools.reshape(x, (*batch, d)), d, Cat.PARAM)
             self.axis = 2
         elif n == 1:
-            self._bind_rows(self.tools.reshape(x, (*batch, m, d)), Cat.I, batch, m)
+            self._bind_rows(self.tools.reshape(x, (*batch, m, d)), Cat.I, batch, m, d)
         elif m == 1:
-            self._bind_rows(self.tools.reshape(x, (*batch, n, d)), Cat.J, batch, n)
+            self._bind_rows(self.tools.reshape(x, (*batch, n, d)), Cat.J, batch, n, d)
         else:
             raise ShapeError(
                 f"LazyTensor: an array of shape {shape} must look like (..., M, 1, D) (i), "
                 f"(..., 1, N, D) (j) or (..., 1, 1, D) (parameter)"
             )
 
-    def _bind_rows(self, x: Any, cat: Cat, batch: tuple[int, ...], n: int) -> None:
-        self.batchdims = batch
+    def _bind_rows(self, x: Any, cat: Cat, batch: tuple[int, ...], n: int, d: int) -> None:
+        if batch:
+            self.batchdims = batch
         if cat is Cat.I:
             self.ni = n
         else:
             self.nj = n
-        self._bind_new(x, self.tools.shape(x)[-1], cat)
+        self._bind_new(x, d, cat)
         self.axis = cat.value
 
     def _bind_new(self, value: Any, dim: int, cat: Cat) -> None:
         if dim < 1:
             raise ShapeError("LazyTensor: the vector dimension (last axis) must be at least 1")
-        node = var(next(_fresh_index), dim, cat)
-        self.node = node
-        self._bindings = {node: value}
+        leaf = Leaf(next(_fresh_index), dim, cat)
+        self._node, self._ndim, self._pending = None, dim, None  # the node waits (Leaf)
+        self._binds = {leaf: value}
+        self._ops = (leaf,)

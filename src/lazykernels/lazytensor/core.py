@@ -22,7 +22,8 @@ adapter's real and complex LazyTensor classes (set by :func:`.frontend.wire_fron
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
@@ -32,7 +33,7 @@ from .construct import (
     DATA_INDEX_BASE,
     ConstructionMixin,
     FloatParam,
-    _placeholder_node,
+    Leaf,
     is_number_list,
 )
 from .dense import materialise
@@ -100,14 +101,23 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     __array_ufunc__ = None  # ndarray (op) LazyTensor dispatches to the LazyTensor
     __hash__ = None  # type: ignore[assignment]  # __eq__ builds a formula
 
-    _bindings: dict[Node, Any]
-    batchdims: tuple[int, ...]
-    ni: int | None
-    nj: int | None
-    _dtype: Any
-    ranges: Any
-    backend: str | None
-    axis: int | None
+    # The state, with class-level defaults (a constructor sets only what differs):
+    # the bound values by variable (a Leaf, or the Var node of a symbolic-free compound
+    # LazyTensor's data), and the formula: a node, or the pending op or Leaf that builds it.
+    _binds: Mapping[Leaf, Any] = MappingProxyType({})
+    batchdims: tuple[int, ...] = ()
+    ni: int | None = None
+    nj: int | None = None
+    _dtype: Any = None
+    ranges: Any = None
+    backend: str | None = None
+    axis: int | None = None
+    _node: Node | None = None
+    _ndim: int = 1
+    _pending: tuple | None = None  # (op name, operands, params) of a node not built yet
+    _reduction: Any = None
+    _ops: tuple | None = None  # postfix of the operations that built node (see _apply)
+    _sym: list[Node] | None = None  # a reduced LazyTensor's symbolic variables, when known
 
     def __new__(cls, x: Any = None, axis: int | None = None, is_complex: bool = False):
         if not cls.is_complex and (is_complex or cls._is_complex_data(x)):
@@ -115,20 +125,19 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return object.__new__(cls)
 
     def __init__(self, x: Any = None, axis: int | None = None, is_complex: bool = False):
-        if x is None:
+        if self.tools.is_array(x):  # the common case first
+            self._init_array(x, axis)
+        elif x is None:
             raise ArgumentError("LazyTensor needs data: an array, a number or (ind, dim, cat)")
-        self._set_state(_placeholder_node(), {}, (), None, None, None)
-        if isinstance(x, tuple):
+        elif isinstance(x, tuple):
             self._init_symbolic(x, axis)
-        elif isinstance(x, numbers.Integral) and not self.tools.is_array(x):
+        elif isinstance(x, numbers.Integral):
             self.node = const(int(x))
             self.axis = 2
-        elif isinstance(x, numbers.Number) and not self.tools.is_array(x):
+        elif isinstance(x, numbers.Number):
             self._init_numbers([x])
         elif is_number_list(x):
             self._init_numbers(x)
-        elif self.tools.is_array(x):
-            self._init_array(x, axis)
         else:
             raise TypeError(
                 f"LazyTensor: cannot build a {self.tools.name} LazyTensor from "
@@ -144,6 +153,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         if self._node is None:
             _build_nodes(self)
         return self._node
+
+    @property
+    def _bindings(self) -> dict[Node, Any]:
+        """The bound values by their variable's node (builds the leaves' nodes)."""
+        return {leaf.node: value for leaf, value in self._binds.items()}
 
     @node.setter
     def node(self, node: Node) -> None:
@@ -161,8 +175,8 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
 
     def _set_state(
         self,
-        node: Node,
-        bindings: dict[Node, Any],
+        node: Node | None,
+        binds: Mapping[Leaf, Any],
         batchdims: tuple[int, ...],
         ni: int | None,
         nj: int | None,
@@ -171,8 +185,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         backend: str | None = None,
         axis: int | None = None,
     ) -> None:
-        self.node = node
-        self._bindings = bindings
+        if node is not None:
+            self.node = node
+        self._binds = binds
         self.batchdims = tuple(batchdims)
         self.ni = ni
         self.nj = nj
@@ -180,13 +195,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         self.ranges = ranges
         self.backend = backend
         self.axis = axis
-        self._reduction = None
-        self._ops = None  # postfix of the operations that built node (see _apply)
-        self._sym = None  # a reduced LazyTensor's symbolic variables, when known
 
     @classmethod
-    def _wrap(cls, node: Node, state: dict[str, Any]) -> GenericLazyTensor:
-        """A new LazyTensor of class ``cls`` holding ``node`` and ``state`` (from ``_merge``)."""
+    def _wrap(cls, node: Node | None, state: dict[str, Any]) -> GenericLazyTensor:
+        """A new LazyTensor of class ``cls`` holding ``node`` (None: set by the caller) and
+        ``state`` (from ``_merge``)."""
         obj = object.__new__(cls)
         obj._set_state(node, **state)
         return obj
@@ -232,8 +245,12 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         The node is built when first read (a reduction found in the plan cache by its
         structural key never reads it); its dimensions are checked now.
         """
-        operands = [self, *(self._lift(a) for a in args)]
-        state = self._merge(operands)
+        if args:
+            operands = [self, *(self._lift(a) for a in args)]
+            state = self._merge(operands)
+        else:  # one operand: its state as it is (the bound values are never mutated)
+            self._check_usable()
+            operands, state = [self], None
         if name in COMPLEX_RESULT:
             cls = self._complex_cls
         elif name in REAL_RESULT:
@@ -243,15 +260,17 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         pkey: tuple = params
         try:
             pkey = params_key(params) if params else ()
-            hash(pkey)
-            dim = result_dim(_SAME_DIM.get(name, name), tuple(o._ndim for o in operands), params)
+            key = (name, tuple([o._ndim for o in operands]), pkey)
+            dim = _DIMS.get(key, _UNKNOWN)
+            if dim is _UNKNOWN:
+                dim = _result_dim(key, params)
         except TypeError:  # an unhashable parameter: make says what is wrong
             dim = None
         if dim is None:
-            res = cls._wrap(make(name, tuple(o.node for o in operands), params), state)
+            node = make(name, tuple(o.node for o in operands), params)
+            res = cls._wrap(node, state) if state is not None else _copy(cls, self, node)
         else:
-            res = cls._wrap(_placeholder_node(), state)
-            res._node = None
+            res = cls._wrap(None, state) if state is not None else _copy(cls, self, None)
             res._ndim = dim
             res._pending = (name, tuple(operands), params)
         # the postfix of reductions._structure_key: leaves, then (op, params, arity, class)
@@ -408,9 +427,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             index, dim, cat = v.params
             if cat in (Cat.I, Cat.J):
                 mapping[v] = var(index, dim, cat.opposite())
-        bindings = {mapping.get(v, v): value for v, value in self._bindings.items()}
+        binds = {leaf.transposed(): value for leaf, value in self._binds.items()}
         state = self._state()
-        state.update(bindings=bindings, ni=self.nj, nj=self.ni)
+        state.update(binds=binds, ni=self.nj, nj=self.ni)
         if self.ranges is not None:
             state["ranges"] = (*self.ranges[3:6], *self.ranges[0:3])
         return type(self)._wrap(substitute(self.node, mapping), state)
@@ -458,7 +477,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     def variables(self) -> Variables:
         """The bound arrays (and Python numbers), in creation order."""
         values = []
-        for value in self._bindings.values():
+        for value in self._binds.values():
             if isinstance(value, FloatParam):
                 values.append(value.values[0] if len(value.values) == 1 else list(value.values))
             else:
@@ -474,11 +493,12 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         if self._sym is not None:
             return list(self._sym)
         roots = [self.node] if self._reduction is None else self._reduction.roots(self.node)
+        bound = {leaf.node for leaf in self._binds}
         found = {
             v: None
             for root in roots
             for v in root.variables()
-            if v not in self._bindings and v.params[2] is not Cat.TEMP
+            if v not in bound and v.params[2] is not Cat.TEMP
         }
         ordered = sorted(found, key=lambda v: (v.params[0], v.params[2].value))
         for a, b in zip(ordered, ordered[1:]):
@@ -491,7 +511,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
 
     def _layout(self) -> tuple[list[Node], dict[Node, Node]]:
         """Every variable in call order and its renumbered ``Var(position, dim, cat)``."""
-        order = [*self._symbolic_vars(), *self._bindings]
+        order = [*self._symbolic_vars(), *(leaf.node for leaf in self._binds)]
         mapping = {v: var(p, v.dim, v.params[2]) for p, v in enumerate(order)}
         return order, mapping
 
@@ -527,6 +547,31 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     __repr__ = __str__
 
 
+_DIMS: dict[tuple, int | None] = {}
+"""``result_dim`` by (op name, operand dims, parameters key): checked dims, remembered."""
+_UNKNOWN = object()
+
+
+def _result_dim(key: tuple, params: tuple) -> int | None:
+    name, dims, _ = key
+    dim = result_dim(_SAME_DIM.get(name, name), dims, params)  # raises on bad dims
+    if len(_DIMS) >= 4096:
+        _DIMS.clear()
+    _DIMS[key] = dim
+    return dim
+
+
+def _copy(cls: type[GenericLazyTensor], lt: GenericLazyTensor, node: Node | None) -> Any:
+    """A new LazyTensor of class ``cls`` with the state of ``lt`` and formula ``node``
+    (None: set by the caller)."""
+    res = object.__new__(cls)
+    if node is not None:
+        res.node = node
+    res._binds, res.batchdims, res.ni, res.nj = lt._binds, lt.batchdims, lt.ni, lt.nj
+    res._dtype, res.ranges, res.backend = lt._dtype, lt.ranges, lt.backend
+    return res
+
+
 def _build_nodes(lt: GenericLazyTensor) -> None:
     """Build the pending nodes of ``lt`` and of its unbuilt operands (iteratively: a formula
     accumulated in a loop can be deeper than Python's recursion limit)."""
@@ -534,6 +579,10 @@ def _build_nodes(lt: GenericLazyTensor) -> None:
     while todo:
         t = todo[-1]
         if t._node is not None:
+            todo.pop()
+            continue
+        if t._pending is None:  # a bound leaf
+            t._node = t._ops[0].node
             todo.pop()
             continue
         name, operands, params = t._pending

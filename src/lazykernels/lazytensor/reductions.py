@@ -33,7 +33,7 @@ from ..formula.aliases import Alias
 from ..formula.ir import Cat, Node, substitute
 from ..formula.surface import FormulaSurface
 from ..reductions import SPECS
-from .construct import FloatParam, _placeholder_node
+from .construct import DATA_INDEX_BASE, FloatParam, Leaf
 
 if TYPE_CHECKING:
     from .core import GenericLazyTensor
@@ -64,21 +64,30 @@ _STRUCTURES: dict[tuple[Any, ...], tuple[ReductionPlan, tuple[int, ...]]] = {}
 """(plan, positions of the symbolic variables among the leaves) by structural key."""
 
 
-def _canonical(ops: tuple, ids: dict[Node, tuple], leaves: list[Node], bindings: dict) -> Any:
+def _canonical(ops: tuple, ids: dict[Any, tuple], leaves: list[Any]) -> Any:
     """``ops`` (a LazyTensor's postfix, see ``GenericLazyTensor._apply``) with each variable
-    leaf replaced by a name independent of its fresh index: bound variables by their order of
-    first appearance, symbolic ones by (index, dim, cat); None when a leaf is a compound node
-    (built outside ``_apply``: its variables are not in the postfix)."""
+    leaf replaced by a name independent of its fresh index: bound variables (Leaf) by their
+    order of first appearance, symbolic ones by (index, dim, cat); None when a leaf is a
+    compound node or a data variable's node (built outside ``_apply``: its variables are not
+    in the postfix)."""
     out = []
     for t in ops:
-        if type(t) is tuple:
+        kind = type(t)
+        if kind is tuple:
             out.append(t)
-        elif t.op.name == "Var":
+        elif kind is Leaf:
             c = ids.get(t)
             if c is None:
-                index, dim, cat = t.params
-                c = ("b", len(leaves), dim, cat) if t in bindings else ("s", index, dim, cat)
-                ids[t] = c
+                c = ids[t] = ("b", len(leaves), t.dim, t.cat)
+                leaves.append(t)
+            out.append(c)
+        elif t.op.name == "Var":
+            index, dim, cat = t.params
+            if index >= DATA_INDEX_BASE:  # a data variable's node (e.g. from t()): no key
+                return None
+            c = ids.get(t)
+            if c is None:
+                c = ids[t] = ("s", index, dim, cat)
                 leaves.append(t)
             out.append(c)
         elif t.args:
@@ -93,14 +102,14 @@ def _structure_key(operands: list, info: ReductionInfo) -> tuple[Any, list[Node]
 
     The postfix fixes every ``make`` call up to the renaming of variables, hence the
     renumbered formula and the plan; the key is None when it cannot be formed."""
-    leaves: list[Node] = []
-    ids: dict[Node, tuple] = {}
+    leaves: list[Any] = []
+    ids: dict[Any, tuple] = {}
     bindings: dict = {}
     for o in operands:
-        bindings.update(o._bindings)
+        bindings.update(o._binds)
     parts = []
     for o in operands:
-        c = _canonical(o._ops if o._ops is not None else (o.node,), ids, leaves, bindings)
+        c = _canonical(o._ops if o._ops is not None else (o.node,), ids, leaves)
         if c is None:
             return None, leaves
         parts.append(c)
@@ -119,7 +128,7 @@ def _bound_leaves(leaves: list[Node], bindings: dict) -> bool:
 
 
 def _remember_structure(key: Any, leaves: list[Node], res: Any) -> None:
-    if key is None or not _bound_leaves(leaves, res._bindings):
+    if key is None or not _bound_leaves(leaves, res._binds):
         return
     positions = {v: k for k, v in enumerate(leaves)}
     symbolic = res._symbolic_vars()
@@ -260,8 +269,9 @@ class ReductionMethods:
         options, call_kwargs = split_kwargs(kwargs)
         operands = [self] if other is None else [self, self._lift(other)]
         state = self._merge(operands)
-        res = type(self)._wrap(_placeholder_node(), state)
+        res = type(self)._wrap(None, state)
         res._node, res._ndim, res._pending = self._node, self._ndim, self._pending
+        res._ops = self._ops  # a leaf's node is built from it
         weight = None if other is None else operands[1].node
         res._reduction = ReductionInfo(
             reduction_op,
@@ -275,7 +285,7 @@ class ReductionMethods:
         res.axis = axis
         key, leaves = _structure_key(operands, res._reduction)
         hit = None if key is None else _STRUCTURES.get(key)
-        if hit is not None and _bound_leaves(leaves, state["bindings"]):
+        if hit is not None and _bound_leaves(leaves, state["binds"]):
             res._plan = hit[0]
             res._sym = [leaves[k] for k in hit[1]]
         else:
@@ -368,12 +378,12 @@ class ReductionMethods:
         dtype = self._dtype
         if dtype is None:
             dtype = tools.dtype_of(arrays[0]) if arrays else tools.default_dtype()
-        arrays_given = [*arrays, *(v for v in self._bindings.values() if tools.is_array(v))]
+        arrays_given = [*arrays, *(v for v in self._binds.values() if tools.is_array(v))]
         like = arrays_given[0] if arrays_given else None
-        for v, value in self._bindings.items():
+        for leaf, value in self._binds.items():
             if isinstance(value, FloatParam):
                 value = tools.from_values(value.values, dtype, like)
-            arrays.append(_pad_batch(tools, value, v.params[2], nb))
+            arrays.append(_pad_batch(tools, value, leaf.cat, nb))
         return arrays
 
     # --- sums ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..errors import ArgumentError, DtypeError, ShapeError
 def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
     """The shared state of an operation on ``operands`` (LazyTensors of the array library
     ``tools``); raises on any inconsistency."""
-    bindings: dict[Any, Any] = {}
+    binds: dict[Any, Any] = {}
     dtype = None
     ranges = None
     backend = None
@@ -48,9 +48,9 @@ def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
             ni = _merge_size("i", ni, o.ni)
         if o.nj is not None:
             nj = _merge_size("j", nj, o.nj)
-        bindings.update(o._bindings)
+        binds.update(o._binds)
     return {
-        "bindings": bindings,
+        "binds": binds,
         "batchdims": batch,
         "ni": ni,
         "nj": nj,
@@ -62,7 +62,7 @@ def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
 
 def empty_state() -> dict[str, Any]:
     """The state of a LazyTensor holding a constant formula (nothing bound)."""
-    return {"bindings": {}, "batchdims": (), "ni": None, "nj": None, "dtype": None}
+    return {"binds": {}, "batchdims": (), "ni": None, "nj": None, "dtype": None}
 
 
 def _broadcast_batch(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:

@@ -20,7 +20,8 @@ from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
 from .genred import Genred
 
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_FLOATS = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
+_DTYPE_TYPES = frozenset(type(d) for d in _FLOATS)  # np.dtype's subclasses of these
 
 
 class NumpyTools(ArrayTools):
@@ -32,14 +33,17 @@ class NumpyTools(ArrayTools):
         return isinstance(x, np.ndarray)
 
     def is_complex_array(self, x: Any) -> bool:
-        return isinstance(x, np.ndarray) and np.iscomplexobj(x)
+        return isinstance(x, np.ndarray) and x.dtype.kind == "c"
 
     def is_floating(self, dtype: Any) -> bool:
-        return np.dtype(dtype) in _FLOATS
+        return (dtype if type(dtype) in _DTYPE_TYPES else np.dtype(dtype)) in _FLOATS
 
     def dtype_of(self, x: Any) -> np.dtype:
-        dtype = np.asarray(x).dtype
+        dtype = x.dtype if isinstance(x, np.ndarray) else np.asarray(x).dtype
         return np.empty(0, dtype).real.dtype if dtype.kind == "c" else dtype
+
+    def shape(self, x: Any) -> tuple[int, ...]:
+        return x.shape if isinstance(x, np.ndarray) else tuple(int(n) for n in x.shape)
 
     def dtype_name(self, dtype: Any) -> str:
         return str(np.dtype(dtype))

@@ -47,6 +47,9 @@ class TorchTools(ArrayTools):
         check_device(x, "LazyTensor data")
         return x.dtype.to_real() if x.is_complex() else x.dtype
 
+    def shape(self, x: Any) -> tuple[int, ...]:
+        return tuple(x.shape)  # a torch.Size is a tuple of ints
+
     def dtype_name(self, dtype: Any) -> str:
         return str(dtype).removeprefix("torch.")
 
