@@ -44,6 +44,8 @@ def test_every_module_of_the_table_imports_through_the_hook(pykeops):
         assert module.__name__ == name
         target = importlib.import_module(ours)
         for attr in getattr(target, "__all__", []):
+            if (name, attr) == ("pykeops", "__version__"):
+                continue  # KeOps's version, see test_version_is_keops_compatible
             assert getattr(module, attr) is getattr(target, attr), f"{name}.{attr}"
 
 
@@ -66,6 +68,21 @@ def test_keops_spellings_give_lazykernels_objects(pykeops):
     np.testing.assert_array_equal(grid_cluster(x, 0.5), (x[:, 0] // 0.5).astype(np.int64))
     k = Genred("Exp(-SqDist(x,y))", ["x = Vi(1)", "y = Vj(1)"], axis=1)(x, x)
     np.testing.assert_allclose(k[:, 0], np.exp(-((x - x.T) ** 2)).sum(1), rtol=1e-12)
+
+
+def test_version_is_keops_compatible(pykeops):
+    from packaging.version import Version
+    from pykeops.numpy.utils import IsGpuAvailable
+
+    from lazykernels.pykeops_hook import KEOPS_VERSION
+
+    assert pykeops.__version__ == KEOPS_VERSION == "2.3"
+    # the checks downstream code makes on it
+    assert Version(pykeops.__version__) >= Version("2.0")
+    assert pykeops.__version__.startswith("2.")
+    assert tuple(int(p) for p in pykeops.__version__.split(".")[:2]) >= (2, 0)
+    assert lazykernels.__version__ == "0.1.0"  # lazykernels' own is unchanged
+    assert IsGpuAvailable() is False  # KeOps 1.x's helper: the CPU branch of scripts
 
 
 def test_setting_a_flag_sets_it_on_lazykernels(pykeops):

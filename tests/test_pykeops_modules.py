@@ -41,7 +41,7 @@ MODULE_NAMES = {
     ],
     "pykeops.config": ["gpu_available", "numpy_found", "torch_found", "get_build_folder"],
     "pykeops.common": [],
-    "pykeops.common.gpu_utils": ["get_gpu_number"],
+    "pykeops.common.gpu_utils": ["get_gpu_number", "IsGpuAvailable"],
     "pykeops.common.utils": [
         "axis2cat",
         "cat2axis",
@@ -67,6 +67,7 @@ MODULE_NAMES = {
         "chain_rules",
         "log_sum_exp",
         "WarmUpGpu",
+        "IsGpuAvailable",  # KeOps 1.x (its tutorials: from pykeops.numpy.utils import ...)
     ],
     "pykeops.torch.utils": ["torchtools", "is_on_device", "squared_distances", "torch_kernel"],
 }
@@ -138,11 +139,15 @@ def test_front_end_objects_are_the_same_across_module_paths():
     assert lazykernels.numpy is lkn  # the package attribute, imported on first use
 
 
-def test_config_and_gpu_utils_say_cpu_only():
-    from lazykernels.common.gpu_utils import get_gpu_number
+def test_config_and_gpu_utils_say_cpu_only(monkeypatch):
+    from lazykernels.common.gpu_utils import IsGpuAvailable, get_gpu_number
+    from lazykernels.numpy.utils import IsGpuAvailable as numpy_is_gpu_available
 
     assert config.gpu_available is False
     assert get_gpu_number() == 0
+    assert numpy_is_gpu_available is IsGpuAvailable and IsGpuAvailable() is False
+    monkeypatch.setattr(config, "gpu_available", True)  # it reads the configuration
+    assert IsGpuAvailable() is True
     assert config.numpy_found is True
     assert config.torch_found == (importlib.util.find_spec("torch") is not None)
 

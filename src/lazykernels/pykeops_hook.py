@@ -4,7 +4,8 @@ Libraries built on KeOps (GeomLoss, GPyTorch, TorchDR...) import ``pykeops`` the
 their users cannot change that line. :func:`install_as_pykeops` puts an import hook first in
 ``sys.meta_path`` that answers every ``pykeops`` module of :data:`PYKEOPS_MODULES` with its
 lazykernels counterpart: ``import pykeops.torch`` gives a :class:`KeOpsModule` whose names
-are those of ``lazykernels.torch`` (the same objects, so ``isinstance`` checks agree). A
+are those of ``lazykernels.torch`` (the same objects, so ``isinstance`` checks agree);
+``pykeops.__version__`` is :data:`KEOPS_VERSION`, the KeOps version whose API this is. A
 ``pykeops`` module outside the table raises ``ModuleNotFoundError`` naming it. The hook
 takes precedence over an installed KeOps, but it cannot replace modules already imported:
 if the real ``pykeops`` is in ``sys.modules``, installing refuses with
@@ -58,6 +59,12 @@ PYKEOPS_MODULES: Mapping[str, str] = MappingProxyType(
 )
 """Each ``pykeops`` module that the hook answers, and the lazykernels module it gives."""
 
+KEOPS_VERSION = "2.3"
+"""``pykeops.__version__`` under the hook: the KeOps API lazykernels implements (SPEC), so
+that downstream checks such as ``Version(pykeops.__version__) >= Version("2.0")`` or
+``pykeops.__version__.startswith("2.")`` pass. ``lazykernels.__version__`` is unchanged
+(it names lazykernels' own release, and keys the kernel cache)."""
+
 
 class KeOpsModule(ModuleType):
     """A ``pykeops`` module under the hook: its names are those of a lazykernels module.
@@ -102,7 +109,10 @@ class _KeOpsModuleLoader(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return KeOpsModule(spec.name, importlib.import_module(self.target))
+        module = KeOpsModule(spec.name, importlib.import_module(self.target))
+        if spec.name == "pykeops":
+            object.__setattr__(module, "__version__", KEOPS_VERSION)
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         """Nothing to run: the lazykernels module is already imported."""
@@ -162,4 +172,4 @@ def install_as_pykeops() -> None:
     sys.meta_path.insert(0, PykeopsFinder())
 
 
-__all__ = ["PYKEOPS_MODULES", "KeOpsModule", "PykeopsFinder", "install_as_pykeops"]
+__all__ = ["KEOPS_VERSION", "PYKEOPS_MODULES", "KeOpsModule", "PykeopsFinder", "install_as_pykeops"]

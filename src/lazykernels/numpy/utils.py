@@ -2,7 +2,8 @@
 
 ``numpytools`` is the "template" class KeOps's generic code (and some libraries) use to
 write one algorithm for NumPy and torch; the functions below are the dense NumPy kernels
-KeOps's tests and benchmarks compare against.
+KeOps's tests and benchmarks compare against. ``IsGpuAvailable`` is KeOps 1.x's (its
+tutorials import it from here): False, there is no GPU backend.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..common.gpu_utils import IsGpuAvailable
 from .cluster import swap_axes as np_swap_axes
 from .genred import Genred
 from .lazytensor import KernelSolve
@@ -227,6 +229,7 @@ def WarmUpGpu() -> None:  # noqa: N802 (KeOps's name)
 
 
 __all__ = [
+    "IsGpuAvailable",
     "WarmUpGpu",
     "chain_rules",
     "differences",
