@@ -40,10 +40,11 @@ class Leaf:
     key never builds it (building a fresh node costs about as much as the rest of the
     constructor). One Leaf per variable: the transposed leaf is made once and linked back."""
 
-    __slots__ = ("index", "dim", "cat", "_node", "_t")
+    __slots__ = ("index", "dim", "cat", "code", "_node", "_t")
 
     def __init__(self, index: int, dim: int, cat: Cat) -> None:
         self.index, self.dim, self.cat = index, dim, cat
+        self.code = (dim, cat._value_)  # its part of a structural key (ints hash fast)
         self._node: Node | None = None
         self._t: Leaf | None = None
 
@@ -170,6 +171,16 @@ class ConstructionMixin:
                 f"LazyTensor: an array of shape {shape} must look like (..., M, 1, D) (i), "
                 f"(..., 1, N, D) (j) or (..., 1, 1, D) (parameter)"
             )
+
+    @classmethod
+    def _rows_of(cls, x: Any, cat: Cat, batch: tuple[int, ...], n: int, d: int, dtype: Any) -> Any:
+        """A LazyTensor of ``cls`` binding ``x``, an ``(*batch, n, d)`` real floating array
+        of ``dtype``, to an i- or j-variable: the constructor's result for ``x`` reshaped to
+        ``(*batch, n, 1, d)`` or ``(*batch, 1, n, d)`` (the caller checked the array)."""
+        obj = object.__new__(cls)
+        obj._dtype = dtype
+        obj._bind_rows(x, cat, batch, n, d)
+        return obj
 
     def _bind_rows(self, x: Any, cat: Cat, batch: tuple[int, ...], n: int, d: int) -> None:
         if batch:

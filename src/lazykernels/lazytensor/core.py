@@ -39,7 +39,7 @@ from .construct import (
 from .dense import materialise
 from .indexing import index_last_axis
 from .reductions import ReductionMethods
-from .state import empty_state, merge
+from .state import copy_state, empty_state, merge
 from .tools import ArrayTools
 
 # Ops whose result is a complex (interleaved) vector, and ops that return real values.
@@ -169,9 +169,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
 
     @classmethod
     def _is_complex_data(cls, x: Any) -> bool:
-        if isinstance(x, complex) or (is_number_list(x) and any(isinstance(v, complex) for v in x)):
-            return True
-        return cls.tools.is_array(x) and cls.tools.is_complex_array(x)
+        if cls.tools.is_array(x):
+            return cls.tools.is_complex_array(x)
+        return isinstance(x, complex) or (
+            is_number_list(x) and any(isinstance(v, complex) for v in x)
+        )
 
     def _set_state(
         self,
@@ -246,8 +248,8 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         structural key never reads it); its dimensions are checked now.
         """
         if args:
-            operands = [self, *(self._lift(a) for a in args)]
-            state = self._merge(operands)
+            operands = [self, *[self._lift(a) for a in args]]
+            state = merge(self.tools, operands)
         else:  # one operand: its state as it is (the bound values are never mutated)
             self._check_usable()
             operands, state = [self], None
@@ -268,9 +270,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             dim = None
         if dim is None:
             node = make(name, tuple(o.node for o in operands), params)
-            res = cls._wrap(node, state) if state is not None else _copy(cls, self, node)
+            res = cls._wrap(node, state) if state is not None else copy_state(cls, self, node)
         else:
-            res = cls._wrap(None, state) if state is not None else _copy(cls, self, None)
+            res = cls._wrap(None, state) if state is not None else copy_state(cls, self)
             res._ndim = dim
             res._pending = (name, tuple(operands), params)
         # the postfix of reductions._structure_key: leaves, then (op, params, arity, class)
@@ -507,6 +509,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
                     f"symbolic variable index {a.params[0]} is used with two types: "
                     f"{_describe(a)} and {_describe(b)}"
                 )
+        if self._reduction is not None:  # a reduced LazyTensor never changes
+            self._sym = ordered
+            return list(ordered)
         return ordered
 
     def _layout(self) -> tuple[list[Node], dict[Node, Node]]:
@@ -559,17 +564,6 @@ def _result_dim(key: tuple, params: tuple) -> int | None:
         _DIMS.clear()
     _DIMS[key] = dim
     return dim
-
-
-def _copy(cls: type[GenericLazyTensor], lt: GenericLazyTensor, node: Node | None) -> Any:
-    """A new LazyTensor of class ``cls`` with the state of ``lt`` and formula ``node``
-    (None: set by the caller)."""
-    res = object.__new__(cls)
-    if node is not None:
-        res.node = node
-    res._binds, res.batchdims, res.ni, res.nj = lt._binds, lt.batchdims, lt.ni, lt.nj
-    res._dtype, res.ranges, res.backend = lt._dtype, lt.ranges, lt.backend
-    return res
 
 
 def _build_nodes(lt: GenericLazyTensor) -> None:

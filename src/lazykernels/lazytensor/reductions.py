@@ -34,6 +34,7 @@ from ..formula.ir import Cat, Node, substitute
 from ..formula.surface import FormulaSurface
 from ..reductions import SPECS
 from .construct import DATA_INDEX_BASE, FloatParam, Leaf
+from .state import copy_state
 
 if TYPE_CHECKING:
     from .core import GenericLazyTensor
@@ -78,7 +79,7 @@ def _canonical(ops: tuple, ids: dict[Any, tuple], leaves: list[Any]) -> Any:
         elif kind is Leaf:
             c = ids.get(t)
             if c is None:
-                c = ids[t] = ("b", len(leaves), t.dim, t.cat)
+                c = ids[t] = ("b", len(leaves), t.code)
                 leaves.append(t)
             out.append(c)
         elif t.op.name == "Var":
@@ -266,10 +267,13 @@ class ReductionMethods:
     ) -> Any:
         """Like :meth:`reduction` with KeOps's Genred ``axis`` (0: over i, 1: over j)."""
         self._check_usable()
-        options, call_kwargs = split_kwargs(kwargs)
-        operands = [self] if other is None else [self, self._lift(other)]
-        state = self._merge(operands)
-        res = type(self)._wrap(None, state)
+        options, call_kwargs = split_kwargs(kwargs) if kwargs else ({}, {})
+        if other is None:
+            operands = [self]
+            res = copy_state(type(self), self)
+        else:
+            operands = [self, self._lift(other)]
+            res = type(self)._wrap(None, self._merge(operands))
         res._node, res._ndim, res._pending = self._node, self._ndim, self._pending
         res._ops = self._ops  # a leaf's node is built from it
         weight = None if other is None else operands[1].node
@@ -285,14 +289,14 @@ class ReductionMethods:
         res.axis = axis
         key, leaves = _structure_key(operands, res._reduction)
         hit = None if key is None else _STRUCTURES.get(key)
-        if hit is not None and _bound_leaves(leaves, state["binds"]):
+        if hit is not None and _bound_leaves(leaves, res._binds):
             res._plan = hit[0]
             res._sym = [leaves[k] for k in hit[1]]
         else:
             res._plan = res._build_plan()  # options and dimensions are checked now
             _remember_structure(key, leaves, res)
         if call and not res._symbolic_vars():
-            return res()
+            return res._run((), {})
         return res
 
     def _build_plan(self: GenericLazyTensor) -> ReductionPlan:
@@ -335,12 +339,11 @@ class ReductionMethods:
                 "only a reduced LazyTensor can be called; reduce it first, e.g. "
                 "K.sum(axis=1, call=False)"
             )
-        options, call_kwargs = split_kwargs(kwargs)
+        options, call_kwargs = split_kwargs(kwargs) if kwargs else ({}, {})
         if options:
             raise TypeError(
                 f"{sorted(options)} configure the reduction: pass them to the reduction method"
             )
-        call_kwargs = {**info.call_kwargs, **call_kwargs}
         symbolic = self._symbolic_vars()
         if len(args) != len(symbolic):
             names = ", ".join(str(s) for s in self.symbolic_variables) or "none"
@@ -348,7 +351,15 @@ class ReductionMethods:
                 f"this reduction takes {len(symbolic)} array(s) for its symbolic variables "
                 f"(ind, dim, cat) = {names}; got {len(args)}"
             )
-        arrays = self._call_arrays(args, symbolic)
+        return self._run(args, call_kwargs)
+
+    def _run(self: GenericLazyTensor, args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> Any:
+        """Run the reduction: ``args`` for the symbolic variables (their number checked),
+        ``call_kwargs`` over the defaults given to the reduction method."""
+        info = self._reduction
+        if info.call_kwargs:
+            call_kwargs = {**info.call_kwargs, **call_kwargs}
+        arrays = self._call_arrays(args, self._symbolic_vars())
         backend = call_kwargs.get("backend") or self.backend or "auto"
         ranges = call_kwargs.get("ranges", self.ranges)
         outputs = self.tools.run_reduction(
@@ -375,22 +386,29 @@ class ReductionMethods:
             if tools.is_complex_array(a):
                 a = tools.view_as_real(a)
             arrays.append(_pad_batch(tools, a, v.params[2], nb))
+        given = len(arrays)
+        for leaf, value in self._binds.items():
+            if type(value) is FloatParam:
+                value = tools.from_values(value.values, *self._param_dtype(arrays[:given]))
+            arrays.append(_pad_batch(tools, value, leaf.cat, nb) if nb else value)
+        return arrays
+
+    def _param_dtype(self: GenericLazyTensor, symbolic_arrays: list[Any]) -> tuple[Any, Any]:
+        """(dtype, an array of the call) for the Python numbers of a parameter: the
+        LazyTensor's dtype (else the first array's, else the default), and the first array
+        (its device)."""
+        tools = self.tools
         dtype = self._dtype
         if dtype is None:
-            dtype = tools.dtype_of(arrays[0]) if arrays else tools.default_dtype()
-        arrays_given = [*arrays, *(v for v in self._binds.values() if tools.is_array(v))]
-        like = arrays_given[0] if arrays_given else None
-        for leaf, value in self._binds.items():
-            if isinstance(value, FloatParam):
-                value = tools.from_values(value.values, dtype, like)
-            arrays.append(_pad_batch(tools, value, leaf.cat, nb))
-        return arrays
+            dtype = tools.dtype_of(symbolic_arrays[0]) if symbolic_arrays else tools.default_dtype()
+        given = [*symbolic_arrays, *(v for v in self._binds.values() if tools.is_array(v))]
+        return dtype, given[0] if given else None
 
     # --- sums ------------------------------------------------------------------------------
 
     def _inner(self: GenericLazyTensor, axis: Any, dim: Any) -> bool:
         a = dim if dim is not None else axis
-        return a is not None and not isinstance(a, bool) and a in (-1, len(self._shape) - 1)
+        return a is not None and not isinstance(a, bool) and a in (-1, len(self.batchdims) + 2)
 
     def sum(self, axis: int | None = -1, dim: int | None = None, **kwargs: Any) -> Any:
         """``axis=-1``: the inner ``Sum`` op; ``axis=nbatchdims(+1)``: a Sum reduction."""
@@ -536,15 +554,14 @@ class ReductionMethods:
 
     def __matmul__(self: GenericLazyTensor, v: Any, **kwargs: Any) -> Any:
         """``K @ v``: the Sum over j of ``K_ij v_j``; v is ``(N,)`` or ``(..., N, D)``."""
-        from .core import GenericLazyTensor
-
         self._check_usable()
         tools = self.tools
         if self.ndim != (2 if self.is_complex else 1):
             raise DimensionError(
                 f"K @ v needs a LazyTensor of vector dimension 1, got ndim = {self.ndim}"
             )
-        if isinstance(v, GenericLazyTensor) or not tools.is_array(v):
+        # (GenericLazyTensor derives from this class, which core imports)
+        if isinstance(v, ReductionMethods) or not tools.is_array(v):
             raise TypeError(f"K @ v: v must be a {tools.name} array, got {type(v).__name__}")
         shape = tools.shape(v)
         if not shape:
@@ -553,9 +570,15 @@ class ReductionMethods:
         if vector:
             v = tools.reshape(v, (shape[0], 1))
             shape = (shape[0], 1)
-        v_j = self._real_cls(tools.reshape(v, (*shape[:-2], 1, *shape[-2:])))
-        res = (self * v_j)._reduce("Sum", 1, **kwargs)
-        if isinstance(res, GenericLazyTensor):
+        dtype = tools.dtype_of(v)
+        if shape[-2] != 1 and not tools.is_complex_array(v) and tools.is_floating(dtype):
+            # what LazyTensor(v[..., None, :, :]) binds, without the reshapes and checks
+            v_j = self._real_cls._rows_of(v, Cat.J, shape[:-2], shape[-2], shape[-1], dtype)
+        else:  # the constructor decides (and raises on a bad dtype)
+            v_j = self._real_cls(tools.reshape(v, (*shape[:-2], 1, *shape[-2:])))
+        product = self._apply("Mult", v_j) if not self.is_complex else self * v_j
+        res = product._reduce("Sum", 1, **kwargs)
+        if isinstance(res, ReductionMethods):
             raise ArgumentError("K @ v: K has symbolic variables; use K.sum(axis, call=False)")
         return tools.reshape(res, tools.shape(res)[:-1]) if vector else res
 

@@ -60,6 +60,17 @@ def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def copy_state(cls: type, lt: Any, node: Any = None) -> Any:
+    """A new LazyTensor of class ``cls`` with the state of ``lt`` and formula ``node``
+    (None: set by the caller)."""
+    res = object.__new__(cls)
+    if node is not None:
+        res.node = node
+    res._binds, res.batchdims, res.ni, res.nj = lt._binds, lt.batchdims, lt.ni, lt.nj
+    res._dtype, res.ranges, res.backend = lt._dtype, lt.ranges, lt.backend
+    return res
+
+
 def empty_state() -> dict[str, Any]:
     """The state of a LazyTensor holding a constant formula (nothing bound)."""
     return {"binds": {}, "batchdims": (), "ni": None, "nj": None, "dtype": None}

@@ -77,14 +77,15 @@ def _as_array(tensor: Any, what: str | Callable[[], str]) -> np.ndarray:
     name, so that a warm call does not format names it never shows)."""
     if not isinstance(tensor, torch.Tensor):
         raise ArgumentError(f"{_name(what)}: expected a torch.Tensor, got {type(tensor).__name__}")
-    if tensor.is_cuda or tensor.device.type != "cpu":
+    if not tensor.is_cpu:
         check_device(tensor, _name(what))
     if tensor.dtype not in _FLOATS and tensor.is_floating_point():
         raise DtypeError(
             f"{_name(what)}: dtype {tensor.dtype} is not supported; use float16, float32 or float64"
         )
     try:
-        return tensor.detach().numpy()
+        # .detach() makes a new tensor (~1 us): only when numpy() would refuse
+        return tensor.detach().numpy() if tensor.requires_grad else tensor.numpy()
     except RuntimeError:  # a lazy conjugate or negative view: materialise it first
         return tensor.detach().resolve_conj().resolve_neg().numpy()
 

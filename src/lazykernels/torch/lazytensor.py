@@ -44,7 +44,8 @@ class TorchTools(ArrayTools):
 
     def dtype_of(self, x: Any) -> torch.dtype:
         # Every array a LazyTensor binds passes here first: refuse other devices at once.
-        check_device(x, "LazyTensor data")
+        if not x.is_cpu:
+            check_device(x, "LazyTensor data")
         return x.dtype.to_real() if x.is_complex() else x.dtype
 
     def shape(self, x: Any) -> tuple[int, ...]:
