@@ -39,7 +39,7 @@ from .construct import (
 from .dense import materialise
 from .indexing import index_last_axis
 from .reductions import ReductionMethods
-from .state import copy_state, empty_state, merge
+from .state import copy_state, empty_state, merge, merged, with_state
 from .tools import ArrayTools
 
 # Ops whose result is a complex (interleaved) vector, and ops that return real values.
@@ -249,7 +249,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         """
         if args:
             operands = [self, *[self._lift(a) for a in args]]
-            state = merge(self.tools, operands)
+            state = merged(self.tools, operands)
         else:  # one operand: its state as it is (the bound values are never mutated)
             self._check_usable()
             operands, state = [self], None
@@ -270,9 +270,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             dim = None
         if dim is None:
             node = make(name, tuple(o.node for o in operands), params)
-            res = cls._wrap(node, state) if state is not None else copy_state(cls, self, node)
+            res = with_state(cls, state, node) if state is not None else copy_state(cls, self, node)
         else:
-            res = cls._wrap(None, state) if state is not None else copy_state(cls, self)
+            res = with_state(cls, state) if state is not None else copy_state(cls, self)
             res._ndim = dim
             res._pending = (name, tuple(operands), params)
         # the postfix of reductions._structure_key: leaves, then (op, params, arity, class)

@@ -23,8 +23,7 @@ accepted and ignored (KeOps 2.3 raises TypeError on ``optional_flags``, SPEC §8
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.genred import build_plan
 from ..core.plan import ReductionPlan
@@ -102,25 +101,26 @@ def _structure_key(operands: list, info: ReductionInfo) -> tuple[Any, list[Node]
     """(the structural key of a reduction of ``operands``, its variable leaves in order).
 
     The postfix fixes every ``make`` call up to the renaming of variables, hence the
-    renumbered formula and the plan; the key is None when it cannot be formed."""
+    renumbered formula and the plan; the key is None when it cannot be formed (it may be
+    unhashable: an unhashable parameter or option, see ``_reduce``)."""
     leaves: list[Any] = []
     ids: dict[Any, tuple] = {}
-    bindings: dict = {}
-    for o in operands:
-        bindings.update(o._binds)
+    if len(operands) == 1:
+        bindings = operands[0]._binds
+    else:
+        bindings = {}
+        for o in operands:
+            bindings.update(o._binds)
     parts = []
     for o in operands:
         c = _canonical(o._ops if o._ops is not None else (o.node,), ids, leaves)
         if c is None:
             return None, leaves
         parts.append(c)
-    opts = tuple(sorted((k, info.options[k]) for k in _PLAN_KEYS if k in info.options))
-    key = (*parts, info.reduction_op, info.axis, info.opt_arg, opts, len(bindings))
-    try:
-        hash(key)
-    except TypeError:  # an unhashable parameter or option: no caching
-        return None, leaves
-    return key, leaves
+    opts = ()
+    if info.options:
+        opts = tuple(sorted((k, info.options[k]) for k in _PLAN_KEYS if k in info.options))
+    return (*parts, info.reduction_op, info.axis, info.opt_arg, opts, len(bindings)), leaves
 
 
 def _bound_leaves(leaves: list[Node], bindings: dict) -> bool:
@@ -158,9 +158,9 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return options, {k: v for k, v in kwargs.items() if k in CALL_KEYS}
 
 
-@dataclass(frozen=True)
-class ReductionInfo:
-    """What a reduced LazyTensor computes when called.
+class ReductionInfo(NamedTuple):
+    """What a reduced LazyTensor computes when called (immutable; a NamedTuple rather than
+    a frozen dataclass: built at every reduction, it costs a third).
 
     Attributes:
         reduction_op: the user-level name (``"Sum"``, ``"LogSumExp"``...).
@@ -176,8 +176,8 @@ class ReductionInfo:
     axis: int
     opt_arg: int | None
     weight: Node | None
-    options: dict[str, Any] = field(default_factory=dict)
-    call_kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any]
+    call_kwargs: dict[str, Any]
     is_complex: bool = False
 
     def roots(self, node: Node) -> list[Node]:
@@ -240,7 +240,9 @@ class ReductionMethods:
         if axis is not None and dim is not None and axis != dim:
             raise ArgumentError(f"{name} reduction: axis={axis} and dim={dim} disagree")
         a = axis if axis is not None else dim
-        nb = self.nbatchdims
+        nb = len(self.batchdims)
+        if type(a) is int and nb <= a <= nb + 1:
+            return a - nb
         expected = f"axis={nb} (reduce over i) or axis={nb + 1} (reduce over j)"
         if a is None:
             raise MissingAxisError(f"{name} reduction: give {expected}")
@@ -288,7 +290,10 @@ class ReductionMethods:
         )
         res.axis = axis
         key, leaves = _structure_key(operands, res._reduction)
-        hit = None if key is None else _STRUCTURES.get(key)
+        try:
+            hit = None if key is None else _STRUCTURES.get(key)
+        except TypeError:  # an unhashable parameter or option: no caching
+            key = hit = None
         if hit is not None and _bound_leaves(leaves, res._binds):
             res._plan = hit[0]
             res._sym = [leaves[k] for k in hit[1]]
@@ -576,7 +581,8 @@ class ReductionMethods:
             v_j = self._real_cls._rows_of(v, Cat.J, shape[:-2], shape[-2], shape[-1], dtype)
         else:  # the constructor decides (and raises on a bad dtype)
             v_j = self._real_cls(tools.reshape(v, (*shape[:-2], 1, *shape[-2:])))
-        product = self._apply("Mult", v_j) if not self.is_complex else self * v_j
+        real = not (self.is_complex or v_j.is_complex)
+        product = self._apply("Mult", v_j) if real else self * v_j  # (what * does when real)
         res = product._reduce("Sum", 1, **kwargs)
         if isinstance(res, ReductionMethods):
             raise ArgumentError("K @ v: K has symbolic variables; use K.sum(axis, call=False)")

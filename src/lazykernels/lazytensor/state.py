@@ -20,6 +20,16 @@ from ..errors import ArgumentError, DtypeError, ShapeError
 def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
     """The shared state of an operation on ``operands`` (LazyTensors of the array library
     ``tools``); raises on any inconsistency."""
+    return dict(zip(FIELDS, merged(tools, operands)))
+
+
+FIELDS = ("binds", "batchdims", "ni", "nj", "dtype", "ranges", "backend")
+"""The state's fields, in the order of :func:`merged`."""
+
+
+def merged(tools: Any, operands: Sequence[Any]) -> tuple:
+    """:func:`merge`'s values as a tuple in the order of :data:`FIELDS` (an operation sets
+    them on its result without building a dict)."""
     binds: dict[Any, Any] = {}
     dtype = None
     ranges = None
@@ -49,15 +59,7 @@ def merge(tools: Any, operands: Sequence[Any]) -> dict[str, Any]:
         if o.nj is not None:
             nj = _merge_size("j", nj, o.nj)
         binds.update(o._binds)
-    return {
-        "binds": binds,
-        "batchdims": batch,
-        "ni": ni,
-        "nj": nj,
-        "dtype": dtype,
-        "ranges": ranges,
-        "backend": backend,
-    }
+    return binds, batch, ni, nj, dtype, ranges, backend
 
 
 def copy_state(cls: type, lt: Any, node: Any = None) -> Any:
@@ -68,6 +70,16 @@ def copy_state(cls: type, lt: Any, node: Any = None) -> Any:
         res.node = node
     res._binds, res.batchdims, res.ni, res.nj = lt._binds, lt.batchdims, lt.ni, lt.nj
     res._dtype, res.ranges, res.backend = lt._dtype, lt.ranges, lt.backend
+    return res
+
+
+def with_state(cls: type, state: tuple, node: Any = None) -> Any:
+    """A new LazyTensor of class ``cls`` with the state ``state`` (from :func:`merged`) and
+    formula ``node`` (None: set by the caller)."""
+    res = object.__new__(cls)
+    if node is not None:
+        res.node = node
+    res._binds, res.batchdims, res.ni, res.nj, res._dtype, res.ranges, res.backend = state
     return res
 
 
