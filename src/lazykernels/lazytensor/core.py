@@ -275,7 +275,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             res = with_state(cls, state) if state is not None else copy_state(cls, self)
             res._ndim = dim
             res._pending = (name, tuple(operands), params)
-        # the postfix of reductions._structure_key: leaves, then (op, params, arity, class)
+        # the postfix of plan_cache.structure_key: leaves, then (op, params, arity, class)
         ops: tuple = ()
         for o in operands:
             ops += o._ops if o._ops is not None else (o.node,)

@@ -32,7 +32,16 @@ from ..formula.aliases import Alias
 from ..formula.ir import Cat, Node, substitute
 from ..formula.surface import FormulaSurface
 from ..reductions import SPECS
-from .construct import DATA_INDEX_BASE, FloatParam, Leaf
+from .construct import FloatParam
+from .plan_cache import (
+    MAX_PLANS,
+    PLAN_KEYS,
+    PLANS,
+    STRUCTURES,
+    bound_leaves,
+    remember_structure,
+    structure_key,
+)
 from .state import copy_state
 
 if TYPE_CHECKING:
@@ -54,90 +63,6 @@ GENRED_KEYS = frozenset(
 
 CALL_KEYS = frozenset(("backend", "device_id", "ranges", "out"))
 """Keyword options of a reduction that configure the call."""
-
-_PLAN_KEYS = ("dtype_acc", "use_double_acc", "sum_scheme", "gemm")
-_PLANS: dict[tuple[Any, ...], ReductionPlan] = {}  # see GenericLazyTensor._build_plan
-_MAX_PLANS = 1024
-
-
-_STRUCTURES: dict[tuple[Any, ...], tuple[ReductionPlan, tuple[int, ...]]] = {}
-"""(plan, positions of the symbolic variables among the leaves) by structural key."""
-
-
-def _canonical(ops: tuple, ids: dict[Any, tuple], leaves: list[Any]) -> Any:
-    """``ops`` (a LazyTensor's postfix, see ``GenericLazyTensor._apply``) with each variable
-    leaf replaced by a name independent of its fresh index: bound variables (Leaf) by their
-    order of first appearance, symbolic ones by (index, dim, cat); None when a leaf is a
-    compound node or a data variable's node (built outside ``_apply``: its variables are not
-    in the postfix)."""
-    out = []
-    for t in ops:
-        kind = type(t)
-        if kind is tuple:
-            out.append(t)
-        elif kind is Leaf:
-            c = ids.get(t)
-            if c is None:
-                c = ids[t] = ("b", len(leaves), t.code)
-                leaves.append(t)
-            out.append(c)
-        elif t.op.name == "Var":
-            index, dim, cat = t.params
-            if index >= DATA_INDEX_BASE:  # a data variable's node (e.g. from t()): no key
-                return None
-            c = ids.get(t)
-            if c is None:
-                c = ids[t] = ("s", index, dim, cat)
-                leaves.append(t)
-            out.append(c)
-        elif t.args:
-            return None
-        else:
-            out.append(t)  # an interned constant leaf: IntCst, Zero...
-    return tuple(out)
-
-
-def _structure_key(operands: list, info: ReductionInfo) -> tuple[Any, list[Node]]:
-    """(the structural key of a reduction of ``operands``, its variable leaves in order).
-
-    The postfix fixes every ``make`` call up to the renaming of variables, hence the
-    renumbered formula and the plan; the key is None when it cannot be formed (it may be
-    unhashable: an unhashable parameter or option, see ``_reduce``)."""
-    leaves: list[Any] = []
-    ids: dict[Any, tuple] = {}
-    if len(operands) == 1:
-        bindings = operands[0]._binds
-    else:
-        bindings = {}
-        for o in operands:
-            bindings.update(o._binds)
-    parts = []
-    for o in operands:
-        c = _canonical(o._ops if o._ops is not None else (o.node,), ids, leaves)
-        if c is None:
-            return None, leaves
-        parts.append(c)
-    opts = ()
-    if info.options:
-        opts = tuple(sorted((k, info.options[k]) for k in _PLAN_KEYS if k in info.options))
-    return (*parts, info.reduction_op, info.axis, info.opt_arg, opts, len(bindings)), leaves
-
-
-def _bound_leaves(leaves: list[Node], bindings: dict) -> bool:
-    """The bound leaves are the bindings, in the same (layout) order."""
-    return [v for v in leaves if v in bindings] == list(bindings)
-
-
-def _remember_structure(key: Any, leaves: list[Node], res: Any) -> None:
-    if key is None or not _bound_leaves(leaves, res._binds):
-        return
-    positions = {v: k for k, v in enumerate(leaves)}
-    symbolic = res._symbolic_vars()
-    if any(v not in positions for v in symbolic):
-        return
-    if len(_STRUCTURES) >= _MAX_PLANS:
-        _STRUCTURES.clear()
-    _STRUCTURES[key] = (res._plan, tuple(positions[v] for v in symbolic))
 
 
 class MissingAxisError(ArgumentError, TypeError):
@@ -289,17 +214,17 @@ class ReductionMethods:
             self.is_complex if is_complex is None else bool(is_complex),
         )
         res.axis = axis
-        key, leaves = _structure_key(operands, res._reduction)
+        key, leaves = structure_key(operands, res._reduction)
         try:
-            hit = None if key is None else _STRUCTURES.get(key)
+            hit = None if key is None else STRUCTURES.get(key)
         except TypeError:  # an unhashable parameter or option: no caching
             key = hit = None
-        if hit is not None and _bound_leaves(leaves, res._binds):
+        if hit is not None and bound_leaves(leaves, res._binds):
             res._plan = hit[0]
             res._sym = [leaves[k] for k in hit[1]]
         else:
             res._plan = res._build_plan()  # options and dimensions are checked now
-            _remember_structure(key, leaves, res)
+            remember_structure(key, leaves, res)
         if call and not res._symbolic_vars():
             return res._run((), {})
         return res
@@ -307,7 +232,7 @@ class ReductionMethods:
     def _build_plan(self: GenericLazyTensor) -> ReductionPlan:
         info = self._reduction
         order, mapping = self._layout()
-        opts = {k: info.options[k] for k in _PLAN_KEYS if k in info.options}
+        opts = {k: info.options[k] for k in PLAN_KEYS if k in info.options}
         formula = substitute(self.node, mapping)
         weight = None if info.weight is None else substitute(info.weight, mapping)
         inputs = tuple(mapping[v] for v in order)
@@ -317,7 +242,7 @@ class ReductionMethods:
         key = (formula, weight, info.reduction_op, info.axis, info.opt_arg, inputs)
         try:
             key += tuple(sorted(opts.items()))
-            plan = _PLANS.get(key)
+            plan = PLANS.get(key)
         except TypeError:  # an unhashable option value: build_plan will say what is wrong
             plan, key = None, None
         if plan is None:
@@ -330,10 +255,10 @@ class ReductionMethods:
                 weight,
                 **opts,
             )
-            if len(_PLANS) >= _MAX_PLANS:
-                _PLANS.clear()
+            if len(PLANS) >= MAX_PLANS:
+                PLANS.clear()
             if key is not None:
-                _PLANS[key] = plan
+                PLANS[key] = plan
         return plan
 
     def __call__(self: GenericLazyTensor, *args: Any, **kwargs: Any) -> Any:
