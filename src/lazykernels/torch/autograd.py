@@ -77,7 +77,7 @@ def _as_array(tensor: Any, what: str | Callable[[], str]) -> np.ndarray:
     name, so that a warm call does not format names it never shows)."""
     if not isinstance(tensor, torch.Tensor):
         raise ArgumentError(f"{_name(what)}: expected a torch.Tensor, got {type(tensor).__name__}")
-    if not tensor.is_cpu:
+    if tensor.is_cuda or not tensor.is_cpu:  # (is_cpu is cheaper than device.type)
         check_device(tensor, _name(what))
     if tensor.dtype not in _FLOATS and tensor.is_floating_point():
         raise DtypeError(

@@ -44,7 +44,7 @@ class TorchTools(ArrayTools):
 
     def dtype_of(self, x: Any) -> torch.dtype:
         # Every array a LazyTensor binds passes here first: refuse other devices at once.
-        if not x.is_cpu:
+        if x.is_cuda or not x.is_cpu:
             check_device(x, "LazyTensor data")
         return x.dtype.to_real() if x.is_complex() else x.dtype
 
