@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ..common.gpu_utils import IsGpuAvailable
 from .cluster import swap_axes as np_swap_axes
 from .genred import Genred
 from .lazytensor import KernelSolve
@@ -226,6 +225,14 @@ def log_sum_exp(mat: np.ndarray, axis: int = 0) -> np.ndarray:
 
 def WarmUpGpu() -> None:  # noqa: N802 (KeOps's name)
     """KeOps warms up its GPU; lazykernels has none, so this does nothing."""
+
+
+def IsGpuAvailable() -> bool:  # noqa: N802 (KeOps 1.x's name)
+    """KeOps 1.x's ``pykeops.numpy.utils.IsGpuAvailable()``: whether reductions can run on a
+    GPU. KeOps asked GPUtil for a device; lazykernels has no GPU backend, so it is False,
+    as ``lazykernels.config.gpu_available`` (a layer above, not read here), and scripts take
+    their CPU branch."""
+    return False
 
 
 __all__ = [
