@@ -159,18 +159,22 @@ def run_compiler(
     # The log goes to a file, not a pipe: a child that outlives the compiler (and so keeps
     # a pipe open) must not make us wait; it is killed with the group below.
     with tempfile.TemporaryFile() as log_file:
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise CompileError(f"cannot run the C++ compiler: {exc}\n{describe()}") from exc
-        entry = _Live(process, output)
+        # Started and registered under the lock: a signal handled in the main thread while
+        # another thread starts a compiler then waits for the registration, so it always
+        # finds the new process (a compiler started but not yet registered would be missed
+        # by the guard, and its thread would wait on it for ever).
         with _LIVE_LOCK:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise CompileError(f"cannot run the C++ compiler: {exc}\n{describe()}") from exc
+            entry = _Live(process, output)
             _LIVE[process.pid] = entry
         try:
             process.wait(timeout=timeout)
