@@ -9,11 +9,13 @@ are the op-card shape of JAX:
   errors surface at trace time with our messages. Index outputs are int64 under
   ``jax_enable_x64`` and int32 under JAX's default 32-bit mode (the values fit whenever the
   reduced axis has fewer than 2**31 indices);
-- eager evaluation: the NumPy core (:func:`lazykernels.core.genred.run_plan`) directly;
+- eager evaluation: the compiled backend as a one-reduction XLA program (the lowering
+  below, compiled once per plan and shape); the reference backend through the NumPy core
+  (:func:`lazykernels.core.genred.run_plan`) directly;
 - lowering (under ``jax.jit``, ``lax.scan``...): on CPU an XLA FFI custom call whose
-  handler runs the compiled kernel on XLA's buffers (:mod:`lazykernels.jax.ffi`); on other
-  platforms (and with ``LAZYKERNELS_JAX_CALLBACK=1``) a ``jax.pure_callback`` into the same
-  core, the slower fallback;
+  native handler runs the compiled kernel on XLA's buffers (:mod:`lazykernels.jax.ffi`);
+  on other platforms (and with ``LAZYKERNELS_JAX_CALLBACK=1``) a ``jax.pure_callback``
+  into the NumPy core, the slower fallback;
 - batching: ``vmap`` axes become a leading engine batch dimension (unbatched inputs get a
   broadcast one of size 1), so a vmapped reduction is one batched reduction;
 - JVP: the reduction of ``jvp_rule``'s ``Diff`` formula through the neutral driver
@@ -34,11 +36,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import ShapedArray
+from jax.core import ShapedArray, Tracer
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from ..core.autodiff import run_jvp, run_vjp, vjp_rules
+from ..core.backends import resolve
 from ..core.bind import layout_of
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
@@ -81,6 +84,10 @@ def reduce(
     """The outputs of ``plan`` on ``arrays`` (JAX arrays or tracers), without the
     selection rule of :func:`lazykernels.jax.reduce.jax_reduce`."""
     static = None if ranges is None else StaticRanges(ranges)
+    if not any(isinstance(a, Tracer) for a in arrays) and _eager_compiled(backend):
+        # concrete arrays, compiled backend: what bind would reach through the eval trace
+        # (_impl), without its ~15 us of dispatch
+        return _executable(plan, backend, static)(*arrays)
     return reduce_p.bind(*arrays, plan=plan, backend=backend, ranges=static)
 
 
@@ -110,7 +117,42 @@ def _host_run(
     return [r.astype(index) if r.dtype.kind == "i" and r.dtype != index else r for r in results]
 
 
+def _eager_compiled(backend: str) -> bool:
+    """Whether an eager reduction runs as an XLA program: the compiled CPU backend, the
+    FFI lowering, and jit enabled (``jax.disable_jit`` would run the program's ``bind``
+    eagerly again). BackendError for an unknown backend."""
+    return _FFI_LOWERING and resolve(backend)[0] == "CPU" and not jax.config.jax_disable_jit
+
+
+# (id of the plan, backend, ranges) -> (plan, its reduction compiled by XLA): see _impl
+_EXECUTABLES: dict[tuple[int, str, Any], tuple[ReductionPlan, Any]] = {}
+_MAX_EXECUTABLES = 1024
+
+
+def _executable(plan: ReductionPlan, backend: str, ranges: Any) -> Any:
+    """``reduce_p`` with these parameters under ``jax.jit`` (one XLA program per shape).
+
+    Keyed by the plan's identity (the entry holds the plan, so its id is not reused
+    meanwhile): hashing a plan hashes every field, a few microseconds per eager call.
+    """
+    key = (id(plan), backend, ranges)
+    hit = _EXECUTABLES.get(key)
+    if hit is not None and hit[0] is plan:
+        return hit[1]
+    run = jax.jit(lambda *xs: reduce_p.bind(*xs, plan=plan, backend=backend, ranges=ranges))
+    if len(_EXECUTABLES) >= _MAX_EXECUTABLES:
+        _EXECUTABLES.clear()
+    _EXECUTABLES[key] = (plan, run)
+    return run
+
+
 def _impl(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> list[jax.Array]:
+    """Eager evaluation. The compiled backend runs as a one-reduction XLA program, so its
+    kernel writes into XLA's buffers through the FFI handler (no copy of the inputs or
+    results); the reference backend (the tests' oracle) runs the NumPy core on the host,
+    which compiles no XLA program per derivative plan."""
+    if _eager_compiled(backend):
+        return _executable(plan, backend, ranges)(*arrays)
     return [jnp.asarray(r) for r in _host_run(plan, backend, ranges, arrays)]
 
 
@@ -197,7 +239,8 @@ reduce_p.def_abstract_eval(_abstract_eval)
 # every platform: a host callback; CPU: the XLA FFI custom call (lazykernels.jax.ffi),
 # unless LAZYKERNELS_JAX_CALLBACK=1 asks for the callback (to measure one against the other)
 mlir.register_lowering(reduce_p, mlir.lower_fun(_callback, multiple_results=True))
-if not os.environ.get("LAZYKERNELS_JAX_CALLBACK"):
+_FFI_LOWERING = not os.environ.get("LAZYKERNELS_JAX_CALLBACK")
+if _FFI_LOWERING:
     from .ffi import lower_cpu
 
     mlir.register_lowering(reduce_p, lower_cpu, platform="cpu")
