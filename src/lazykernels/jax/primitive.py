@@ -96,10 +96,11 @@ def _index_dtype() -> np.dtype:
 
 
 def _out_avals(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
-    outputs = layout_of(plan, shapes, dtypes).outputs
-    index = _index_dtype()
+    layout = layout_of(plan, shapes, dtypes)
+    index, values = _index_dtype(), layout.user_dtype  # float16 data: float16 values
     return [
-        ShapedArray(shape, index if np.dtype(kind).kind == "i" else kind) for shape, kind in outputs
+        ShapedArray(shape, index if np.dtype(kind).kind == "i" else values)
+        for shape, kind in layout.outputs
     ]
 
 
