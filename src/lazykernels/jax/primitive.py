@@ -19,8 +19,10 @@ are the op-card shape of JAX:
 - batching: ``vmap`` axes become a leading engine batch dimension (unbatched inputs get a
   broadcast one of size 1), so a vmapped reduction is one batched reduction;
 - JVP: the reduction of ``jvp_rule``'s ``Diff`` formula through the neutral driver
-  (``core.autodiff.run_jvp``, smooth reductions); index-only
-  reductions have zero tangents;
+  (``core.autodiff.run_jvp``, smooth reductions); index-only reductions have zero
+  tangents. The log-sum-exp family's tangent is a softmax-normalised reduction, bound as
+  :data:`normalised_p` (one reduction that divides by its own leading columns, linear in
+  the tangents), so forward mode costs the output and one reduction;
 - transpose (of the JVP reductions, linear in their tangent inputs): the reductions of
   ``vjp_group_rule``'s ``Grad`` formula through the neutral driver
   :mod:`lazykernels.core.autodiff`, bound through ``reduce_p`` again, so every derivative
@@ -202,8 +204,11 @@ def _jvp(
     given = [None if type(t) is ad.Zero else t for t in tangents]
     one = lambda p, xs: reduce_p.bind(*xs, plan=p, backend=backend, ranges=ranges)[0]
     # a softmax-normalised tangent divides by leading columns that do not depend on the
-    # tangents, but JAX cannot know it: run_jvp takes them at zero tangents
-    tangent = run_jvp(plan, primals, given, outs[0], one, zeros_like=jnp.zeros_like)
+    # tangents, but JAX cannot know it: normalised_p is that division, in one reduction
+    divided = lambda p, xs, d: normalised_p.bind(
+        *xs, plan=p, backend=backend, ranges=ranges, denominator=d
+    )
+    tangent = run_jvp(plan, primals, given, outs[0], one, normalised=divided)
     return outs, [_zero_tangent(outs[0]) if tangent is None else tangent]
 
 
@@ -215,15 +220,21 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 
 def _transpose(cts: Sequence[Any], *args: Any, plan: ReductionPlan, backend: str, ranges: Any):
     """The adjoint of a reduction linear in its undefined inputs (the JVP reductions)."""
-    ct = cts[0]
+    return _adjoint(cts[0], args, plan, backend, ranges)
+
+
+def _adjoint(
+    ct: Any, args: Sequence[Any], plan: ReductionPlan, backend: str, ranges: Any, output: Any = None
+) -> list[Any]:
+    """The cotangents of ``args``' undefined inputs for the cotangent ``ct`` of the output;
+    ``output``: the reduction at zero undefined inputs, when the caller has it."""
     undefined = [k for k, a in enumerate(args) if ad.is_undefined_primal(a)]
     if type(ct) is ad.Zero:
         return [None] * len(args)
     # the gradient of a linear map does not depend on where it is taken: at zero
     inputs = [_zeros(a.aval) if ad.is_undefined_primal(a) else a for a in args]
     rules = vjp_rules(plan, undefined)
-    output = None
-    if any(f.kind is Extra.OUTPUT for r in rules for f in r.feeds):
+    if output is None and any(f.kind is Extra.OUTPUT for r in rules for f in r.feeds):
         output = reduce_p.bind(*inputs, plan=plan, backend=backend, ranges=ranges)[0]
     one = lambda p, xs: reduce_p.bind(*xs, plan=p, backend=backend, ranges=ranges)[0]
     grads = run_vjp(plan, rules, inputs, ct, output, one)
@@ -233,6 +244,54 @@ def _transpose(cts: Sequence[Any], *args: Any, plan: ReductionPlan, backend: str
         grad = grads.get(k)
         result[k] = _zeros(aval) if grad is None else unbroadcast(grad, aval.shape)
     return result
+
+
+# ``normalised_p.bind(*arrays, plan=, backend=, ranges=, denominator=d)``: the output T of
+# ``plan`` less its first d columns, divided by them (one column: broadcast). It is the JVP
+# of the log-sum-exp family (jvp_rule's ``denominator``): there T = [SumSoftMaxWeight(F, g),
+# SumSoftMaxWeight(F, g dF + dg)], and the leading columns do not depend on the tangents, so
+# the map is linear in them. A primitive of its own, because JAX cannot see that: a division
+# of two columns of one reduction would not be transposable, and dividing by the same
+# reduction run at zero tangents (a primal value) cost one more reduction.
+normalised_p = Primitive("lazykernels_reduce_normalised")
+
+
+def _normalised(*args: Any, plan: ReductionPlan, backend: str, ranges: Any, denominator: int):
+    (t,) = reduce_p.bind(*args, plan=plan, backend=backend, ranges=ranges)
+    return t[..., denominator:] / t[..., :denominator]
+
+
+def _normalised_aval(*avals: ShapedArray, denominator: int, **params: Any) -> ShapedArray:
+    (t,) = _abstract_eval(*avals, **params)
+    return ShapedArray((*t.shape[:-1], t.shape[-1] - denominator), t.dtype)
+
+
+def _normalised_batch(args: Sequence[Any], dims: Sequence[Any], **params: Any):
+    moved = [
+        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
+    ]
+    return normalised_p.bind(*moved, **params), 0
+
+
+def _normalised_jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any):
+    """Met at second order (the JVP of a JVP): the derivative of the division."""
+    tangents = [ad.instantiate_zeros(t) for t in tangents]
+    return jax.jvp(lambda *xs: _normalised(*xs, **params), tuple(primals), tuple(tangents))
+
+
+def _normalised_transpose(
+    ct: Any, *args: Any, plan: ReductionPlan, backend: str, ranges: Any, denominator: int
+):
+    if type(ct) is ad.Zero:
+        return [None] * len(args)
+    inputs = [_zeros(a.aval) if ad.is_undefined_primal(a) else a for a in args]
+    # the leading columns, a value of the defined inputs (the reduction's vjp rules read
+    # this same output: it is computed once)
+    (at_zero,) = reduce_p.bind(*inputs, plan=plan, backend=backend, ranges=ranges)
+    lead = at_zero[..., :denominator]
+    quotient = ct / lead
+    raw = jnp.concatenate([jnp.zeros(lead.shape, ct.dtype), quotient], axis=-1)
+    return _adjoint(raw, args, plan, backend, ranges, output=at_zero)
 
 
 reduce_p.def_impl(_impl)
@@ -249,4 +308,11 @@ batching.primitive_batchers[reduce_p] = _batch
 ad.primitive_jvps[reduce_p] = _jvp
 ad.primitive_transposes[reduce_p] = _transpose
 
-__all__ = ["reduce", "reduce_p", "unbroadcast"]
+normalised_p.def_impl(_normalised)
+normalised_p.def_abstract_eval(_normalised_aval)
+mlir.register_lowering(normalised_p, mlir.lower_fun(_normalised, multiple_results=False))
+batching.primitive_batchers[normalised_p] = _normalised_batch
+ad.primitive_jvps[normalised_p] = _normalised_jvp
+ad.primitive_transposes[normalised_p] = _normalised_transpose
+
+__all__ = ["normalised_p", "reduce", "reduce_p", "unbroadcast"]
