@@ -293,6 +293,19 @@ def _batch_offsets(shape: tuple[int, ...], core: int, batch: tuple[int, ...]) ->
     return np.broadcast_to(index, batch).ravel()
 
 
+def _ranges_tables(
+    plan: ReductionPlan, ranges: Any, n_out: int, n_red: int
+) -> tuple[int, int, list[np.ndarray]]:
+    """(number of output ranges or -1, number of reduction ranges, the kernel's three
+    int64 tables), each table padded by one 0 so that it is never empty."""
+    if ranges is None:
+        return -1, 0, [np.zeros(1, np.int64)] * 3
+    oriented = orient_ranges(ranges.arrays, plan.output_cat, n_out, n_red)
+    parts = (oriented.ranges_out, oriented.slices, oriented.redranges)
+    tables = [np.concatenate([np.ravel(a).astype(np.int64), np.zeros(1, np.int64)]) for a in parts]
+    return len(oriented.ranges_out), len(oriented.redranges), tables
+
+
 def _pointer(array: np.ndarray) -> Any:
     return array.ctypes.data_as(_I64)
 
@@ -344,15 +357,7 @@ def entry_key(
     narrow = [
         int(np.dtype(o) != np.dtype(want)) for o, (_, want) in zip(out_dtypes, layout.outputs)
     ]
-    n_ranges, n_redranges = -1, 0
-    triple = [np.zeros(1, np.int64)] * 3
-    if ranges is not None:
-        oriented = orient_ranges(ranges.arrays, plan.output_cat, n_out, n_red)
-        parts = (oriented.ranges_out, oriented.slices, oriented.redranges)
-        triple = [
-            np.concatenate([np.ravel(a).astype(np.int64), np.zeros(1, np.int64)]) for a in parts
-        ]
-        n_ranges, n_redranges = len(oriented.ranges_out), len(oriented.redranges)
+    n_ranges, n_redranges, triple = _ranges_tables(plan, ranges, n_out, n_red)
     counts = np.array(
         [
             n_out,

@@ -166,13 +166,17 @@ def _callback(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> l
     return list(jax.pure_callback(host, tuple(shapes), *arrays))
 
 
+def _leading(args: Sequence[Any], dims: Sequence[Any]) -> list[Any]:
+    """The vmapped axes moved in front (a broadcast one of size 1 where there is none)."""
+    return [
+        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
+    ]
+
+
 def _batch(
     args: Sequence[Any], dims: Sequence[Any], *, plan: ReductionPlan, backend: str, ranges: Any
 ):
-    moved = [
-        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
-    ]
-    outs = reduce_p.bind(*moved, plan=plan, backend=backend, ranges=ranges)
+    outs = reduce_p.bind(*_leading(args, dims), plan=plan, backend=backend, ranges=ranges)
     return outs, [0] * len(outs)
 
 
@@ -267,10 +271,7 @@ def _normalised_aval(*avals: ShapedArray, denominator: int, **params: Any) -> Sh
 
 
 def _normalised_batch(args: Sequence[Any], dims: Sequence[Any], **params: Any):
-    moved = [
-        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
-    ]
-    return normalised_p.bind(*moved, **params), 0
+    return normalised_p.bind(*_leading(args, dims), **params), 0
 
 
 def _normalised_jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any):
