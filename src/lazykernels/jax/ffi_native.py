@@ -250,7 +250,7 @@ def handler_library() -> ctypes.CDLL | None:
     library = _STATE.get("library")
     if library is not None or "failed" in _STATE:
         return library
-    from ..jit import build
+    from ..jit import build  # the JIT only when a handler is lowered, as in core.backends
 
     with _LOCK:
         if "library" in _STATE or "failed" in _STATE:
@@ -342,9 +342,9 @@ def entry_key(
     library = handler_library()
     if library is None:
         return None
-    from ..codegen.runtime import POOL_SOURCE
-    from ..cpu import describe, kernel_source
-    from ..jit import build
+    from ..codegen.runtime import POOL_SOURCE  # lazily, as core.backends: the compiled
+    from ..cpu import describe, kernel_source  # backend and the JIT load when a
+    from ..jit import build  # reduction is lowered, not on import
 
     kernel = build(
         kernel_source(plan, layout.dtype).source, f"cpu_{plan.reduction}", describe(plan)
