@@ -194,6 +194,7 @@ CPU_MODULES = {
     "codegen/buffer.py",
     "jit/compiler.py",
     "cuda/emulation.py",  # host C++ by design: std::thread/std::barrier stand in for CUDA
+    "jax/ffi_native.py",  # the XLA FFI handler of the JAX front end: host C++ by design
 }
 # __restrict__ (with the trailing underscores) is CUDA's spelling, printed by codegen/cuda.py
 CPU_SPELLINGS = re.compile(r"std::|#pragma|omp_|__builtin_|__restrict(?!__)")

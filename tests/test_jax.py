@@ -138,6 +138,25 @@ def test_derivatives_over_the_other_axis(name):
     check_grads(f, (x, y, b), order=2, modes=["fwd", "rev"])
 
 
+def test_log_sum_exp_weight_derivatives_run_no_extra_reduction():
+    g = _genred("LogSumExpWeight")
+    x, y, b = _data()
+    f = lambda x: g(x, y, b, backend=REF)
+    count = lambda fn, *a: str(jax.make_jaxpr(fn)(*a)).count("lazykernels_reduce")
+    # the output and its tangent (normalised in one reduction: no second run at zero)
+    assert count(lambda x, t: jax.jvp(f, (x,), (t,)), x, x) == 2
+    # the output, the leading columns (read by the transpose and the vjp rule), the gradient
+    assert count(jax.grad(lambda x: jnp.sum(f(x))), x) == 3
+    t = jnp.ones_like(x)
+    dense = lambda x: FORMS["LogSumExpWeight"][1](x, y, b)
+    for got, want in zip(jax.jvp(f, (x,), (t,)), jax.jvp(dense, (x,), (t,))):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    ts = jnp.stack([t, x, -2 * x])  # vmap of the normalised tangent: one batched reduction
+    tangent = lambda t: jax.jvp(f, (x,), (t,))[1]
+    loop = jnp.stack([tangent(v) for v in ts])
+    np.testing.assert_allclose(jax.vmap(tangent)(ts), loop, rtol=1e-12, atol=1e-12)
+
+
 def test_parameter_gradient_and_batch_broadcast():
     g = Genred(
         "Exp(-s * SqDist(x, y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(2)", "s = Pm(1)"], axis=1
@@ -158,7 +177,7 @@ def test_parameter_gradient_and_batch_broadcast():
     check_grads(f, (xb, y, b, s), order=2, modes=["fwd", "rev"])
 
 
-@pytest.mark.parametrize("name", ["Sum", "LogSumExp", "Min", "KMin"])
+@pytest.mark.parametrize("name", ["Sum", "LogSumExp", "LogSumExpWeight", "Min", "KMin"])
 def test_vmap_matches_a_loop(name):
     g = _genred(name)
     x, y, b = _data()
@@ -169,7 +188,7 @@ def test_vmap_matches_a_loop(name):
     np.testing.assert_allclose(got, loop, atol=1e-13)
     # one batched reduction, no loop: the jaxpr holds a single reduction
     jaxpr = jax.make_jaxpr(jax.vmap(f, in_axes=(1, None, None)))(xs, y, b)
-    assert str(jaxpr).count("lazykernels_reduce") == (1 if name in ("Sum", "LogSumExp") else 2)
+    assert str(jaxpr).count("lazykernels_reduce") == (2 if name in ("Min", "KMin") else 1)
     # and vmap of gradients
     gl = jax.vmap(jax.grad(lambda x, y, b: jnp.sum(f(x, y, b))), in_axes=(1, None, None))
     loop_g = jnp.stack([jax.grad(lambda x: jnp.sum(f(x, y, b)))(xs[:, k]) for k in range(3)])

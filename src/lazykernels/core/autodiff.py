@@ -127,6 +127,7 @@ def run_jvp(
     output: Any,
     reduce: Reduce,
     zeros_like: Callable[[Any], Any] | None = None,
+    normalised: Callable[[ReductionPlan, Sequence[Any], int], Any] | None = None,
 ) -> Any | None:
     """The tangent of ``plan``'s output along ``tangents`` (None: the tangent is zero).
 
@@ -139,13 +140,20 @@ def run_jvp(
             tangent (``DerivedPlan.denominator``) is taken from the same reduction run at
             zero tangents, a value of the primals only, so that the division stays
             transposable; None: from the tangent reduction's own leading columns.
+        normalised: a front end's reduction that divides its output by its own first
+            ``d`` columns in one pass, as one operation linear in the tangents (JAX's
+            ``normalised_p``); when given, a softmax-normalised tangent is that, one
+            reduction (``zeros_like`` is not used).
     """
     positions = tuple(k for k, t in enumerate(tangents) if t is not None)
     rule = jvp_rule(plan, positions)
     if rule.zero:
         return None
     aux = lambda p: reduce(p, inputs)
-    tangent = reduce(rule.plan, derived_inputs(rule, inputs, None, output, tangents, aux))
+    feeds = derived_inputs(rule, inputs, None, output, tangents, aux)
+    if rule.denominator and normalised is not None:
+        return normalised(rule.plan, feeds, rule.denominator)
+    tangent = reduce(rule.plan, feeds)
     if not rule.denominator or zeros_like is None:
         return normalise(rule, tangent, None)
     zeros = [None if t is None else zeros_like(t) for t in tangents]

@@ -36,7 +36,7 @@ class JaxTools(NumpyTools):
         return isinstance(x, jax.Array)
 
     def is_complex_array(self, x: Any) -> bool:
-        return isinstance(x, jax.Array) and jnp.iscomplexobj(x)
+        return isinstance(x, jax.Array) and np.dtype(x.dtype).kind == "c"  # not iscomplexobj: 6 us
 
     def dtype_of(self, x: Any) -> np.dtype:
         dtype = np.dtype(x.dtype)

@@ -9,16 +9,20 @@ are the op-card shape of JAX:
   errors surface at trace time with our messages. Index outputs are int64 under
   ``jax_enable_x64`` and int32 under JAX's default 32-bit mode (the values fit whenever the
   reduced axis has fewer than 2**31 indices);
-- eager evaluation: the NumPy core (:func:`lazykernels.core.genred.run_plan`) directly;
+- eager evaluation: the compiled backend as a one-reduction XLA program (the lowering
+  below, compiled once per plan and shape); the reference backend through the NumPy core
+  (:func:`lazykernels.core.genred.run_plan`) directly;
 - lowering (under ``jax.jit``, ``lax.scan``...): on CPU an XLA FFI custom call whose
-  handler runs the compiled kernel on XLA's buffers (:mod:`lazykernels.jax.ffi`); on other
-  platforms (and with ``LAZYKERNELS_JAX_CALLBACK=1``) a ``jax.pure_callback`` into the same
-  core, the slower fallback;
+  native handler runs the compiled kernel on XLA's buffers (:mod:`lazykernels.jax.ffi`);
+  on other platforms (and with ``LAZYKERNELS_JAX_CALLBACK=1``) a ``jax.pure_callback``
+  into the NumPy core, the slower fallback;
 - batching: ``vmap`` axes become a leading engine batch dimension (unbatched inputs get a
   broadcast one of size 1), so a vmapped reduction is one batched reduction;
 - JVP: the reduction of ``jvp_rule``'s ``Diff`` formula through the neutral driver
-  (``core.autodiff.run_jvp``, smooth reductions); index-only
-  reductions have zero tangents;
+  (``core.autodiff.run_jvp``, smooth reductions); index-only reductions have zero
+  tangents. The log-sum-exp family's tangent is a softmax-normalised reduction, bound as
+  :data:`normalised_p` (one reduction that divides by its own leading columns, linear in
+  the tangents), so forward mode costs the output and one reduction;
 - transpose (of the JVP reductions, linear in their tangent inputs): the reductions of
   ``vjp_group_rule``'s ``Grad`` formula through the neutral driver
   :mod:`lazykernels.core.autodiff`, bound through ``reduce_p`` again, so every derivative
@@ -34,11 +38,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import ShapedArray
+from jax.core import ShapedArray, Tracer
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 from ..core.autodiff import run_jvp, run_vjp, vjp_rules
+from ..core.backends import resolve
 from ..core.bind import layout_of
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
@@ -81,6 +86,10 @@ def reduce(
     """The outputs of ``plan`` on ``arrays`` (JAX arrays or tracers), without the
     selection rule of :func:`lazykernels.jax.reduce.jax_reduce`."""
     static = None if ranges is None else StaticRanges(ranges)
+    if not any(isinstance(a, Tracer) for a in arrays) and _eager_compiled(backend):
+        # concrete arrays, compiled backend: what bind would reach through the eval trace
+        # (_impl), without its ~15 us of dispatch
+        return _executable(plan, backend, static)(*arrays)
     return reduce_p.bind(*arrays, plan=plan, backend=backend, ranges=static)
 
 
@@ -89,10 +98,11 @@ def _index_dtype() -> np.dtype:
 
 
 def _out_avals(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
-    outputs = layout_of(plan, shapes, dtypes).outputs
-    index = _index_dtype()
+    layout = layout_of(plan, shapes, dtypes)
+    index, values = _index_dtype(), layout.user_dtype  # float16 data: float16 values
     return [
-        ShapedArray(shape, index if np.dtype(kind).kind == "i" else kind) for shape, kind in outputs
+        ShapedArray(shape, index if np.dtype(kind).kind == "i" else values)
+        for shape, kind in layout.outputs
     ]
 
 
@@ -110,7 +120,42 @@ def _host_run(
     return [r.astype(index) if r.dtype.kind == "i" and r.dtype != index else r for r in results]
 
 
+def _eager_compiled(backend: str) -> bool:
+    """Whether an eager reduction runs as an XLA program: the compiled CPU backend, the
+    FFI lowering, and jit enabled (``jax.disable_jit`` would run the program's ``bind``
+    eagerly again). BackendError for an unknown backend."""
+    return _FFI_LOWERING and resolve(backend)[0] == "CPU" and not jax.config.jax_disable_jit
+
+
+# (id of the plan, backend, ranges) -> (plan, its reduction compiled by XLA): see _impl
+_EXECUTABLES: dict[tuple[int, str, Any], tuple[ReductionPlan, Any]] = {}
+_MAX_EXECUTABLES = 1024
+
+
+def _executable(plan: ReductionPlan, backend: str, ranges: Any) -> Any:
+    """``reduce_p`` with these parameters under ``jax.jit`` (one XLA program per shape).
+
+    Keyed by the plan's identity (the entry holds the plan, so its id is not reused
+    meanwhile): hashing a plan hashes every field, a few microseconds per eager call.
+    """
+    key = (id(plan), backend, ranges)
+    hit = _EXECUTABLES.get(key)
+    if hit is not None and hit[0] is plan:
+        return hit[1]
+    run = jax.jit(lambda *xs: reduce_p.bind(*xs, plan=plan, backend=backend, ranges=ranges))
+    if len(_EXECUTABLES) >= _MAX_EXECUTABLES:
+        _EXECUTABLES.clear()
+    _EXECUTABLES[key] = (plan, run)
+    return run
+
+
 def _impl(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> list[jax.Array]:
+    """Eager evaluation. The compiled backend runs as a one-reduction XLA program, so its
+    kernel writes into XLA's buffers through the FFI handler (no copy of the inputs or
+    results); the reference backend (the tests' oracle) runs the NumPy core on the host,
+    which compiles no XLA program per derivative plan."""
+    if _eager_compiled(backend):
+        return _executable(plan, backend, ranges)(*arrays)
     return [jnp.asarray(r) for r in _host_run(plan, backend, ranges, arrays)]
 
 
@@ -121,13 +166,17 @@ def _callback(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> l
     return list(jax.pure_callback(host, tuple(shapes), *arrays))
 
 
+def _leading(args: Sequence[Any], dims: Sequence[Any]) -> list[Any]:
+    """The vmapped axes moved in front (a broadcast one of size 1 where there is none)."""
+    return [
+        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
+    ]
+
+
 def _batch(
     args: Sequence[Any], dims: Sequence[Any], *, plan: ReductionPlan, backend: str, ranges: Any
 ):
-    moved = [
-        jnp.expand_dims(a, 0) if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)
-    ]
-    outs = reduce_p.bind(*moved, plan=plan, backend=backend, ranges=ranges)
+    outs = reduce_p.bind(*_leading(args, dims), plan=plan, backend=backend, ranges=ranges)
     return outs, [0] * len(outs)
 
 
@@ -159,8 +208,11 @@ def _jvp(
     given = [None if type(t) is ad.Zero else t for t in tangents]
     one = lambda p, xs: reduce_p.bind(*xs, plan=p, backend=backend, ranges=ranges)[0]
     # a softmax-normalised tangent divides by leading columns that do not depend on the
-    # tangents, but JAX cannot know it: run_jvp takes them at zero tangents
-    tangent = run_jvp(plan, primals, given, outs[0], one, zeros_like=jnp.zeros_like)
+    # tangents, but JAX cannot know it: normalised_p is that division, in one reduction
+    divided = lambda p, xs, d: normalised_p.bind(
+        *xs, plan=p, backend=backend, ranges=ranges, denominator=d
+    )
+    tangent = run_jvp(plan, primals, given, outs[0], one, normalised=divided)
     return outs, [_zero_tangent(outs[0]) if tangent is None else tangent]
 
 
@@ -172,15 +224,21 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 
 def _transpose(cts: Sequence[Any], *args: Any, plan: ReductionPlan, backend: str, ranges: Any):
     """The adjoint of a reduction linear in its undefined inputs (the JVP reductions)."""
-    ct = cts[0]
+    return _adjoint(cts[0], args, plan, backend, ranges)
+
+
+def _adjoint(
+    ct: Any, args: Sequence[Any], plan: ReductionPlan, backend: str, ranges: Any, output: Any = None
+) -> list[Any]:
+    """The cotangents of ``args``' undefined inputs for the cotangent ``ct`` of the output;
+    ``output``: the reduction at zero undefined inputs, when the caller has it."""
     undefined = [k for k, a in enumerate(args) if ad.is_undefined_primal(a)]
     if type(ct) is ad.Zero:
         return [None] * len(args)
     # the gradient of a linear map does not depend on where it is taken: at zero
     inputs = [_zeros(a.aval) if ad.is_undefined_primal(a) else a for a in args]
     rules = vjp_rules(plan, undefined)
-    output = None
-    if any(f.kind is Extra.OUTPUT for r in rules for f in r.feeds):
+    if output is None and any(f.kind is Extra.OUTPUT for r in rules for f in r.feeds):
         output = reduce_p.bind(*inputs, plan=plan, backend=backend, ranges=ranges)[0]
     one = lambda p, xs: reduce_p.bind(*xs, plan=p, backend=backend, ranges=ranges)[0]
     grads = run_vjp(plan, rules, inputs, ct, output, one)
@@ -192,12 +250,58 @@ def _transpose(cts: Sequence[Any], *args: Any, plan: ReductionPlan, backend: str
     return result
 
 
+# ``normalised_p.bind(*arrays, plan=, backend=, ranges=, denominator=d)``: the output T of
+# ``plan`` less its first d columns, divided by them (one column: broadcast). It is the JVP
+# of the log-sum-exp family (jvp_rule's ``denominator``): there T = [SumSoftMaxWeight(F, g),
+# SumSoftMaxWeight(F, g dF + dg)], and the leading columns do not depend on the tangents, so
+# the map is linear in them. A primitive of its own, because JAX cannot see that: a division
+# of two columns of one reduction would not be transposable, and dividing by the same
+# reduction run at zero tangents (a primal value) cost one more reduction.
+normalised_p = Primitive("lazykernels_reduce_normalised")
+
+
+def _normalised(*args: Any, plan: ReductionPlan, backend: str, ranges: Any, denominator: int):
+    (t,) = reduce_p.bind(*args, plan=plan, backend=backend, ranges=ranges)
+    return t[..., denominator:] / t[..., :denominator]
+
+
+def _normalised_aval(*avals: ShapedArray, denominator: int, **params: Any) -> ShapedArray:
+    (t,) = _abstract_eval(*avals, **params)
+    return ShapedArray((*t.shape[:-1], t.shape[-1] - denominator), t.dtype)
+
+
+def _normalised_batch(args: Sequence[Any], dims: Sequence[Any], **params: Any):
+    return normalised_p.bind(*_leading(args, dims), **params), 0
+
+
+def _normalised_jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any):
+    """Met at second order (the JVP of a JVP): the derivative of the division."""
+    tangents = [ad.instantiate_zeros(t) for t in tangents]
+    return jax.jvp(lambda *xs: _normalised(*xs, **params), tuple(primals), tuple(tangents))
+
+
+def _normalised_transpose(
+    ct: Any, *args: Any, plan: ReductionPlan, backend: str, ranges: Any, denominator: int
+):
+    if type(ct) is ad.Zero:
+        return [None] * len(args)
+    inputs = [_zeros(a.aval) if ad.is_undefined_primal(a) else a for a in args]
+    # the leading columns, a value of the defined inputs (the reduction's vjp rules read
+    # this same output: it is computed once)
+    (at_zero,) = reduce_p.bind(*inputs, plan=plan, backend=backend, ranges=ranges)
+    lead = at_zero[..., :denominator]
+    quotient = ct / lead
+    raw = jnp.concatenate([jnp.zeros(lead.shape, ct.dtype), quotient], axis=-1)
+    return _adjoint(raw, args, plan, backend, ranges, output=at_zero)
+
+
 reduce_p.def_impl(_impl)
 reduce_p.def_abstract_eval(_abstract_eval)
 # every platform: a host callback; CPU: the XLA FFI custom call (lazykernels.jax.ffi),
 # unless LAZYKERNELS_JAX_CALLBACK=1 asks for the callback (to measure one against the other)
 mlir.register_lowering(reduce_p, mlir.lower_fun(_callback, multiple_results=True))
-if not os.environ.get("LAZYKERNELS_JAX_CALLBACK"):
+_FFI_LOWERING = not os.environ.get("LAZYKERNELS_JAX_CALLBACK")
+if _FFI_LOWERING:
     from .ffi import lower_cpu
 
     mlir.register_lowering(reduce_p, lower_cpu, platform="cpu")
@@ -205,4 +309,11 @@ batching.primitive_batchers[reduce_p] = _batch
 ad.primitive_jvps[reduce_p] = _jvp
 ad.primitive_transposes[reduce_p] = _transpose
 
-__all__ = ["reduce", "reduce_p", "unbroadcast"]
+normalised_p.def_impl(_normalised)
+normalised_p.def_abstract_eval(_normalised_aval)
+mlir.register_lowering(normalised_p, mlir.lower_fun(_normalised, multiple_results=False))
+batching.primitive_batchers[normalised_p] = _normalised_batch
+ad.primitive_jvps[normalised_p] = _normalised_jvp
+ad.primitive_transposes[normalised_p] = _normalised_transpose
+
+__all__ = ["normalised_p", "reduce", "reduce_p", "unbroadcast"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .cache import cache_dir, cache_info
 from .compiler import CompilerInfo, compiler_info
-from .load import build, clean_cache
+from .load import build, clean_cache, with_dependencies
 
 __all__ = [
     "CompilerInfo",
@@ -29,4 +29,5 @@ __all__ = [
     "cache_info",
     "clean_cache",
     "compiler_info",
+    "with_dependencies",
 ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from hashlib import sha256
 from pathlib import Path
 
 from ..errors import CompileError
@@ -29,7 +32,13 @@ def _load(path: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(path))
 
 
-def build(source: str, name: str = "kernel", detail: str = "") -> ctypes.CDLL:
+def build(
+    source: str,
+    name: str = "kernel",
+    detail: str = "",
+    include_dirs: Sequence[str] = (),
+    depends: Sequence[str] = (),
+) -> ctypes.CDLL:
     """Compile ``source`` (unless cached) into a shared library and load it.
 
     A source over the size budget (``LAZYKERNELS_MAX_SOURCE_MB``) is refused before anything
@@ -41,6 +50,11 @@ def build(source: str, name: str = "kernel", detail: str = "") -> ctypes.CDLL:
         name: a readable name for metadata and debug traces (not part of the cache key).
         detail: what the kernel computes, for the size-budget message (e.g. the formula's
             node count and widest dimension).
+        include_dirs: header directories outside the source (``-I`` flags, part of the key
+            like every flag), e.g. the XLA FFI headers of jaxlib.
+        depends: the header files the source includes from ``include_dirs``: the sha256 of
+            each is written into the source's first lines (:func:`with_dependencies`), so the
+            content key changes when a header does (an upgraded jaxlib rebuilds).
 
     Returns:
         The loaded library; the same object for the same source within a process.
@@ -56,12 +70,17 @@ def build(source: str, name: str = "kernel", detail: str = "") -> ctypes.CDLL:
         >>> lib.lk_two()  # doctest: +SKIP
         2
     """
-    warm = (source, *compiler_environment())
+    extra = tuple(f"-I{directory}" for directory in include_dirs)
+    if depends:
+        source = with_dependencies(source, depends)
+    warm = (source, *extra, *compiler_environment())
     library = _WARM.get(warm)
     if library is not None:
         return library
     check_source_size(source, name, detail)
     info = for_source(compiler_info(), source)
+    if extra:
+        info = replace(info, flags=(*info.flags, *extra))
     key = kernel_key(source, info)
     library = _LOADED.get(key)
     if library is not None:
@@ -93,6 +112,29 @@ def build(source: str, name: str = "kernel", detail: str = "") -> ctypes.CDLL:
         _LOADED[key] = library
         _WARM[warm] = library
         return library
+
+
+def with_dependencies(source: str, depends: Sequence[str]) -> str:
+    """``source`` opened by one comment line per file of ``depends``: its sha256 and path.
+
+    Raises:
+        CompileError: a file cannot be read.
+
+    Example:
+        >>> import os
+        >>> with_dependencies("int f();", [os.devnull]).splitlines()[0][:22]
+        '// depends on: sha256 '
+    """
+    lines = []
+    for name in depends:
+        try:
+            digest = sha256(Path(name).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise CompileError(f"cannot read the header {name}: {exc}") from exc
+        # printable characters only, no backslash: nothing can end or continue the comment
+        shown = "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in str(name))
+        lines.append(f"// depends on: sha256 {digest} {shown}\n")
+    return "".join(lines) + source
 
 
 def clean_cache() -> None:
