@@ -49,15 +49,15 @@ def test_source_is_deterministic_and_tiles_in_shared_memory():
     assert a == render_cuda(PLANS["gauss_i"], "float32")
     assert "__shared__ T lk_sh[5 * LK_BLOCK];" in a.source  # y (3, negated) and b (2)
     assert a.source.count("__syncthreads();") == 2 and "expf(" in a.source
-    assert a.shared_bytes == 5 * 128 * 4 and a.outputs == ((2, "T"),) and a.n_slots == 4
+    assert a.shared_bytes == 5 * 128 * 4 and a.outputs == ((2, "S"),) and a.n_slots == 4
     assert "__shared__" not in render_cuda(PLANS["no_inner"], "float64").source
 
 
 def test_unsupported_plans_are_refused_clearly():
     with pytest.raises(FormulaError, match="loop over large dimensions"):
         render_cuda(build_plan("Exp(x*y)", ["x=Vi(40)", "y=Vj(40)"], axis=1), "float32")
-    with pytest.raises(FormulaError, match="float32 or float64"):
-        render_cuda(PLANS["gauss_i"], "float16")
+    with pytest.raises(FormulaError, match="float16, float32 or float64"):
+        render_cuda(PLANS["gauss_i"], "int32")
 
 
 def test_every_card_prints_its_outputs():
@@ -66,7 +66,7 @@ def test_every_card_prints_its_outputs():
         k = 2 if card.needs_k else None
         plan = build_plan("-SqDist(x,y)", GAUSS, name, axis=1, formula2=weight, opt_arg=k)
         ks = render_cuda(plan, "float64")
-        want = tuple(("int64_t" if o.index else "T") for o in card.outputs)
+        want = tuple(("int64_t" if o.index else "S") for o in card.outputs)
         assert tuple(ctype for _, ctype in ks.outputs) == want, name
 
 

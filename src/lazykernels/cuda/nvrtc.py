@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from ..errors import CompatibilityError, CompileError
 
+OPTIONS = ("--std=c++17",)
+"""NVRTC options besides the architecture (part of the cubin cache key)."""
 _INSTALL = "install the GPU extra: pip install 'lazykernels[cuda]' (or [cuda12])"
 
 
@@ -76,7 +78,7 @@ def compile_source(source: str, arch: str = "sm_80", name: str = "kernel.cu") ->
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], [])
     _check(nvrtc, err, "program creation")
     try:
-        opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17"]
+        opts = [f"--gpu-architecture={arch}".encode(), *(o.encode() for o in OPTIONS)]
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         err, n = nvrtc.nvrtcGetProgramLogSize(prog)
         log = b" " * n
