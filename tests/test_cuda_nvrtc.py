@@ -73,9 +73,10 @@ def test_every_card_prints_its_outputs():
 @needs_nvrtc
 @pytest.mark.nvrtc
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("name", sorted(PLANS))
 def test_nvrtc_compiles_generated_kernels(name, dtype, arch):
+    # batches and ranges are runtime arguments of this same kernel (codegen/cuda.py)
     ks = render_cuda(PLANS[name], dtype)
     out = nvrtc.compile_source(ks.source, arch, f"{name}.cu")
     assert f".entry {ks.name}(" in out.ptx
@@ -84,6 +85,9 @@ def test_nvrtc_compiles_generated_kernels(name, dtype, arch):
     assert "warning" not in out.log
     if name != "maths":  # sinf's slow argument reduction uses f64 in libdevice
         assert (".f64" in out.ptx) == (dtype == "float64" or name == "double_acc")
+    # float16: half loads and stores converted in registers, float arithmetic
+    assert ("cvt.f32.f16" in out.ptx) == (dtype == "float16")
+    assert ("cvt.rn.f16.f32" in out.ptx) == (dtype == "float16")
 
 
 @needs_nvrtc
@@ -141,3 +145,31 @@ def test_every_cards_merge_compiles_as_device_code():
         )
         out = nvrtc.compile_source(source, "sm_80", f"merge_{name}.cu")
         assert ".entry merge(" in out.ptx and "warning" not in out.log, name
+
+
+@needs_nvrtc
+@pytest.mark.nvrtc
+def test_cubins_are_cached_by_content_and_checked(tmp_path, monkeypatch):
+    from lazykernels.cuda import cubin as cubins
+    from lazykernels.errors import CacheWarning
+
+    monkeypatch.setenv("LAZYKERNELS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cubins, "_MEMORY", {})
+    source = render_cuda(PLANS["gauss_i"], "float32").source
+    image, built = cubins.cubin(source, "sm_80")
+    assert built and image[:4] == b"\x7fELF"
+    key = cubins.cubin_key(source, "sm_80")
+    assert (tmp_path / "cache" / f"{key}.cubin").read_bytes() == image
+    assert (tmp_path / "cache" / f"{key}.cu").read_text() == source
+    assert cubins.cubin(source, "sm_80") == (image, False)  # from memory
+    monkeypatch.setattr(cubins, "_MEMORY", {})
+    assert cubins.cubin(source, "sm_80") == (image, False)  # from disk
+    assert cubins.cubin_key(source, "sm_90") != key
+    assert cubins.cubin_key(source + "\n", "sm_80") != key
+    target = tmp_path / "cache" / f"{key}.cubin"
+    target.chmod(0o600)
+    target.write_bytes(b"planted")
+    monkeypatch.setattr(cubins, "_MEMORY", {})
+    with pytest.warns(CacheWarning, match="sha256"):
+        again, built = cubins.cubin(source, "sm_80")
+    assert built and again == image

@@ -182,3 +182,38 @@ def test_torch_adapter_checks_inputs_before_launching():
     check_device_id(torch.device("cuda", 1), 1)
     check_device_id(torch.device("cuda", 1), -1)
     assert device.launches == []
+
+
+@needs_gxx
+@pytest.mark.cpu
+def test_torch_autograd_runs_its_derived_reductions_through_the_runner(monkeypatch):
+    """The backward pass of a Sum runs derived reductions on the tensors' device: routed
+    here to the emulated device, every one of them is a CUDA kernel the skeleton prints."""
+    torch = pytest.importorskip("torch")
+    from lazykernels.torch import Genred, autograd
+    from lazykernels.torch.cuda import run_cuda
+
+    device = EmulatedDevice()
+
+    def on_device(plan, tensors, backend, ranges, out=None):
+        return run_cuda(plan, tensors, "GPU", ranges, out, device=device, block=BLOCK)
+
+    g = Genred("Exp(-SqDist(x,y)*g)*b", ALIASES, axis=1)
+    rng = np.random.default_rng(5)
+    args = [torch.tensor(a, requires_grad=True) for a in _inputs(rng, (), (), 40, 33)]
+    want = torch.autograd.grad(g(*args, backend="reference").square().sum(), args)
+    monkeypatch.setattr(autograd, "_run", on_device)
+    got = torch.autograd.grad(g(*args).square().sum(), args)
+    assert len(device.launches) >= 3  # forward, then one reduction per input group
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_wide_tiles_get_smaller_blocks_to_fit_shared_memory():
+    from lazykernels.cuda.runner import MAX_STATIC_SHARED, kernel_source
+
+    aliases = ["x=Vi(30)", "y=Vj(30)", "z=Vj(30)"]
+    plan = build_plan("Exp(-SqDist(x,y)) + SqDist(x,z)", aliases, axis=1)
+    assert kernel_source(plan, "float32").block == 128  # 60 x 128 x 4 bytes fit
+    ks = kernel_source(plan, "float64")  # 60 x 128 x 8 bytes do not
+    assert ks.shared_bytes <= MAX_STATIC_SHARED and ks.block == 96  # 49152 / 480 = 102

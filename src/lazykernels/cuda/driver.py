@@ -21,15 +21,9 @@ from ..errors import CompatibilityError, LazyKernelsError
 from . import nvrtc
 from .cubin import cubin
 
-_INSTALL = "pip install 'lazykernels[cuda]' (or [cuda12] for a CUDA 12 driver)"
-
 
 def _driver():
-    try:
-        from cuda.bindings import driver
-    except ImportError as e:
-        raise CompatibilityError(f"cuda-bindings is not installed ({e}); {_INSTALL}") from None
-    return driver
+    return nvrtc.bindings("driver")
 
 
 def _check(driver, result, what: str) -> None:
@@ -162,7 +156,8 @@ class DriverDevice:
         )
         result, self.total_memory = driver.cuDeviceTotalMem(self._dev)
         _check(driver, result, "cuDeviceTotalMem")
-        self._modules: dict[bytes, Any] = {}
+        self._modules: dict[bytes, Any] = {}  # cubin -> (module, function)
+        self._functions: dict[CudaSource, Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -180,18 +175,22 @@ class DriverDevice:
         _check(self._driver, self._driver.cuCtxSetCurrent(self._ctx)[0], "cuCtxSetCurrent")
 
     def function(self, ks: CudaSource) -> Any:
+        hit = self._functions.get(ks)  # the warm path: no hashing of the cubin
+        if hit is not None:
+            return hit
         nvrtc_major_for_driver(driver_version(), nvrtc.version())
         image, _ = cubin(ks.source, self.arch, ks.name)
         with self._lock:
             hit = self._modules.get(image)
             if hit is not None:
+                self._functions[ks] = hit
                 return hit
             self._current()
             result, module = self._driver.cuModuleLoadData(image)
             _check(self._driver, result, "cuModuleLoadData")
             result, function = self._driver.cuModuleGetFunction(module, ks.name.encode())
             _check(self._driver, result, "cuModuleGetFunction")
-            self._modules[image] = (module, function)
+            self._modules[image] = self._functions[ks] = (module, function)
             return module, function
 
     def launch(self, function: Any, grid: int, ks: CudaSource, params: list[int], stream: int):

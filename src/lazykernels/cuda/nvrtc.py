@@ -7,6 +7,7 @@ driver, so CUDA sources compile to PTX and cubin on a CPU-only machine (the CI t
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from ..errors import CompatibilityError, CompileError
@@ -16,12 +17,20 @@ OPTIONS = ("--std=c++17",)
 _INSTALL = "install the GPU extra: pip install 'lazykernels[cuda]' (or [cuda12])"
 
 
-def _nvrtc():
+def bindings(module: str):
+    """``cuda.bindings.<module>`` (``nvrtc``, ``driver``).
+
+    Raises:
+        CompatibilityError: cuda-bindings is not installed (the message names the extra).
+    """
     try:
-        from cuda.bindings import nvrtc
+        return importlib.import_module(f"cuda.bindings.{module}")
     except ImportError as e:
         raise CompatibilityError(f"cuda-bindings is not installed ({e}); {_INSTALL}") from None
-    return nvrtc
+
+
+def _nvrtc():
+    return bindings("nvrtc")
 
 
 def available() -> bool:

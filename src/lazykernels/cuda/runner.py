@@ -31,6 +31,8 @@ from .device import MAX_GRID, Device
 
 Upload = Callable[[np.ndarray], int]  # a host int64 table -> its device address (kept alive)
 
+MAX_STATIC_SHARED = 48 * 1024
+"""The most static shared memory a CUDA block may declare."""
 _SOURCES: dict[tuple[ReductionPlan, str, int], CudaSource] = {}
 _SOURCES_LOCK = threading.Lock()
 
@@ -45,6 +47,9 @@ def kernel_source(plan: ReductionPlan, dtype: np.dtype | str, block: int = BLOCK
     hit = _SOURCES.get(key)
     if hit is None:
         hit = render_cuda(plan, dtype, block)
+        if hit.shared_bytes > MAX_STATIC_SHARED:  # many staged values: fewer per tile
+            per_index = hit.shared_bytes // hit.block
+            hit = render_cuda(plan, dtype, max(32, MAX_STATIC_SHARED // per_index // 32 * 32))
         with _SOURCES_LOCK:
             if len(_SOURCES) > 1024:
                 _SOURCES.clear()

@@ -283,8 +283,8 @@ def _prepare(rules: Sequence[DerivedPlan], output: torch.Tensor, backend: str) -
     their compilations dominated the first backward pass.
     """
     plans = [r.plan for r in rules] + [r.auxiliary for r in rules if r.auxiliary is not None]
-    if len(plans) < 2 or output.dtype not in _FLOATS:
-        return
+    if len(plans) < 2 or output.dtype not in _FLOATS or output.is_cuda:
+        return  # (CUDA: NVRTC compiles in-process, one kernel at a time)
     dtype = np.float64 if output.dtype == torch.float64 else np.float32  # float16: float32
     prepare(plans, dtype, backend)
 
