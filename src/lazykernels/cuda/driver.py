@@ -9,6 +9,7 @@ context is used (the one PyTorch uses), and a kernel's module is loaded once per
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 from dataclasses import dataclass
@@ -126,8 +127,9 @@ class DeviceBuffer:
 
     def __del__(self) -> None:
         if self.ptr:
-            self._device.free(self.ptr)
-            self.ptr = 0
+            ptr, self.ptr = self.ptr, 0
+            with contextlib.suppress(Exception):  # at interpreter exit the driver may be gone
+                self._device.free(ptr)
 
 
 class DriverDevice:
