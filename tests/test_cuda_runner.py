@@ -217,3 +217,38 @@ def test_wide_tiles_get_smaller_blocks_to_fit_shared_memory():
     assert kernel_source(plan, "float32").block == 128  # 60 x 128 x 4 bytes fit
     ks = kernel_source(plan, "float64")  # 60 x 128 x 8 bytes do not
     assert ks.shared_bytes <= MAX_STATIC_SHARED and ks.block == 96  # 49152 / 480 = 102
+
+
+@needs_gxx
+@pytest.mark.cpu
+def test_lazytensor_selection_gradient_and_solve_through_the_runner(monkeypatch):
+    """LazyTensor reductions, a Min's gradient (values and indices, then a Sum at the
+    selected pairs) and a conjugate-gradient solve, every reduction on the emulated device."""
+    torch = pytest.importorskip("torch")
+    from lazykernels.torch import LazyTensor, autograd
+    from lazykernels.torch.cuda import run_cuda
+
+    device = EmulatedDevice()
+
+    def on_device(plan, tensors, backend, ranges, out=None):
+        return run_cuda(plan, tensors, "GPU", ranges, out, device=device, block=BLOCK)
+
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(50, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = torch.randn(40, 3, dtype=torch.float64, generator=gen)
+    b = torch.randn(50, 1, dtype=torch.float64, generator=gen)
+
+    def compute():
+        d = ((LazyTensor(x[:, None]) - LazyTensor(y[None])) ** 2).sum(-1)
+        (grad,) = torch.autograd.grad(d.min(dim=1).sum(), x)
+        xd = x.detach()
+        k = (-((LazyTensor(xd[:, None]) - LazyTensor(xd[None])) ** 2).sum(-1)).exp()
+        return grad, d.argmin(dim=1), k.solve(LazyTensor(b[:, None]), alpha=0.5)
+
+    want = compute()
+    monkeypatch.setattr(autograd, "_run", on_device)
+    got = compute()
+    assert len(device.launches) >= 4
+    torch.testing.assert_close(got[0], want[0], rtol=1e-9, atol=1e-9)
+    assert torch.equal(got[1], want[1])
+    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-5)  # CG stops at eps=1e-6
