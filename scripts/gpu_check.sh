@@ -29,7 +29,8 @@ step() {  # name, time limit (s), command...
 
 step environment 60 bash -c "nvidia-smi; $PY -c 'import sys, numpy, torch; print(sys.version); \
 print(\"numpy\", numpy.__version__, \"torch\", torch.__version__, torch.version.cuda, \
-torch.cuda.is_available())'; $PY -m pip list 2>/dev/null | grep -i -E 'cuda|nvidia|torch|pytest|keops|faiss'"
+torch.cuda.is_available())'; $PY -c 'import platformdirs, filelock, pytest' || echo 'MISSING: \
+lazykernels needs platformdirs and filelock, the tier pytest'; $PY -m pip list 2>/dev/null | grep -i -E 'cuda|nvidia|torch|pytest|keops|faiss'"
 step check 120 "$PY" -m lazykernels check
 step cuda_tier 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_cuda_gpu.py \
   tests/test_cuda_runner.py
