@@ -1,5 +1,5 @@
-"""benchmarks/bench_gpu.py without a GPU: ``--dry`` compiles every case's kernel with NVRTC
-(or records why the CUDA kernel cannot print it yet), and a real run fails cleanly."""
+"""benchmarks/bench_gpu.py without a GPU: ``--dry`` compiles every case's kernel with NVRTC,
+and a real run fails cleanly."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def test_dry_run_compiles_every_case(tmp_path):
     rows = json.loads((tmp_path / "dry.json").read_text())["rows"]
     assert {r["case"] for r in rows} == {"gauss", "gauss_grad", "lse", "knn"}
     assert all(r["flops_per_pair"] > 0 for r in rows)
-    for row in rows:
-        supported = row["red"] == "Sum"
-        assert row["status"].startswith("compiles for sm_90" if supported else "not measurable")
+    for row in rows:  # D=50 is above the unrolling threshold, which CUDA cannot loop over yet
+        want = "compiles for sm_90" if row["d"] <= 32 else "not measurable yet"
+        assert row["status"].startswith(want), row
 
 
 def test_a_real_run_without_a_gpu_fails_cleanly():

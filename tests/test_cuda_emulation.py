@@ -160,7 +160,11 @@ def test_float16_storage_float_arithmetic(name):
     want = run_plan(plan, [a.astype(np.float64) for a in args], backend="reference")
     for g, w in zip(got, want):
         if g.dtype == np.int64:
-            assert (g == w.reshape(g.shape)).mean() > 0.95  # near-ties may differ in float arithmetic
+            assert (
+                g == w.reshape(g.shape)
+            ).mean() > 0.95  # near-ties may differ in float arithmetic
         else:  # float arithmetic and accumulator: one rounding to half on the store
             assert g.dtype == np.float16
-            np.testing.assert_allclose(g, w.reshape(g.shape), rtol=2e-3, atol=2e-3 * np.abs(w).max())
+            np.testing.assert_allclose(
+                g, w.reshape(g.shape), rtol=2e-3, atol=2e-3 * np.abs(w).max()
+            )

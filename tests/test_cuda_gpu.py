@@ -40,11 +40,14 @@ def _tol(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("reduction", ["Sum", "Min", "ArgMin", "Max_ArgMax"])
+@pytest.mark.parametrize(
+    "reduction", ["Sum", "Min", "ArgMin", "Max_ArgMax", "LogSumExp", "ArgKMin", "KMin_ArgKMin"]
+)
 def test_numpy_gpu_backend_matches_the_cpu(reduction, dtype):
     formula = FORMULA if reduction == "Sum" else "SqDist(x, y) * g"
     aliases = ALIASES if reduction == "Sum" else [ALIASES[0], ALIASES[1], ALIASES[3]]
-    g = NumpyGenred(formula, aliases, reduction_op=reduction, axis=1)
+    k = 5 if "KMin" in reduction else None
+    g = NumpyGenred(formula, aliases, reduction_op=reduction, axis=1, opt_arg=k)
     args = _data(dtype=dtype)
     args = args if reduction == "Sum" else [args[0], args[1], args[3]]
     got, want = g(*args, backend="GPU"), g(*args, backend=CPU)

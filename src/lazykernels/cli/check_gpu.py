@@ -12,6 +12,9 @@ import time
 
 import numpy as np
 
+from ..codegen.cuda import render_cuda
+from ..core.genred import build_plan
+from ..cuda import driver, nvrtc
 from ..errors import LazyKernelsError
 from ._common import human_bytes, human_seconds
 
@@ -27,8 +30,6 @@ def _row(label: str, value: str) -> None:
 
 
 def _nvrtc_version() -> str | None:
-    from ..cuda import nvrtc
-
     try:
         major, minor = nvrtc.version()
     except LazyKernelsError as exc:
@@ -40,10 +41,6 @@ def _nvrtc_version() -> str | None:
 
 def compile_check(arch: str = COMPILE_ARCH) -> str | None:
     """Compile the test kernel with NVRTC for ``arch`` (no GPU needed); the failure or None."""
-    from ..codegen.cuda import render_cuda
-    from ..core.genred import build_plan
-    from ..cuda import nvrtc
-
     plan = build_plan(FORMULA, ALIASES, axis=1)
     start = time.perf_counter()
     try:
@@ -62,7 +59,7 @@ def compile_check(arch: str = COMPILE_ARCH) -> str | None:
 def run_gpu_kernel(ordinal: int, seed: int = 0) -> str | None:
     """Run the Gaussian kernel sum on GPU ``ordinal`` (NumPy arrays, ``backend="GPU"``)
     and compare with dense NumPy in float64; the failure or None."""
-    from ..numpy import Genred
+    from ..numpy import Genred  # a front end, loaded when a GPU is there to run on
 
     rng = np.random.default_rng(seed)
     x = rng.random((TEST_SIZE, 3), dtype=np.float32)
@@ -95,8 +92,6 @@ def run_gpu_kernel(ordinal: int, seed: int = 0) -> str | None:
 def report_gpu(run_kernels: bool = True) -> str | None:
     """Print the GPU rows (and run the kernels unless ``run_kernels`` is False); return the
     failure reason, or None."""
-    from ..cuda import driver
-
     print("GPU backend:")
     nvrtc_version = _nvrtc_version()
     reason = driver.unavailable_reason()

@@ -18,6 +18,7 @@ how the CPU-only CI tests this module.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -171,10 +172,15 @@ def default_device(device_id: int) -> Device:
     Raises:
         CompatibilityError: no driver, no GPU, or no GPU of that index.
     """
-    from .. import compat
-    from .driver import device
+    from .driver import device  # the driver loads on first use
 
-    return device(compat.default_device_id if device_id < 0 else device_id)
+    return device(default_device_id() if device_id < 0 else device_id)
+
+
+def default_device_id() -> int:
+    """KeOps's ``default_device_id`` as set on the package (``lazykernels.default_device_id
+    = 1``, as ``pykeops.default_device_id``); read by name, the package being above here."""
+    return int(getattr(sys.modules.get("lazykernels"), "default_device_id", 0))
 
 
 def run(call: BoundCall, device: Device | None = None, block: int = BLOCK) -> None:

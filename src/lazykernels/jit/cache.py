@@ -386,7 +386,7 @@ def binary_key(fields: list[Any]) -> str:
     """The content key of an artefact made in-process (a cubin): the full sha256 of the JSON
     list of ``fields`` (for a cubin: source, NVRTC version, options, architecture) with the
     key schema, the lazykernels version and the platform."""
-    payload = [KEY_SCHEMA, "binary", *fields, lazykernels.__version__, platform_tag()]
+    payload = [KEY_SCHEMA, "binary", *fields, version.__version__, platform_tag()]
     return sha256(json.dumps(payload, ensure_ascii=True).encode("ascii")).hexdigest()
 
 
@@ -439,7 +439,7 @@ def build_binary(
                 "name": name,
                 "source": f"{key}{source_suffix}",
                 **(metadata or {}),
-                "lazykernels_version": lazykernels.__version__,
+                "lazykernels_version": version.__version__,
                 "platform": platform_tag(),
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "build_seconds": round(seconds, 3),

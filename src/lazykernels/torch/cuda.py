@@ -24,6 +24,7 @@ from ..codegen.cuda import BLOCK
 from ..core.backends import GPU_1D_NAMES, canonical_backend
 from ..core.bind import layout_of, nan_error, orient_ranges
 from ..core.plan import ReductionPlan
+from ..cuda.runner import default_device, default_device_id, kernel_source, launch_reduction
 from ..errors import ArgumentError, BackendError
 from ..formula.ir import Cat
 from ..reductions import SPECS
@@ -124,8 +125,6 @@ def run_cuda(
         CompatibilityError: no driver or GPU.
         FormulaError: a plan the CUDA kernel does not print yet.
     """
-    from ..cuda.runner import default_device, kernel_source, launch_reduction
-
     tdev = tensors_device(tensors, plan) if tensors else torch.device("cpu")
     _check_backend(backend, tdev)
     check_device_id(tdev, device_id)
@@ -199,12 +198,8 @@ def gpu_arguments(
         return list(args), None
     if not isinstance(backend, str) or canonical_backend(backend) not in GPU_1D_NAMES:
         return list(args), None
-    from .. import compat
-
-    target = torch.device("cuda", compat.default_device_id if device_id < 0 else device_id)
+    target = torch.device("cuda", default_device_id() if device_id < 0 else device_id)
     if not torch.cuda.is_available():
-        from ..cuda.runner import default_device
-
         default_device(target.index)  # raises CompatibilityError: no driver or no GPU
         raise BackendError(
             f"backend {backend!r} with CPU tensors: this torch build has no CUDA support to "
