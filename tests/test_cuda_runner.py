@@ -23,6 +23,7 @@ ALIASES = ["x=Vi(3)", "y=Vj(3)", "g=Pm(1)", "b=Vj(2)"]
 GAUSS = build_plan("Exp(-SqDist(x,y)*g)*b", ALIASES, axis=1)
 GAUSS_J = build_plan("Exp(-SqDist(x,y)*g)*(x|y)", ALIASES[:3], axis=0)
 ARGMIN = build_plan("SqDist(x,y) - x*y*g", ALIASES[:3], reduction_op="Min_ArgMin", axis=1)
+KMIN = build_plan("SqDist(x,y)", ALIASES[:2], reduction_op="KMin_ArgKMin", axis=1, opt_arg=3)
 BLOCK = 32
 
 
@@ -55,7 +56,9 @@ RANGES = (R_OUT, SLICES, R_RED, R_OUT, SLICES, R_RED)
 
 @needs_gxx
 @pytest.mark.cpu
-@pytest.mark.parametrize("plan", [GAUSS, GAUSS_J, ARGMIN], ids=["sum_i", "sum_j", "argmin"])
+@pytest.mark.parametrize(
+    "plan", [GAUSS, GAUSS_J, ARGMIN, KMIN], ids=["sum_i", "sum_j", "argmin", "kmin"]
+)
 def test_batches_and_ranges_match_the_reference(plan):
     rng = np.random.default_rng(0)
     # broadcast batch dims (2, 1) x (1, 3): six entries, offsets per input
