@@ -136,6 +136,26 @@ def test_check_compiles_and_runs_the_test_kernel(cache, monkeypatch, capsys):
     assert out.rstrip().endswith("OK")
 
 
+def test_check_without_a_gpu_says_so_and_compile_checks_with_nvrtc(capsys):
+    from lazykernels.cli.check_gpu import report_gpu
+    from lazykernels.cuda import driver, nvrtc
+
+    if driver.unavailable_reason() is None:
+        pytest.skip("a GPU is present")
+    assert report_gpu() is None  # no GPU is not a failure of the CPU install
+    out = capsys.readouterr().out
+    assert "GPU          none: " in out
+    assert "NVIDIA driver" in out or "cuda-bindings" in out or "no GPU" in out
+    if nvrtc.available():
+        major, minor = nvrtc.version()
+        assert f"NVRTC        {major}.{minor}" in out
+        assert "compile      Gaussian kernel sum for sm_80: " in out and "bytes of cubin" in out
+    else:
+        assert "NVRTC        not available" in out and "compile" not in out
+    assert report_gpu(run_kernels=False) is None
+    assert "compile " not in capsys.readouterr().out
+
+
 # ---- cache -----------------------------------------------------------------------------
 
 

@@ -49,15 +49,15 @@ def test_source_is_deterministic_and_tiles_in_shared_memory():
     assert a == render_cuda(PLANS["gauss_i"], "float32")
     assert "__shared__ T lk_sh[5 * LK_BLOCK];" in a.source  # y (3, negated) and b (2)
     assert a.source.count("__syncthreads();") == 2 and "expf(" in a.source
-    assert a.shared_bytes == 5 * 128 * 4 and a.outputs == ((2, "T"),) and a.n_slots == 4
+    assert a.shared_bytes == 5 * 128 * 4 and a.outputs == ((2, "S"),) and a.n_slots == 4
     assert "__shared__" not in render_cuda(PLANS["no_inner"], "float64").source
 
 
 def test_unsupported_plans_are_refused_clearly():
     with pytest.raises(FormulaError, match="loop over large dimensions"):
         render_cuda(build_plan("Exp(x*y)", ["x=Vi(40)", "y=Vj(40)"], axis=1), "float32")
-    with pytest.raises(FormulaError, match="float32 or float64"):
-        render_cuda(PLANS["gauss_i"], "float16")
+    with pytest.raises(FormulaError, match="float16, float32 or float64"):
+        render_cuda(PLANS["gauss_i"], "int32")
 
 
 def test_every_card_prints_its_outputs():
@@ -66,16 +66,17 @@ def test_every_card_prints_its_outputs():
         k = 2 if card.needs_k else None
         plan = build_plan("-SqDist(x,y)", GAUSS, name, axis=1, formula2=weight, opt_arg=k)
         ks = render_cuda(plan, "float64")
-        want = tuple(("int64_t" if o.index else "T") for o in card.outputs)
+        want = tuple(("int64_t" if o.index else "S") for o in card.outputs)
         assert tuple(ctype for _, ctype in ks.outputs) == want, name
 
 
 @needs_nvrtc
 @pytest.mark.nvrtc
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("name", sorted(PLANS))
 def test_nvrtc_compiles_generated_kernels(name, dtype, arch):
+    # batches and ranges are runtime arguments of this same kernel (codegen/cuda.py)
     ks = render_cuda(PLANS[name], dtype)
     out = nvrtc.compile_source(ks.source, arch, f"{name}.cu")
     assert f".entry {ks.name}(" in out.ptx
@@ -84,6 +85,9 @@ def test_nvrtc_compiles_generated_kernels(name, dtype, arch):
     assert "warning" not in out.log
     if name != "maths":  # sinf's slow argument reduction uses f64 in libdevice
         assert (".f64" in out.ptx) == (dtype == "float64" or name == "double_acc")
+    # float16: half loads and stores converted in registers, float arithmetic
+    assert ("cvt.f32.f16" in out.ptx) == (dtype == "float16")
+    assert ("cvt.rn.f16.f32" in out.ptx) == (dtype == "float16")
 
 
 @needs_nvrtc
@@ -141,3 +145,31 @@ def test_every_cards_merge_compiles_as_device_code():
         )
         out = nvrtc.compile_source(source, "sm_80", f"merge_{name}.cu")
         assert ".entry merge(" in out.ptx and "warning" not in out.log, name
+
+
+@needs_nvrtc
+@pytest.mark.nvrtc
+def test_cubins_are_cached_by_content_and_checked(tmp_path, monkeypatch):
+    from lazykernels.cuda import cubin as cubins
+    from lazykernels.errors import CacheWarning
+
+    monkeypatch.setenv("LAZYKERNELS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cubins, "_MEMORY", {})
+    source = render_cuda(PLANS["gauss_i"], "float32").source
+    image, built = cubins.cubin(source, "sm_80")
+    assert built and image[:4] == b"\x7fELF"
+    key = cubins.cubin_key(source, "sm_80")
+    assert (tmp_path / "cache" / f"{key}.cubin").read_bytes() == image
+    assert (tmp_path / "cache" / f"{key}.cu").read_text() == source
+    assert cubins.cubin(source, "sm_80") == (image, False)  # from memory
+    monkeypatch.setattr(cubins, "_MEMORY", {})
+    assert cubins.cubin(source, "sm_80") == (image, False)  # from disk
+    assert cubins.cubin_key(source, "sm_90") != key
+    assert cubins.cubin_key(source + "\n", "sm_80") != key
+    target = tmp_path / "cache" / f"{key}.cubin"
+    target.chmod(0o600)
+    target.write_bytes(b"planted")
+    monkeypatch.setattr(cubins, "_MEMORY", {})
+    with pytest.warns(CacheWarning, match="sha256"):
+        again, built = cubins.cubin(source, "sm_80")
+    assert built and again == image

@@ -201,8 +201,8 @@ def test_resolve_rejects_bad_names_every_time():
             backends.resolve("CPUU")
         with pytest.raises(BackendError, match="unknown backend"):
             backends.resolve(["CPU"])  # type: ignore[arg-type]
-        with pytest.raises(BackendError, match="no GPU backend"):
-            backends.resolve("GPU")
+        with pytest.raises(BackendError, match="GPU 2D scheme does not exist"):
+            backends.resolve("GPU_2D")
     assert backends.resolve("reference")[0] == "reference"
 
 

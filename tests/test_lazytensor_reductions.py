@@ -101,7 +101,7 @@ def test_ranges_attribute_keyword_and_transpose():
 
 def test_backend_attribute_is_the_default_backend():
     (K, _, _), (F, _, _) = make(np.float64, False)
-    K.backend = "GPU"
+    K.backend = "GPU_2D"
     with pytest.raises(BackendError):
         K.sum(axis=1)
     np.testing.assert_allclose(K.sum(axis=1, backend="reference"), F.sum(1))

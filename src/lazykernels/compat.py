@@ -5,7 +5,7 @@
 ``default_device_id`` are exported by :mod:`lazykernels`, so that a script written for
 ``pykeops`` runs with ``import lazykernels as pykeops`` (or under
 :func:`lazykernels.install_as_pykeops`). What differs, because lazykernels compiles for the
-CPU only: there are no GPU binaries to recompile, and the device id is ignored.
+CPU and through NVRTC: there are no GPU binaries to recompile.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from . import config
 from .errors import LazyKernelsError
 
 default_device_id = 0
-"""KeOps's default GPU id (unused: there is no GPU backend)."""
+"""KeOps's default GPU id: the GPU used when ``device_id=-1`` and the inputs are host
+arrays (set it on the package: ``lazykernels.default_device_id = 1``)."""
 
 
 def set_verbose(val: bool) -> None:

@@ -3,7 +3,9 @@
 Reports the compiler (path, version, where it came from), OpenMP, the SIMD extensions
 ``-march=native`` enables, the cache directory and its size, the versions of the array
 libraries, then compiles one Gaussian kernel sum with ``backend="CPU"`` and compares it with
-a dense NumPy computation. Exits 1 with the reason when something is missing or wrong.
+a dense NumPy computation; then the GPU backend (:mod:`.check_gpu`): the driver and NVRTC
+versions, each GPU, one kernel run on each (without a GPU: an NVRTC compile check). Exits 1
+with the reason when something is missing or wrong.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from ..errors import LazyKernelsError
 from ..version import __version__
 from ._common import CACHE_ENV_HELP, human_bytes, human_seconds, package_version, plural
+from .check_gpu import report_gpu
 
 # Vector ISA extensions worth naming, in the order a reader expects them.
 SIMD_FEATURES = (
@@ -57,7 +60,9 @@ def register(subparsers: Any) -> None:
             "Report the C++ compiler (path, version, from CXX or PATH), OpenMP support, the "
             "SIMD extensions enabled by -march=native, the kernel cache directory and size, "
             "and the numpy/torch/scipy versions; then compile a Gaussian kernel sum with "
-            "backend='CPU' and compare it with dense NumPy. Exits with status 1 and the "
+            "backend='CPU' and compare it with dense NumPy. Then the GPU backend: the driver "
+            "and NVRTC versions, each GPU (name, compute capability, memory) with the same "
+            "kernel run on it; without a GPU, an NVRTC compile check. Exits with status 1 and the "
             "reason when something is missing or wrong."
         ),
         epilog=CACHE_ENV_HELP,
@@ -234,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         reason = run_test_kernel()
         if reason:
             failures.append(reason)
+    reason = report_gpu(run_kernels=not args.no_kernel)
+    if reason:
+        failures.append(reason)
     if failures:
         for reason in failures:
             print(f"FAILED: {reason}", file=sys.stderr)

@@ -10,11 +10,15 @@ the same names on the CPU.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 from .dialect import Dialect
 from .dialect_cpu import c_literal
+from .kir import Expr, Load
+
+_INPUT = re.compile(r"a[0-9]+")  # the kernel's input arrays (lower.py names them a<slot>)
 
 _SPECIAL = {
     (np.dtype(np.float32), "inf"): "__int_as_float(0x7f800000)",
@@ -41,3 +45,19 @@ class CudaDialect(Dialect):
 
     def function(self, fn: str) -> tuple[str, frozenset[str]]:
         return (f"{fn}f" if self.dtype == np.float32 else fn), frozenset()
+
+
+class CudaHalfDialect(CudaDialect):
+    """float16 storage, float32 arithmetic: every input load converts with ``lk_h2f``.
+
+    The kernel's inputs ``a<p>`` hold IEEE binary16 bits (``lk_half``); the formula is
+    evaluated in float (the dialect's dtype), so only the loads of input arrays differ.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(np.float32)
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Load) and _INPUT.fullmatch(e.array):
+            return f"lk_h2f({e.array}[{e.index.text}])"
+        return super().expr(e)

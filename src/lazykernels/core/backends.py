@@ -6,8 +6,12 @@
   lazily, so that a missing compiler never breaks ``import lazykernels``).
 - ``"auto"``: ``"CPU"`` when that package exists and reports ``available()``, otherwise
   ``"reference"``.
-- The GPU names of KeOps (``"GPU"``, ``"GPU_1D"``, ``"GPU_2D_device"``...) are recognised
-  and refused with :class:`~lazykernels.errors.BackendError`: there is no GPU backend yet.
+- ``"GPU"``, ``"GPU_1D"``, ``"GPU_1D_host"``, ``"GPU_1D_device"``: the CUDA 1D scheme,
+  :func:`lazykernels.cuda.runner.run` (host arrays copied to the GPU and back; CUDA
+  tensors never come here, the torch adapter runs them in place). The ``GPU_2D`` names
+  are refused with :class:`~lazykernels.errors.BackendError` until the 2D scheme exists.
+  ``"auto"`` never picks the GPU for host arrays (KeOps does when CUDA is usable): a copy
+  to the device is only made when asked for.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ GPU_NAMES = (
     "GPU_2D_host",
 )
 NAMES = ("auto", "CPU", "reference", *GPU_NAMES)
+GPU_1D_NAMES = ("GPU", "GPU_1D", "GPU_1D_device", "GPU_1D_host")
 
 
 def _cpu_module() -> ModuleType | None:
@@ -46,6 +51,11 @@ def _cpu_module() -> ModuleType | None:
 
 def _run_reference(call: BoundCall) -> None:
     reference.run(call)
+
+
+def _run_gpu(call: BoundCall) -> None:
+    # by name, like the CPU backend: the GPU package sits above the core (CONTRIBUTING.md)
+    importlib.import_module("lazykernels.cuda.runner").run(call)
 
 
 def canonical_backend(name: str) -> str:
@@ -109,8 +119,12 @@ def _compiler_environment() -> tuple[Any, ...]:
 
 def _resolve(name: str) -> tuple[str, Runner]:
     name = canonical_backend(name)
+    if name in GPU_1D_NAMES:
+        return "GPU", _run_gpu
     if name in GPU_NAMES:
-        raise BackendError(f"backend {name!r}: no GPU backend yet; use 'CPU' or 'auto'")
+        raise BackendError(
+            f"backend {name!r}: the GPU 2D scheme does not exist yet; use 'GPU' or 'GPU_1D'"
+        )
     if name == "reference":
         return "reference", _run_reference
     cpu = _cpu_module()

@@ -296,13 +296,16 @@ class GenredCore:
         backend: str = "auto",
         ranges: Sequence[Any] | None = None,
         out: Any = None,
+        device_id: int = -1,
     ) -> tuple[np.ndarray, ...]:
         """Validate ``args``, run the backend, return the user-level outputs.
 
         Raises:
             BackendError, ArgumentError, ShapeError, DtypeError: see :mod:`.bind`.
         """
-        return run_plan(self.plan, args, backend=backend, ranges=ranges, out=out)
+        return run_plan(
+            self.plan, args, backend=backend, ranges=ranges, out=out, device_id=device_id
+        )
 
 
 def run_plan(
@@ -311,15 +314,19 @@ def run_plan(
     backend: str = "auto",
     ranges: Sequence[Any] | None = None,
     out: Any = None,
+    device_id: int = -1,
 ) -> tuple[np.ndarray, ...]:
     """Bind ``args`` to ``plan``, run ``backend`` and return the outputs (NumPy arrays).
 
     float16 inputs are computed in float32 and the values cast back to float16. With
     ``out``, the results are written into it and ``out``'s arrays are returned.
+    ``device_id`` picks the GPU of a GPU backend.
     """
     name, runner = resolve(backend)
     compiled = name == "CPU"  # checks the inputs for NaN itself, in C, as it reads them
     call, user_dtype = bind_call(plan, args, ranges, out, nan_check=not compiled)
+    if device_id != -1:
+        call.device_id = _device_id(device_id)
     outputs = call.outputs
     if call.n_red and all([o.size for o in outputs]):
         runner(call)
@@ -339,6 +346,16 @@ def run_plan(
         if target is not result:
             target[...] = result
     return given
+
+
+def _device_id(device_id: Any) -> int:
+    if isinstance(device_id, bool) or not isinstance(device_id, numbers.Integral):
+        raise ArgumentError(
+            f"device_id must be an integer (-1: the default GPU), got {device_id!r}"
+        )
+    if device_id < -1:
+        raise ArgumentError(f"device_id must be -1 or a GPU index >= 0, got {device_id}")
+    return int(device_id)
 
 
 def fill_neutral(call: BoundCall) -> None:

@@ -4,11 +4,17 @@ The *same* kernel text that NVRTC compiles (:func:`lazykernels.codegen.cuda.rend
 is compiled by the host C++ compiler (``g++ -std=c++20``) behind :data:`HEADER`, a small
 macro header: ``__global__``/``__device__`` vanish, each thread of a block is a
 ``std::thread`` with its own ``threadIdx``/``blockIdx`` (thread-local), ``__syncthreads`` is
-a ``std::barrier`` of the block's threads, and ``__shared__`` arrays are function statics:
-one buffer, used by one block at a time (blocks run one after another). Nothing in the
-kernel is rewritten. It is slow (a thread per CUDA thread) and exists for tests: a skeleton
-change that breaks results (a missing barrier aside, whose race may go unseen) fails on a
-machine without a GPU.
+a ``std::barrier`` of the block's threads, ``__shared__`` arrays are function statics (one
+buffer, used by one block at a time: blocks run one after another), and float16 storage is
+``_Float16``'s bits (round to nearest even, as the PTX conversion). Nothing in the kernel
+is rewritten. It is slow (a thread per CUDA thread) and exists for tests: a skeleton change
+that breaks results (a missing barrier aside, whose race may go unseen) fails on a machine
+without a GPU.
+
+:class:`EmulatedDevice` implements the runner's device interface (:mod:`.device`) on it, so
+the runner's binding, launch configuration, output allocation, batches and ranges run here
+too: its "device memory" is host memory, its launch takes the kernel's argument list as a
+GPU launch does.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import ctypes
 import shutil
 import subprocess
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +51,21 @@ static inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); ret
 static inline double __longlong_as_double(long long v) {
   double f; std::memcpy(&f, &v, 8); return f;
 }
+typedef uint16_t lk_half;
+static inline float lk_h2f(lk_half h) { _Float16 v; std::memcpy(&v, &h, 2); return (float)v; }
+static inline lk_half lk_f2h(float f) {
+  _Float16 v = (_Float16)f; lk_half h; std::memcpy(&h, &v, 2); return h;
+}
 """
 
 
-def _args(n: int) -> list[str]:
-    return [f"args[{p}]" for p in range(n)]
-
-
 def _launcher(ks: CudaSource) -> str:
-    outs = [f"({ctype}*)outs[{o}]" for o, (_, ctype) in enumerate(ks.outputs)]
-    call = f"{ks.name}({', '.join(['n_out', 'n_red', *outs, *_args(ks.n_slots)])});"
+    """``lk_emulate(grid, params)``: the grid's blocks one after another, a thread per CUDA
+    thread; ``params[k]`` points to argument ``k`` (as ``cuLaunchKernel``'s list does)."""
+    args = ", ".join(f"*({ctype}*)params[{k}]" for k, ctype in enumerate(ks.params))
     return "\n".join(
         [
-            'extern "C" int lk_emulate(int64_t grid, int64_t n_out, int64_t n_red,',
-            "                          void* const* outs, const T* const* args) {",
+            'extern "C" int lk_emulate(int64_t grid, void* const* params) {',
             "  try {",
             "    std::barrier<> bar(LK_BLOCK);",
             "    lk_block_barrier = &bar;",
@@ -66,7 +75,7 @@ def _launcher(ks: CudaSource) -> str:
             "        threads.emplace_back([=] {",
             "          blockIdx = {(unsigned)bx, 0, 0};",
             "          threadIdx = {(unsigned)t, 0, 0};",
-            f"          {call}",
+            f"          {ks.name}({args});",
             "        });",
             "      for (auto& th : threads) th.join();",
             "    }",
@@ -84,38 +93,110 @@ def emulation_source(ks: CudaSource) -> str:
     return HEADER + "\n" + ks.source + "\n" + _launcher(ks) + "\n"
 
 
-class Emulated:
-    """A generated CUDA kernel compiled for the host emulation; call :meth:`run`."""
+_COMPILED: dict[str, tuple[tempfile.TemporaryDirectory, ctypes.CDLL]] = {}
+_LOCK = threading.Lock()
 
-    def __init__(self, ks: CudaSource, dtype: np.dtype | str, compiler: str = "g++") -> None:
-        self.ks, self.dtype = ks, np.dtype(dtype)
+
+def _library(ks: CudaSource, compiler: str) -> ctypes.CDLL:
+    """The emulated kernel, compiled once per process and source."""
+    text = emulation_source(ks)
+    with _LOCK:
+        hit = _COMPILED.get(text)
+        if hit is not None:
+            return hit[1]
         path = shutil.which(compiler)
         if path is None:
             raise CompileError(f"the CUDA emulation needs a C++20 compiler; {compiler} not found")
-        self._dir = tempfile.TemporaryDirectory(prefix="lk-cuda-emu-")
-        src, lib = Path(self._dir.name) / "kernel.cpp", Path(self._dir.name) / "kernel.so"
-        src.write_text(emulation_source(ks))
+        folder = tempfile.TemporaryDirectory(prefix="lk-cuda-emu-")
+        src, lib = Path(folder.name) / "kernel.cpp", Path(folder.name) / "kernel.so"
+        src.write_text(text)
         command = [path, "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", str(src)]
         done = subprocess.run([*command, "-o", str(lib)], capture_output=True, text=True)
         if done.returncode != 0:
             raise CompileError(f"the CUDA emulation did not compile ({src}):\n{done.stderr}")
-        self._lib = ctypes.CDLL(str(lib))
-        self._lib.lk_emulate.restype = ctypes.c_int
+        library = ctypes.CDLL(str(lib))
+        library.lk_emulate.restype = ctypes.c_int
+        library.lk_emulate.argtypes = [ctypes.c_int64, ctypes.c_void_p]
+        _COMPILED[text] = (folder, library)
+        return library
+
+
+def launch(library: ctypes.CDLL, grid: int, params: list[int]) -> None:
+    """Run the emulated kernel on ``grid`` blocks with the 64-bit arguments ``params``."""
+    values = (ctypes.c_int64 * max(len(params), 1))(*params)
+    size = ctypes.sizeof(ctypes.c_int64)
+    base = ctypes.addressof(values)
+    pointers = (ctypes.c_void_p * max(len(params), 1))(
+        *(base + k * size for k in range(len(params)))
+    )
+    if library.lk_emulate(grid, ctypes.addressof(pointers)) != 0:
+        raise CompileError("the CUDA emulation could not start its threads")
+
+
+class Emulated:
+    """A generated CUDA kernel compiled for the host emulation; call :meth:`run`."""
+
+    def __init__(self, ks: CudaSource, dtype: np.dtype | str | None = None, compiler: str = "g++"):
+        self.ks = ks
+        self.dtype = np.dtype(ks.dtype if dtype is None else dtype)
+        self._lib = _library(ks, compiler)
 
     def run(self, n_out: int, n_red: int, args: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        """The kernel's outputs (``n_out x width`` each) for the inputs ``args``."""
+        """The kernel's outputs (``n_out x width`` each) for the inputs ``args``: one batch
+        entry, no ranges (the runner, :mod:`.runner`, drives the rest)."""
         if len(args) != self.ks.n_slots:
             raise ShapeError(f"the kernel takes {self.ks.n_slots} inputs, not {len(args)}")
         if n_out < 1:
             raise ShapeError(f"a CUDA launch needs at least one output row, not {n_out}")
         arrays = [np.ascontiguousarray(a, dtype=self.dtype) for a in args]
-        types = {"T": self.dtype, "int64_t": np.dtype(np.int64)}
+        types = {"S": self.dtype, "int64_t": np.dtype(np.int64)}
         outs = [np.zeros((n_out, w), dtype=types[ctype]) for w, ctype in self.ks.outputs]
-        ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*(a.ctypes.data for a in arrays))
-        out_ptrs = (ctypes.c_void_p * len(outs))(*(o.ctypes.data for o in outs))
-        grid = -(-n_out // self.ks.block)
-        c64 = ctypes.c_int64
-        status = self._lib.lk_emulate(c64(grid), c64(n_out), c64(n_red), out_ptrs, ptrs)
-        if status != 0:
-            raise CompileError("the CUDA emulation could not start its threads")
+        n_tab = -(-n_out // self.ks.block)
+        params = [n_out, n_red, 1, n_tab, *(o.ctypes.data for o in outs)]
+        params += [a.ctypes.data for a in arrays] + [0, 0, 0]
+        launch(self._lib, n_tab, params)
         return tuple(outs)
+
+
+@dataclass
+class HostBuffer:
+    """Emulated device memory: a host array (kept alive by this object)."""
+
+    array: np.ndarray
+    ptr: int
+    nbytes: int
+
+
+class EmulatedDevice:
+    """The :class:`~lazykernels.cuda.device.Device` interface on the host emulation.
+
+    Kernels are compiled by ``g++`` (once per process and source), memory is host memory,
+    streams are ignored (everything is synchronous). ``launches`` records the grid and
+    arguments of every launch, for tests of the launch configuration.
+    """
+
+    def __init__(self, ordinal: int = 0, capability: tuple[int, int] = (8, 0)) -> None:
+        self.ordinal, self.capability = ordinal, capability
+        self.name = f"host emulation #{ordinal}"
+        self.launches: list[tuple[int, int, tuple[int, ...]]] = []
+
+    def function(self, ks: CudaSource) -> ctypes.CDLL:
+        return _library(ks, "g++")
+
+    def launch(self, function, grid: int, ks: CudaSource, params: list[int], stream: int):
+        self.launches.append((grid, ks.block, tuple(params)))
+        launch(function, grid, params)
+
+    def alloc(self, nbytes: int) -> HostBuffer:
+        array = np.zeros(max(1, nbytes), dtype=np.uint8)
+        return HostBuffer(array, array.ctypes.data, nbytes)
+
+    def upload(self, array: np.ndarray, stream: int) -> HostBuffer:
+        if not array.size:
+            return self.alloc(0)
+        copy = np.array(array, copy=True, order="C")
+        return HostBuffer(copy, copy.ctypes.data, copy.nbytes)
+
+    def download(self, buffer: HostBuffer, array: np.ndarray, stream: int) -> None:
+        if array.nbytes:
+            ctypes.memmove(array.ctypes.data, buffer.ptr, array.nbytes)

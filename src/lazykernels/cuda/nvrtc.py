@@ -7,19 +7,30 @@ driver, so CUDA sources compile to PTX and cubin on a CPU-only machine (the CI t
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from ..errors import CompatibilityError, CompileError
 
+OPTIONS = ("--std=c++17",)
+"""NVRTC options besides the architecture (part of the cubin cache key)."""
 _INSTALL = "install the GPU extra: pip install 'lazykernels[cuda]' (or [cuda12])"
 
 
-def _nvrtc():
+def bindings(module: str):
+    """``cuda.bindings.<module>`` (``nvrtc``, ``driver``).
+
+    Raises:
+        CompatibilityError: cuda-bindings is not installed (the message names the extra).
+    """
     try:
-        from cuda.bindings import nvrtc
+        return importlib.import_module(f"cuda.bindings.{module}")
     except ImportError as e:
         raise CompatibilityError(f"cuda-bindings is not installed ({e}); {_INSTALL}") from None
-    return nvrtc
+
+
+def _nvrtc():
+    return bindings("nvrtc")
 
 
 def available() -> bool:
@@ -76,7 +87,7 @@ def compile_source(source: str, arch: str = "sm_80", name: str = "kernel.cu") ->
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], [])
     _check(nvrtc, err, "program creation")
     try:
-        opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17"]
+        opts = [f"--gpu-architecture={arch}".encode(), *(o.encode() for o in OPTIONS)]
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         err, n = nvrtc.nvrtcGetProgramLogSize(prog)
         log = b" " * n

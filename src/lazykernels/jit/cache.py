@@ -8,6 +8,9 @@ directory), one group of files per kernel, named by its 64-hex-digit content key
     <key>.json   metadata (compiler, flags, time, source name, the library's sha256), written
                  atomically *before* the library is moved into place
     <key>.lock   the file lock that serialises builds of that key across processes
+    <key>.cu, <key>.cubin   a CUDA kernel and its NVRTC output (:func:`build_binary`),
+                 under the same rules (the key covers source, NVRTC version, options and
+                 the GPU architecture)
 
 Why this cannot lie: the key is the full sha256 of everything that decides the bytes of the
 library; ``<key>.so`` existing means a compiler finished it (temporary outputs carry a
@@ -38,6 +41,7 @@ import sysconfig
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
@@ -70,7 +74,7 @@ vector dimensions above the unrolling threshold, so valid formulas up to the 65,
 print tens of kB (``OneHot(x, 100000)``: ~12 kB); the budget is a guard against a runaway
 source (a formula with very many unrolled small ops), refused before the compiler runs."""
 
-_KEY_FILE = re.compile(r"^[0-9a-f]{64}(\.(so|cpp|json|lock)|\..*tmp-.*)$")
+_KEY_FILE = re.compile(r"^[0-9a-f]{64}(\.(so|cpp|json|lock|cu|cubin)|\..*tmp-.*)$")
 _PROBE_FILE = re.compile(r"^compiler-[0-9a-f]{64}\.(json|lock)$|^compiler-[0-9a-f]{64}\..*tmp-.*$")
 PROBE_DIR_PREFIX = "lk-probe-"
 
@@ -275,14 +279,15 @@ _WARNED: set[str] = set()
 _WARNED_LOCK = threading.Lock()
 
 
-def library_problem(directory: Path, key: str) -> str | None:
-    """Why ``<key>.so`` must not be loaded, or None when it can be trusted.
+def library_problem(directory: Path, key: str, suffix: str = ".so") -> str | None:
+    """Why ``<key><suffix>`` (a library, or a cubin) must not be loaded, or None when it
+    can be trusted.
 
     It must exist; it and ``<key>.json`` must be the user's and not group/world-writable;
     its sha256 must equal the ``"sha256"`` recorded in the metadata at build time.
     Returns :data:`MISSING` when there is no library.
     """
-    library = directory / f"{key}.so"
+    library = directory / f"{key}{suffix}"
     problem = file_problem(library)
     if problem is not None:
         return problem if problem == MISSING else f"the library: {problem}"
@@ -377,6 +382,77 @@ def build_artifact(
         lock.release()
 
 
+def binary_key(fields: list[Any]) -> str:
+    """The content key of an artefact made in-process (a cubin): the full sha256 of the JSON
+    list of ``fields`` (for a cubin: source, NVRTC version, options, architecture) with the
+    key schema, the lazykernels version and the platform."""
+    payload = [KEY_SCHEMA, "binary", *fields, version.__version__, platform_tag()]
+    return sha256(json.dumps(payload, ensure_ascii=True).encode("ascii")).hexdigest()
+
+
+def build_binary(
+    key: str,
+    name: str,
+    source: str,
+    produce: Callable[[], bytes],
+    *,
+    source_suffix: str = ".cu",
+    suffix: str = ".cubin",
+    metadata: dict[str, Any] | None = None,
+) -> tuple[bytes, bool]:
+    """The bytes of the artefact ``<key><suffix>``, made by ``produce()`` if needed.
+
+    The same rules as :func:`build_artifact` (a lock per key, the source kept, metadata with
+    the sha256 written before the artefact is moved into place, an untrusted file rebuilt
+    with a warning), for artefacts made in-process, such as NVRTC's cubins.
+
+    Returns:
+        ``(data, built)``: the artefact's bytes and whether this call made them.
+
+    Raises:
+        CacheError: the cache directory is not trusted; whatever ``produce`` raises.
+    """
+    directory = cache_dir()
+    target = directory / f"{key}{suffix}"
+    if library_problem(directory, key, suffix) is None:
+        return target.read_bytes(), False
+    lock = FileLock(str(directory / f"{key}.lock"), mode=FILE_MODE)
+    with lock:
+        problem = library_problem(directory, key, suffix)
+        if problem is None:
+            return target.read_bytes(), False
+        if problem != MISSING:
+            _warn_untrusted(key, target, problem)
+        _remove_stale_temporaries(directory, key)
+        atomic_write_text(directory / f"{key}{source_suffix}", source)
+        start = time.perf_counter()
+        data = produce()
+        seconds = time.perf_counter() - start
+        output = directory / f"{key}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+        try:
+            descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LIBRARY_MODE)
+            with open(descriptor, "wb") as handle:
+                handle.write(data)
+            meta = {
+                "key": key,
+                "sha256": file_sha256(output),
+                "name": name,
+                "source": f"{key}{source_suffix}",
+                **(metadata or {}),
+                "lazykernels_version": version.__version__,
+                "platform": platform_tag(),
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "build_seconds": round(seconds, 3),
+                "pid": os.getpid(),
+            }
+            atomic_write_text(directory / f"{key}.json", json.dumps(meta, indent=2) + "\n")
+            os.replace(output, target)
+        finally:
+            output.unlink(missing_ok=True)
+        debug(f"built {name!r} ({key}{suffix}) in {seconds:.2f} s")
+        return data, True
+
+
 def read_metadata(key: str, directory: Path | None = None) -> dict[str, Any] | None:
     """The metadata of a cached kernel (plain JSON, never evaluated), or None if absent."""
     path = (directory or cache_dir()) / f"{key}.json"
@@ -414,7 +490,7 @@ def clean_cache() -> None:
 def cache_info() -> dict[str, Any]:
     """Summary of the cache: ``{"path": str, "num_kernels": int, "total_bytes": int}``.
 
-    ``num_kernels`` counts compiled libraries; ``total_bytes`` sums every cache file
+    ``num_kernels`` counts compiled libraries and cubins; ``total_bytes`` sums every cache file
     (libraries, sources, metadata, locks, probes).
 
     Example:
@@ -431,6 +507,6 @@ def cache_info() -> dict[str, Any]:
             total += entry.stat().st_size
         except FileNotFoundError:  # removed by a concurrent build or clean
             continue
-        if entry.suffix == ".so" and ".tmp-" not in entry.name:
+        if entry.suffix in (".so", ".cubin") and ".tmp-" not in entry.name:
             kernels += 1
     return {"path": str(directory), "num_kernels": kernels, "total_bytes": total}

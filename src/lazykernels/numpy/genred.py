@@ -39,8 +39,9 @@ class Genred(GenredCore):
         Args:
             args: float16/float32/float64 arrays, all of one dtype; ``Vi(D)`` takes
                 ``(..., M, D)``, ``Vj(D)`` takes ``(..., N, D)``, ``Pm(D)`` takes ``(..., D)``.
-            backend: ``"auto"``, ``"CPU"`` or ``"reference"`` (GPU names raise).
-            device_id: ignored (CPU only).
+            backend: ``"auto"``, ``"CPU"``, ``"reference"``, or ``"GPU"`` / ``"GPU_1D"``
+                (the arrays are copied to the GPU and the results back).
+            device_id: the GPU of a GPU backend (-1: ``lazykernels.default_device_id``).
             ranges: KeOps's 6-tuple of block-sparse ranges.
             out: preallocated output array(s), filled in place and returned.
 
@@ -48,7 +49,7 @@ class Genred(GenredCore):
             One array, or a tuple (values, int64 indices) for Min_ArgMin, Max_ArgMax and
             KMin_ArgKMin.
         """
-        results = self.run(args, backend=backend, ranges=ranges, out=out)
+        results = self.run(args, backend=backend, ranges=ranges, out=out, device_id=device_id)
         return results[0] if len(results) == 1 else results
 
 

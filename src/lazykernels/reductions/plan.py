@@ -104,6 +104,7 @@ class BoundCall:
         ranges: block-sparse ranges for this reduction, or None.
         outputs: arrays to fill, shaped ``batch_shape + (n_out, ...)`` per the reduction's
             output rule (values in ``dtype``, indices in int64), C-contiguous.
+        device_id: the GPU a GPU backend runs on (KeOps's ``device_id``; -1: the default).
     """
 
     plan: ReductionPlan
@@ -114,6 +115,7 @@ class BoundCall:
     nj: int
     ranges: Ranges | None
     outputs: tuple[np.ndarray, ...] = field(default_factory=tuple)
+    device_id: int = -1
 
     @property
     def n_out(self) -> int:

@@ -1,9 +1,10 @@
 """Reductions on torch tensors with autograd: ``torch_reduce`` and ``GenredFunction``.
 
-The backends work on NumPy arrays: CPU tensors are viewed as arrays without a copy
+The CPU backends work on NumPy arrays: CPU tensors are viewed as arrays without a copy
 (``.detach().numpy()``) and the outputs the backend allocates are wrapped back with
-``torch.from_numpy`` (no copy either). Tensors on any other device raise: there is no GPU
-backend yet, and nothing is ever copied between devices behind the user's back.
+``torch.from_numpy`` (no copy either). CUDA tensors run on the GPU in place
+(:mod:`lazykernels.torch.cuda`); tensors on any other device raise, and nothing is ever
+copied between devices behind the user's back.
 
 Differentiation follows :mod:`lazykernels.reductions.derivatives`:
 
@@ -55,20 +56,14 @@ _N_STATIC = 3  # GenredFunction's non-tensor arguments: plan, backend, ranges
 
 
 def check_device(tensor: torch.Tensor, what: str) -> None:
-    """Raise unless ``tensor`` lives in CPU memory.
+    """Raise unless ``tensor`` lives in CPU or CUDA memory.
 
     Raises:
-        BackendError: a CUDA (or other non-CPU) tensor.
+        BackendError: a tensor on another device (``meta``, ``mps``...).
     """
-    if tensor.is_cuda:
+    if tensor.device.type not in ("cpu", "cuda"):
         raise BackendError(
-            f"{what} is a CUDA tensor (device {tensor.device}), but lazykernels has no GPU "
-            f"backend yet; move the inputs to the CPU with .cpu()"
-        )
-    if tensor.device.type != "cpu":
-        raise BackendError(
-            f"{what} is on device {tensor.device}; only CPU tensors are supported "
-            f"(no GPU backend yet)"
+            f"{what} is on device {tensor.device}; only CPU and CUDA tensors are supported"
         )
 
 
@@ -79,6 +74,7 @@ def _as_array(tensor: Any, what: str | Callable[[], str]) -> np.ndarray:
         raise ArgumentError(f"{_name(what)}: expected a torch.Tensor, got {type(tensor).__name__}")
     if tensor.is_cuda or not tensor.is_cpu:  # (is_cpu is cheaper than device.type)
         check_device(tensor, _name(what))
+        raise BackendError(f"{_name(what)} is on {tensor.device}; the other inputs are not")
     if tensor.dtype not in _FLOATS and tensor.is_floating_point():
         raise DtypeError(
             f"{_name(what)}: dtype {tensor.dtype} is not supported; use float16, float32 or float64"
@@ -99,8 +95,8 @@ def _ranges_arrays(ranges: Sequence[Any] | None) -> tuple[np.ndarray, ...] | Non
         return None
     if not isinstance(ranges, list | tuple):
         raise ArgumentError("ranges must be a 6-tuple of integer tensors")
-    return tuple(
-        _as_array(r, f"ranges[{k}]") if isinstance(r, torch.Tensor) else np.asarray(r)
+    return tuple(  # CUDA ranges are read on the host: the block table is built there
+        _as_array(r.cpu(), f"ranges[{k}]") if isinstance(r, torch.Tensor) else np.asarray(r)
         for k, r in enumerate(ranges)
     )
 
@@ -113,6 +109,10 @@ def _run(
     out: Any = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run ``plan`` on the backend, without autograd; outputs as tensors (no copies)."""
+    if any([isinstance(t, torch.Tensor) and t.is_cuda for t in tensors]):
+        from .cuda import run_cuda
+
+        return run_cuda(plan, tensors, backend, ranges, out)
     arrays = [_as_array(t, partial(_argument_name, plan, k)) for k, t in enumerate(tensors)]
     if out is None:
         results = run_plan(plan, arrays, backend=backend, ranges=ranges)
@@ -284,8 +284,8 @@ def _prepare(rules: Sequence[DerivedPlan], output: torch.Tensor, backend: str) -
     their compilations dominated the first backward pass.
     """
     plans = [r.plan for r in rules] + [r.auxiliary for r in rules if r.auxiliary is not None]
-    if len(plans) < 2 or output.dtype not in _FLOATS:
-        return
+    if len(plans) < 2 or output.dtype not in _FLOATS or output.is_cuda:
+        return  # (CUDA: NVRTC compiles in-process, one kernel at a time)
     dtype = np.float64 if output.dtype == torch.float64 else np.float32  # float16: float32
     prepare(plans, dtype, backend)
 

@@ -14,6 +14,7 @@ import torch
 
 from ..core.genred import GenredCore, generic_genred
 from .autograd import torch_reduce
+from .cuda import gpu_arguments
 
 
 class Genred(GenredCore):
@@ -50,8 +51,11 @@ class Genred(GenredCore):
         Args:
             args: float16/float32/float64 tensors, all of one dtype; ``Vi(D)`` takes
                 ``(..., M, D)``, ``Vj(D)`` takes ``(..., N, D)``, ``Pm(D)`` takes ``(..., D)``.
-            backend: ``"auto"``, ``"CPU"`` or ``"reference"`` (GPU names raise).
-            device_id: ignored (CPU only).
+            backend: ``"auto"``, ``"CPU"``, ``"reference"``, or ``"GPU"`` / ``"GPU_1D"``
+                (CUDA tensors always run on their GPU; CPU tensors are moved to the GPU
+                and the results back).
+            device_id: the GPU of CPU inputs with a GPU backend (-1: the default); with
+                CUDA inputs it must be their device.
             ranges: KeOps's 6-tuple of block-sparse ranges (int tensors or arrays).
             out: preallocated output tensor(s), filled in place and returned (only when no
                 gradient is tracked).
@@ -61,9 +65,13 @@ class Genred(GenredCore):
             KMin_ArgKMin.
 
         Raises:
-            BackendError: CUDA tensors (no GPU backend yet) or a GPU backend name.
+            BackendError: inputs on different devices, a CPU backend for CUDA tensors.
+            CompatibilityError: a GPU backend without an NVIDIA driver or GPU.
         """
+        args, home = gpu_arguments(args, backend, device_id)
         results = torch_reduce(self.plan, args, backend=backend, ranges=ranges, out=out)
+        if home is not None:
+            results = tuple(r.to(home) for r in results)
         return results[0] if len(results) == 1 else results
 
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU checks of issue #11 in one call, for a session lent a GPU machine (no network,
+# a short budget): `lazykernels check`, the cuda test tier (tests/test_cuda_gpu.py, plus the
+# emulation-backed runner tests), then benchmarks/bench_gpu.py. Results go under $OUT
+# (default: a new temporary folder), one file per step, and a summary is printed.
+#
+#   bash scripts/gpu_check.sh            # from the repository root, PYTHONPATH=src
+#
+# Optional: pure-Python KeOps (pykeops + keopscore) copied into .gpu_deps/ (and carried to
+# the machine) is put on the path for the KeOps GPU rows; it compiles with the machine's
+# nvcc, and the benchmark records why when it cannot.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+[ -d .gpu_deps ] && export PYTHONPATH="$PYTHONPATH:$PWD/.gpu_deps"
+export LAZYKERNELS_CACHE="$OUT/lk-cache"
+
+step() {  # name, time limit (s), command...
+  local name="$1" limit="$2"; shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
+  local rc=$?
+  echo "== $name: rc=$rc in $((SECONDS - start)) s (full log: $OUT/$name.txt)"
+  tail -n "${TAIL:-25}" "$OUT/$name.txt"
+}
+
+step environment 60 bash -c "nvidia-smi; $PY -c 'import sys, numpy, torch; print(sys.version); \
+print(\"numpy\", numpy.__version__, \"torch\", torch.__version__, torch.version.cuda, \
+torch.cuda.is_available())'; $PY -c 'import platformdirs, filelock, pytest' || echo 'MISSING: \
+lazykernels needs platformdirs and filelock, the tier pytest'; $PY -m pip list 2>/dev/null | grep -i -E 'cuda|nvidia|torch|pytest|keops|faiss'"
+step check 120 "$PY" -m lazykernels check
+step cuda_tier 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_cuda_gpu.py \
+  tests/test_cuda_runner.py
+step bench_gpu 420 "$PY" benchmarks/bench_gpu.py --repeats 3 --json "$OUT/bench_gpu.json"
+echo "results under $OUT"
