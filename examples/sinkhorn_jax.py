@@ -22,8 +22,9 @@ import time
 import numpy as np
 
 
-def lazykernels_sinkhorn(x, y, eps: float, iters: int):
-    """Potentials (f, g) after ``iters`` log-domain Sinkhorn iterations (jitted)."""
+def lazykernels_sinkhorn(x, y, eps: float, iters: int, gemm="auto"):
+    """Potentials (f, g) after ``iters`` log-domain Sinkhorn iterations (jitted); ``gemm``
+    chooses the dot-product path of high-dimensional distances (docs/gemm.md)."""
     import jax
     import jax.numpy as jnp
 
@@ -31,9 +32,9 @@ def lazykernels_sinkhorn(x, y, eps: float, iters: int):
 
     d = x.shape[1]
     aliases = [f"x = Vi({d})", f"y = Vj({d})", "h = Vj(1)", "e = Pm(1)"]
-    lse_j = Genred("h - SqDist(x, y) / e", aliases, "LogSumExp", axis=1)
+    lse_j = Genred("h - SqDist(x, y) / e", aliases, "LogSumExp", axis=1, gemm=gemm)
     aliases_i = [f"x = Vi({d})", f"y = Vj({d})", "h = Vi(1)", "e = Pm(1)"]
-    lse_i = Genred("h - SqDist(x, y) / e", aliases_i, "LogSumExp", axis=0)
+    lse_i = Genred("h - SqDist(x, y) / e", aliases_i, "LogSumExp", axis=0, gemm=gemm)
 
     @jax.jit
     def solve(x, y):
@@ -97,7 +98,7 @@ def _marginal_error(x, y, f, g, eps):
     return float(np.abs(p.sum(1) * x.shape[0] - 1).max())
 
 
-def run_case(n: int, d: int, eps: float, iters: int, batch_size: int, dtype) -> dict:
+def run_case(n: int, d: int, eps: float, iters: int, batch_size: int, dtype, gemm="auto") -> dict:
     import jax.numpy as jnp
 
     rng = np.random.default_rng(d)
@@ -105,7 +106,8 @@ def run_case(n: int, d: int, eps: float, iters: int, batch_size: int, dtype) -> 
     y = jnp.asarray((rng.random((n, d)) * 0.8 + 0.1).astype(dtype))
     scale = float(np.mean(np.sum((np.asarray(x[:500]) - np.asarray(y[:500])) ** 2, -1)))
     e = eps * scale  # the same absolute epsilon for both
-    ours, theirs = lazykernels_sinkhorn(x, y, e, iters), ott_sinkhorn(e, iters, batch_size)
+    ours = lazykernels_sinkhorn(x, y, e, iters, gemm)
+    theirs = ott_sinkhorn(e, iters, batch_size)
     results = {}
     for name, solve in (("lazykernels", ours), ("ott-jax", theirs)):
         _timed(solve, x, y)  # compile and warm up
@@ -128,6 +130,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eps", type=float, default=0.05, help="relative to the mean cost")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--float64", action="store_true")
+    parser.add_argument(
+        "--gemm",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the dot-product path for high D (docs/gemm.md; 'on' as OTT-JAX's blocked matmul)",
+    )
     args = parser.parse_args(argv)
 
     import jax
@@ -136,11 +144,12 @@ def main(argv: list[str] | None = None) -> dict:
     report = {}
     for d in args.dims:
         with jax.enable_x64(args.float64):  # scoped: leaves the caller's setting alone
-            r = run_case(args.n, d, args.eps, args.iters, args.batch_size, dtype)
+            gemm = {"auto": "auto", "on": True, "off": False}[args.gemm]
+            r = run_case(args.n, d, args.eps, args.iters, args.batch_size, dtype, gemm)
         report[f"d{d}"] = r
         ours, theirs = r["lazykernels"], r["ott-jax"]
         print(
-            f"N={args.n} D={d} {np.dtype(dtype).name} {args.iters} iterations: "
+            f"N={args.n} D={d} {np.dtype(dtype).name} {args.iters} iterations, gemm={args.gemm}: "
             f"lazykernels {ours['seconds']:.3f} s (cost {ours['cost']:.8g}, marginal error "
             f"{ours['marginal_error']:.1e}) | OTT-JAX batch_size={args.batch_size} "
             f"{theirs['seconds']:.3f} s (cost {theirs['cost']:.8g}, marginal error "
