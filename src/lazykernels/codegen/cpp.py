@@ -51,23 +51,20 @@ import numpy as np
 from ..errors import FormulaError
 from ..reductions import SPECS
 from ..reductions.plan import SUM_SCHEMES, ReductionPlan
-from . import helpers as op_helpers
 from . import schedule_cpp as schedule
 from .buffer import IndentedBuffer
 from .cpu_reductions import PerComponent, cpp_reduction
 from .dotgrad_cpp import DotGrad, match_dotgrad
 from .dotprod_cpp import DotGemm, match_dotprod
-from .fastmath import CPU_HELPERS
 from .lower import ScalarProgram, lower
-from .prelude import SKELETON_HELPERS, includes
-from .reductions_cpp import Access, CppReduction, Output, SumRed, TileCtx, masked_store
+from .prelude import SKELETON_HELPERS, helper_sources, includes
+from .reductions_cpp import Access, Output, SumRed, TileCtx, masked_store
 from .runtime import POOL_SIGNATURE
 from .sqdist_cpp import SqDistGemm, match_sqdist
 from .sqdist_cpp import usable as sqdist_usable
 from .target_cpu import CPU, CpuTarget
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-SHORT_CHUNK = 16  # indices per first-level partial of the short sums (a power of 2)
 
 
 @dataclass(frozen=True)
@@ -87,32 +84,6 @@ class KernelSource:
     outputs: tuple[Output, ...]
     n_slots: int
     path: str = "tiled"
-
-
-def _tile_len(
-    red: CppReduction, dtype: np.dtype, acc_dtype: np.dtype, target: CpuTarget, extra: int = 0
-) -> int:
-    """Reduction indices per tile: the tile buffers (``extra`` more of type T) fit the
-    target's budget."""
-    n_t = red.n_buffers() + extra
-    row_bytes = n_t * dtype.itemsize + red.n_acc_buffers() * acc_dtype.itemsize
-    if row_bytes == 0:
-        return target.tile_fused
-    tj = target.tile_buffer_bytes // row_bytes
-    tj = 1 << (max(tj, 1).bit_length() - 1)
-    return max(64, min(target.tile_fused, tj))
-
-
-def _helper_sources(names: set[str]) -> list[str]:
-    out = []
-    for name in sorted(names):
-        if name in CPU_HELPERS:
-            out.append(CPU_HELPERS[name])
-        elif name in op_helpers.HELPERS:
-            out.append(op_helpers.HELPERS[name])
-        else:
-            raise FormulaError(f"no C++ source for the helper {name!r}")
-    return out
 
 
 class _Printer:
@@ -172,7 +143,7 @@ class _Printer:
                 self.red = PerComponent(red1, self.vec.dim)
                 n_buf = len(self.vec.buffered)
             self.bi = target.block_rows
-            self.tj = _tile_len(self.red, dtype, self.acc_dtype, target, n_buf)
+            self.tj = schedule.tile_len(self.red, dtype, self.acc_dtype, target, n_buf)
             self.n_pre = self.prog.n_precomputed
             if dot is not None:
                 self.dot = DotGemm(dot, target, self.n_pre)
@@ -342,7 +313,7 @@ class _Printer:
             helpers |= self.gemm.helpers
         if self.dot:
             helpers |= self.dot.helpers
-        for text in [SKELETON_HELPERS, *_helper_sources(helpers)]:
+        for text in [SKELETON_HELPERS, *helper_sources(helpers)]:
             b.line(text.strip("\n"))
             b.line()
         b.line('extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,')
@@ -525,7 +496,9 @@ class _Printer:
             b.line("const int64_t jb = lk_min(jhi, rg < 0 ? n_red : redranges[2 * s + 1]);")
             if self.short_sums:
                 with b.block(f"if (jb - ja <= {self.t.short_red})"):
-                    self.short_sum()
+                    same = self.acc_dtype == self.dtype
+                    acc = lambda c: self.st("acc", str(c))  # noqa: E731
+                    schedule.short_sum(self.b, self.prog, self.bi, same, acc)
             with b.block("for (int64_t j0 = ja; j0 < jb; j0 += TJ)"):
                 b.line("const int64_t j1 = lk_min(jb, j0 + TJ);")
                 if self.gemm:
@@ -566,43 +539,6 @@ class _Printer:
             same = self.acc_dtype == self.dtype
             tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same)
             self.red.tile(b, tc)
-
-    def short_sum(self) -> None:
-        """A short interval ``[ja, jb)`` of a sum (tall problems: M x 100): the ``omp simd``
-        loop runs over the block's ``BI`` rows (one vector of lanes, rows past ``bi`` are
-        duplicates and discarded) for each index, so there is no per-row horizontal sum,
-        loop set-up or masked last vector; the interval's partial sums are then added.
-
-        Two-level block sum: the terms go to partials ``pc`` that are added to ``pv`` and
-        reset every ``SHORT_CHUNK`` indices (one sequential float32 sum of 100 terms was
-        1.1-2.6x dense torch's error, tests/test_accuracy.py). The flush is a branch in the
-        one loop over ``j``: a nested chunk loop re-broadcast the formula's constants per
-        chunk (5-11% slower at M x 100)."""
-        b, prog = self.b, self.prog
-        f = prog.roots[0]
-        same = self.acc_dtype == self.dtype
-        n, bi, last = len(f), self.bi, SHORT_CHUNK - 1
-        b.line("A " + ", ".join(f"pv{c}[{bi}] = {{}}, pc{c}[{bi}] = {{}}" for c in range(n)) + ";")
-        with b.block("for (int64_t j = ja; j < jb; ++j)"):
-            for v in prog.inner_values:
-                b.line(f"const T {v.load} = {v.pointer}[j];")
-            b.pragma("omp simd")
-            with b.block("for (int64_t k = 0; k < BI; ++k)"):
-                for local, array in prog.row_loads:
-                    b.line(f"const T {local} = {array}[k];")
-                b.lines(prog.mixed)
-                for c, atom in enumerate(f):
-                    b.line(f"pc{c}[k] += {atom if same else f'(A){atom}'};")
-            with b.block(f"if (((j - ja) & {last}) == {last} || j == jb - 1)"):
-                b.pragma("omp simd")
-                with b.block("for (int64_t k = 0; k < BI; ++k)"):
-                    for c in range(n):
-                        b.line(f"pv{c}[k] += pc{c}[k];")
-                        b.line(f"pc{c}[k] = 0;")
-        with b.block("for (int64_t k = 0; k < bi; ++k)"):
-            for c in range(n):
-                b.line(f"{self.st('acc', str(c))} += pv{c}[k];")
-        b.line("continue;")
 
     def merge_parts(self) -> None:
         """Serial (on the caller): O(rows x parts) state merges, after every part is done."""

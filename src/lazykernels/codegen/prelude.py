@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 
 from ..errors import FormulaError
+from . import fastmath
+from . import helpers as op_helpers
 
 _CMATH = (  # noqa: SIM905 (one string: easier to read than a 58-item list)
     "abs fabs fmod remainder fma fmax fmin fdim exp exp2 expm1 log log10 log2 log1p pow "
@@ -72,3 +74,17 @@ def includes(text: str) -> list[str]:
             raise FormulaError(f"generated code uses std::{name}, whose header is unknown")
         headers.add(STD_HEADERS[name])
     return [f"#include <{h}>" for h in (*BASE_HEADERS, *sorted(headers))]
+
+
+def helper_sources(names: set[str]) -> list[str]:
+    """The C++ source of each named helper function (the CPU math helpers, then the op
+    cards' helpers), sorted by name."""
+    out = []
+    for name in sorted(names):
+        if name in fastmath.CPU_HELPERS:
+            out.append(fastmath.CPU_HELPERS[name])
+        elif name in op_helpers.HELPERS:
+            out.append(op_helpers.HELPERS[name])
+        else:
+            raise FormulaError(f"no C++ source for the helper {name!r}")
+    return out
