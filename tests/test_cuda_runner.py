@@ -69,7 +69,7 @@ def test_batches_and_ranges_match_the_reference(plan):
     assert grid == 6 * -(-n_out // BLOCK) == 6 * params[3] and params[-3] != 0
     # ranges with rows outside every range (neutral values), then ranges and a batch
     device = _compare(plan, _inputs(rng, (), (), 90, 90), RANGES)
-    assert device.launches[-1][0] == len(block_table(_oriented(), 90, BLOCK))
+    assert device.launches[-1][0] == len(block_table(_oriented(), 90, BLOCK)[0])
     _compare(plan, _inputs(rng, (2,), (2,), 90, 90), RANGES)
 
 
@@ -86,15 +86,25 @@ def test_plain_launch_passes_no_tables():
 
 
 def test_block_table_covers_every_row_once():
-    table = block_table(_oriented(), 90, 8)
+    table, reds = block_table(_oriented(), 90, 8)
+    assert reds.tolist() == R_RED.tolist()  # disjoint output ranges: the call's intervals
     rows = np.concatenate([np.arange(r0, r1) for r0, r1, _, _ in table])
     assert (rows == np.arange(90)).all() and (table[:, 1] - table[:, 0] <= 8).all()
     gap = table[(table[:, 0] >= 20) & (table[:, 1] <= 40)]
     assert len(gap) and (gap[:, 2] == gap[:, 3]).all()  # no reduction intervals
     assert {tuple(t[2:]) for t in table if t[0] >= 40 and t[1] <= 70} == {(1, 3)}
-    overlapping = Ranges(np.array([[0, 10], [5, 12]]), np.array([1, 2]), R_RED[:2])
-    with pytest.raises(ArgumentError, match="disjoint output ranges"):
-        block_table(overlapping, 12, 8)
+
+
+def test_overlapping_output_ranges_reduce_over_every_covering_range():
+    # rows 5-9 are in both ranges: their intervals are the first range's, then the second's
+    overlapping = Ranges(np.array([[0, 10], [5, 12]]), np.array([1, 3]), R_RED[:3])
+    table, reds = block_table(overlapping, 14, 8)
+    rows = np.concatenate([np.arange(r0, r1) for r0, r1, _, _ in table])
+    assert (rows == np.arange(14)).all()
+    spans = {(int(r0), int(r1)): reds[s0:s1].tolist() for r0, r1, s0, s1 in table}
+    assert spans[(0, 5)] == [[0, 30]]
+    assert spans[(5, 10)] == [[0, 30], [50, 61], [83, 90]]
+    assert spans[(10, 12)] == [[50, 61], [83, 90]] and spans[(12, 14)] == []
 
 
 def test_batch_offsets_follow_broadcasting():
@@ -126,7 +136,7 @@ def test_driver_errors_are_clear_without_a_gpu():
         run_plan(GAUSS, [x, y, g, b], backend="GPU", device_id=0)
     with pytest.raises(ArgumentError, match="device_id must be -1 or a GPU index"):
         run_plan(GAUSS, [x, y, g, b], backend="GPU", device_id=-3)
-    with pytest.raises(BackendError, match="2D scheme"):
+    with pytest.raises(CompatibilityError, match="NVIDIA driver|cuda-bindings|no GPU"):
         run_plan(GAUSS, [x, y, g, b], backend="GPU_2D")
 
 
@@ -171,8 +181,6 @@ def test_torch_adapter_checks_inputs_before_launching():
         run_cuda(GAUSS, [x, y.to("meta"), g, b], device=device)
     with pytest.raises(BackendError, match="runs on the CPU.*backend='GPU'"):
         run_cuda(GAUSS, [x, y, g, b], backend="CPU", device=device)
-    with pytest.raises(BackendError, match="2D scheme"):
-        run_cuda(GAUSS, [x, y, g, b], backend="GPU_2D", device=device)
     with pytest.raises(ArgumentError, match="NaN"):
         run_cuda(GAUSS, [x, y, g, b * float("nan")], device=device)
     with pytest.raises(ArgumentError, match="out: expected a tensor of shape"):

@@ -77,13 +77,15 @@ class VarVec(Vec):
 
 @dataclass(frozen=True, eq=False)
 class PreVec(Vec):
-    """A precomputed reduction-index vector, dimension-major: ``pointer[ix * n_rs + j]``."""
+    """A precomputed reduction-index vector, dimension-major: ``pointer[ix * n_rs + j]``
+    (``row``: the name of the index ``j`` in the arrays, e.g. a tile-relative one)."""
 
     pointer: str
     dim: int
+    row: str = "j"
 
     def at(self, scope: Scope, ix: Ix) -> Expr:
-        return scope.emit(Load(self.pointer, ix.combine("{0} * n_rs + j")))
+        return scope.emit(Load(self.pointer, ix.combine("{0} * n_rs + " + self.row)))
 
 
 @dataclass(frozen=True, eq=False)

@@ -200,9 +200,12 @@ class _Lowerer:
         unroll_max: int,
         loop_roots,
         pairs: bool = False,
+        vec_row: str = "j",
+        precompute_vectors: bool = True,
     ) -> None:
         self.dtype, self.output_cat, self.dialect = dtype, output_cat, dialect
         self.pairs = pairs
+        self.vec_row, self.precompute_vectors = vec_row, precompute_vectors
         self.unroll_max, self.loop_roots = unroll_max, loop_roots
         self.names = Names()
         self.scopes = {
@@ -283,6 +286,8 @@ class _Lowerer:
                 self.in_loop[node] = value.subst(self._cross_outer)
             elif isinstance(value, VarVec):
                 self.in_loop[node] = value
+            elif not self.precompute_vectors:  # recomputed per pair from the inputs
+                self.in_loop[node] = value.subst(self._cross_inner)
             else:
                 self.in_loop[node] = self._precompute_vec(value)
             return
@@ -300,6 +305,20 @@ class _Lowerer:
                 scalars.append(Sym(load))
         self.in_loop[node] = scalars
 
+    def _cross_inner(self, value: Expr) -> Expr:
+        """A reduction-index scalar that a vector crossing unprecomputed captures: an
+        inner value of its own (``precompute_vectors=False``)."""
+        if isinstance(value, Lit | Ix):
+            return value
+        if not isinstance(value, Sym) or value.name not in self.scopes[Level.INNER].owned:
+            return value  # a parameter value: visible everywhere
+        found = self.crossed.get(value.name)
+        if found is None:
+            load = self.names.fresh("yr")
+            self.inner_values.append(_Inner(self.names.fresh("ys"), value, load))
+            found = self.crossed[value.name] = Sym(load)
+        return found
+
     def _precompute_vec(self, vec: Vec) -> Vec:
         """A reduction-index vector stored dimension-major by the precompute."""
         pointer = self.names.fresh("ys")
@@ -307,11 +326,11 @@ class _Lowerer:
         inner = self.scopes[Level.INNER]
         body = inner.child(var)
         ix = Ix(var, frozenset({var}))
-        body.add(Store(pointer, ix.combine("{0} * n_rs + j"), vec.at(body, ix)))
+        body.add(Store(pointer, ix.combine("{0} * n_rs + " + self.vec_row), vec.at(body, ix)))
         self.inner_values.append(
             _Inner(pointer, None, None, vec.dim, [Loop(var, vec.dim, body.stmts)])
         )
-        return PreVec(pointer, vec.dim)
+        return PreVec(pointer, vec.dim, self.vec_row)
 
     # --- nodes ----------------------------------------------------------------------------
 
@@ -468,6 +487,8 @@ def lower(
     unroll_max: int = UNROLL_MAX,
     loop_roots: frozenset[int] = frozenset({0}),
     pairs: bool = False,
+    vec_row: str = "j",
+    precompute_vectors: bool = True,
 ) -> ScalarProgram:
     """Lower ``roots`` (the formula, then the weight formula if any) to a program.
 
@@ -481,6 +502,11 @@ def lower(
             the others are unrolled.
         pairs: ``TEMP`` variables of dim 1 are pair values (read as ``a{pos}[j]`` in the
             pair loop; the dot-product path), instead of an error.
+        vec_row: the name of the reduction index in the precomputed vectors' arrays
+            (``pointer[c * n_rs + vec_row]``; the CUDA kernel's tile-relative index).
+        precompute_vectors: reduction-index vectors of looped dimension are precomputed
+            (default); False: they are recomputed per pair from the inputs (their captured
+            scalars become inner values), for a kernel with no room to stage them.
 
     Returns:
         The :class:`ScalarProgram`.
@@ -492,4 +518,6 @@ def lower(
     if dtype not in (np.float32, np.float64):
         raise FormulaError(f"kernels are generated for float32 or float64, not {dtype}")
     dialect = CpuDialect(dtype) if dialect is None else dialect
-    return _Lowerer(dtype, output_cat, dialect, unroll_max, loop_roots, pairs).run(roots)
+    return _Lowerer(
+        dtype, output_cat, dialect, unroll_max, loop_roots, pairs, vec_row, precompute_vectors
+    ).run(roots)

@@ -6,10 +6,11 @@
   lazily, so that a missing compiler never breaks ``import lazykernels``).
 - ``"auto"``: ``"CPU"`` when that package exists and reports ``available()``, otherwise
   ``"reference"``.
-- ``"GPU"``, ``"GPU_1D"``, ``"GPU_1D_host"``, ``"GPU_1D_device"``: the CUDA 1D scheme,
-  :func:`lazykernels.cuda.runner.run` (host arrays copied to the GPU and back; CUDA
-  tensors never come here, the torch adapter runs them in place). The ``GPU_2D`` names
-  are refused with :class:`~lazykernels.errors.BackendError` until the 2D scheme exists.
+- ``"GPU"``: the CUDA kernels, :func:`lazykernels.cuda.runner.run` (host arrays copied to
+  the GPU and back; CUDA tensors never come here, the torch adapter runs them in place),
+  in the scheme :func:`lazykernels.codegen.target_cuda.choose_scheme` picks for the sizes;
+  ``"GPU_1D"``, ``"GPU_1D_host"``, ``"GPU_1D_device"``: the 1D scheme; ``"GPU_2D"``,
+  ``"GPU_2D_host"``, ``"GPU_2D_device"``: the 2D scheme.
   ``"auto"`` never picks the GPU for host arrays (KeOps does when CUDA is usable): a copy
   to the device is only made when asked for.
 """
@@ -53,9 +54,15 @@ def _run_reference(call: BoundCall) -> None:
     reference.run(call)
 
 
-def _run_gpu(call: BoundCall) -> None:
-    # by name, like the CPU backend: the GPU package sits above the core (CONTRIBUTING.md)
-    importlib.import_module("lazykernels.cuda.runner").run(call)
+def _gpu(scheme: str) -> Runner:
+    def run(call: BoundCall) -> None:
+        # by name, like the CPU backend: the GPU package sits above the core (CONTRIBUTING.md)
+        importlib.import_module("lazykernels.cuda.runner").run(call, scheme=scheme)
+
+    return run
+
+
+_RUN_GPU = {"auto": _gpu("auto"), "1D": _gpu("1D"), "2D": _gpu("2D")}
 
 
 def canonical_backend(name: str) -> str:
@@ -119,12 +126,8 @@ def _compiler_environment() -> tuple[Any, ...]:
 
 def _resolve(name: str) -> tuple[str, Runner]:
     name = canonical_backend(name)
-    if name in GPU_1D_NAMES:
-        return "GPU", _run_gpu
     if name in GPU_NAMES:
-        raise BackendError(
-            f"backend {name!r}: the GPU 2D scheme does not exist yet; use 'GPU' or 'GPU_1D'"
-        )
+        return "GPU", _RUN_GPU["auto" if name == "GPU" else name[4:6]]
     if name == "reference":
         return "reference", _run_reference
     cpu = _cpu_module()

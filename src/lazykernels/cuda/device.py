@@ -49,6 +49,11 @@ class Device(Protocol):
     def alloc(self, nbytes: int) -> Buffer:
         """``nbytes`` of device memory (at least one byte is allocated)."""
 
+    def scratch(self, nbytes: int, stream: int) -> Buffer:
+        """``nbytes`` of uninitialised device memory for the intermediate results of work
+        queued on ``stream`` (the 2D scheme's partial states); dropping it right after the
+        launches is safe (its release is ordered on ``stream``)."""
+
     def upload(self, array: np.ndarray, stream: int) -> Buffer:
         """A device copy of the C-contiguous ``array``."""
 

@@ -132,6 +132,23 @@ class DeviceBuffer:
                 self._device.free(ptr)
 
 
+@dataclass
+class StreamBuffer:
+    """Device memory from ``cuMemAllocAsync``, released by ``cuMemFreeAsync`` on the same
+    stream when collected (after the work queued there before the release)."""
+
+    ptr: int
+    nbytes: int
+    _device: DriverDevice
+    _stream: int
+
+    def __del__(self) -> None:
+        if self.ptr:
+            ptr, self.ptr = self.ptr, 0
+            with contextlib.suppress(Exception):  # at interpreter exit the driver may be gone
+                self._device.free_async(ptr, self._stream)
+
+
 class DriverDevice:
     """A GPU through the driver API (the :class:`~lazykernels.cuda.device.Device` interface)."""
 
@@ -218,6 +235,17 @@ class DriverDevice:
         result, ptr = self._driver.cuMemAlloc(max(1, nbytes))
         _check(self._driver, result, "cuMemAlloc")
         return DeviceBuffer(int(ptr), nbytes, self)
+
+    def scratch(self, nbytes: int, stream: int) -> StreamBuffer:
+        self._current()
+        s = self._driver.CUstream(stream)
+        result, ptr = self._driver.cuMemAllocAsync(max(1, nbytes), s)
+        _check(self._driver, result, "cuMemAllocAsync")
+        return StreamBuffer(int(ptr), nbytes, self, stream)
+
+    def free_async(self, ptr: int, stream: int) -> None:
+        self._current()
+        self._driver.cuMemFreeAsync(ptr, self._driver.CUstream(stream))
 
     def free(self, ptr: int) -> None:
         self._current()

@@ -51,6 +51,8 @@ static inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); ret
 static inline double __longlong_as_double(long long v) {
   double f; std::memcpy(&f, &v, 8); return f;
 }
+template <typename U> static inline U lk_min(U a, U b) { return a < b ? a : b; }
+template <typename U> static inline U lk_max(U a, U b) { return a > b ? a : b; }
 typedef uint16_t lk_half;
 static inline float lk_h2f(lk_half h) { _Float16 v; std::memcpy(&v, &h, 2); return (float)v; }
 static inline lk_half lk_f2h(float f) {
@@ -144,6 +146,8 @@ class Emulated:
     def run(self, n_out: int, n_red: int, args: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         """The kernel's outputs (``n_out x width`` each) for the inputs ``args``: one batch
         entry, no ranges (the runner, :mod:`.runner`, drives the rest)."""
+        if self.ks.scheme != "1D":
+            raise ShapeError("Emulated.run launches the 1D scheme; the runner drives the 2D one")
         if len(args) != self.ks.n_slots:
             raise ShapeError(f"the kernel takes {self.ks.n_slots} inputs, not {len(args)}")
         if n_out < 1:
@@ -172,13 +176,15 @@ class EmulatedDevice:
 
     Kernels are compiled by ``g++`` (once per process and source), memory is host memory,
     streams are ignored (everything is synchronous). ``launches`` records the grid and
-    arguments of every launch, for tests of the launch configuration.
+    arguments of every launch, ``scratch_bytes`` the size of every scratch allocation, for
+    tests of the launch configuration.
     """
 
     def __init__(self, ordinal: int = 0, capability: tuple[int, int] = (8, 0)) -> None:
         self.ordinal, self.capability = ordinal, capability
         self.name = f"host emulation #{ordinal}"
         self.launches: list[tuple[int, int, tuple[int, ...]]] = []
+        self.scratch_bytes: list[int] = []
 
     def function(self, ks: CudaSource) -> ctypes.CDLL:
         return _library(ks, "g++")
@@ -189,6 +195,13 @@ class EmulatedDevice:
 
     def alloc(self, nbytes: int) -> HostBuffer:
         array = np.zeros(max(1, nbytes), dtype=np.uint8)
+        return HostBuffer(array, array.ctypes.data, nbytes)
+
+    def scratch(self, nbytes: int, stream: int) -> HostBuffer:
+        """Scratch memory, filled with a byte pattern (NaN floats, huge indices): a kernel
+        that reads an entry it did not write gives wrong results, not lucky zeros."""
+        array = np.full(max(1, nbytes), 0xFF, dtype=np.uint8)
+        self.scratch_bytes.append(nbytes)
         return HostBuffer(array, array.ctypes.data, nbytes)
 
     def upload(self, array: np.ndarray, stream: int) -> HostBuffer:

@@ -21,10 +21,16 @@ import numpy as np
 import torch
 
 from ..codegen.cuda import BLOCK
-from ..core.backends import GPU_1D_NAMES, canonical_backend
+from ..core.backends import GPU_NAMES, canonical_backend
 from ..core.bind import layout_of, nan_error, orient_ranges
 from ..core.plan import ReductionPlan
-from ..cuda.runner import default_device, default_device_id, kernel_source, launch_reduction
+from ..cuda.runner import (
+    default_device,
+    default_device_id,
+    kernel_source,
+    launch_reduction,
+    scheme_for,
+)
 from ..errors import ArgumentError, BackendError
 from ..formula.ir import Cat
 from ..reductions import SPECS
@@ -64,12 +70,8 @@ def check_device_id(device: torch.device, device_id: int) -> None:
 
 def _check_backend(backend: str, device: torch.device) -> None:
     name = canonical_backend(backend)
-    if name == "auto" or name in GPU_1D_NAMES:
+    if name == "auto" or name in GPU_NAMES:
         return
-    if name.startswith("GPU_2D"):
-        raise BackendError(
-            f"backend {name!r}: the GPU 2D scheme does not exist yet; use 'GPU' or 'GPU_1D'"
-        )
     raise BackendError(
         f"backend {name!r} runs on the CPU, but the inputs are CUDA tensors on {device}; "
         "move them with .cpu() or use backend='GPU'"
@@ -120,7 +122,7 @@ def run_cuda(
     float16 tensors are read and written as half (float arithmetic, float accumulator).
 
     Raises:
-        BackendError: inputs on different devices, a CPU backend name, a GPU 2D backend.
+        BackendError: inputs on different devices, a CPU backend name.
         ArgumentError, ShapeError, DtypeError: invalid inputs (see :mod:`lazykernels.core.bind`).
         CompatibilityError: no driver or GPU.
         FormulaError: a plan the CUDA kernel does not print yet.
@@ -153,7 +155,8 @@ def run_cuda(
             tdev.index if tdev.index is not None else torch.cuda.current_device()
         )
     inputs = [t.detach().contiguous() for t in tensors]
-    ks = kernel_source(plan, _NUMPY[dtype], block or BLOCK)
+    scheme = scheme_for(canonical_backend(backend), math.prod(layout.batch_shape) * n_out, n_red)
+    ks = kernel_source(plan, _NUMPY[dtype], block or BLOCK, scheme)
     keep: list[torch.Tensor] = []
 
     def upload(table: np.ndarray) -> int:
@@ -196,7 +199,7 @@ def gpu_arguments(
     if on_gpu:
         check_device_id(on_gpu[0].device, device_id)
         return list(args), None
-    if not isinstance(backend, str) or canonical_backend(backend) not in GPU_1D_NAMES:
+    if not isinstance(backend, str) or canonical_backend(backend) not in GPU_NAMES:
         return list(args), None
     target = torch.device("cuda", default_device_id() if device_id < 0 else device_id)
     if not torch.cuda.is_available():
