@@ -20,12 +20,14 @@ GPU launch does.
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +55,27 @@ static inline double __longlong_as_double(long long v) {
 }
 template <typename U> static inline U lk_min(U a, U b) { return a < b ? a : b; }
 template <typename U> static inline U lk_max(U a, U b) { return a > b ? a : b; }
+// a grid's blocks one after another, a thread per CUDA thread running body(params)
+typedef void (*lk_body)(void* const*);
+static int lk_run_grid(int64_t grid, int block, lk_body body, void* const* params) {
+  try {
+    std::barrier<> bar(block);
+    lk_block_barrier = &bar;
+    for (int64_t bx = 0; bx < grid; ++bx) {
+      std::vector<std::thread> threads;
+      for (int t = 0; t < block; ++t)
+        threads.emplace_back([=] {
+          blockIdx = {(unsigned)bx, 0, 0};
+          threadIdx = {(unsigned)t, 0, 0};
+          body(params);
+        });
+      for (auto& th : threads) th.join();
+    }
+  } catch (...) {
+    return 1;
+  }
+  return 0;
+}
 typedef uint16_t lk_half;
 static inline float lk_h2f(lk_half h) { _Float16 v; std::memcpy(&v, &h, 2); return (float)v; }
 static inline lk_half lk_f2h(float f) {
@@ -61,30 +84,15 @@ static inline lk_half lk_f2h(float f) {
 """
 
 
-def _launcher(ks: CudaSource) -> str:
-    """``lk_emulate(grid, params)``: the grid's blocks one after another, a thread per CUDA
-    thread; ``params[k]`` points to argument ``k`` (as ``cuLaunchKernel``'s list does)."""
+def _launcher(ks: CudaSource, entry: str = "lk_emulate") -> str:
+    """``entry(grid, params)``: the kernel on ``grid`` blocks (``lk_run_grid`` of the
+    header); ``params[k]`` points to argument ``k`` (as ``cuLaunchKernel``'s list does)."""
     args = ", ".join(f"*({ctype}*)params[{k}]" for k, ctype in enumerate(ks.params))
     return "\n".join(
         [
-            'extern "C" int lk_emulate(int64_t grid, void* const* params) {',
-            "  try {",
-            "    std::barrier<> bar(LK_BLOCK);",
-            "    lk_block_barrier = &bar;",
-            "    for (int64_t bx = 0; bx < grid; ++bx) {",
-            "      std::vector<std::thread> threads;",
-            "      for (int t = 0; t < LK_BLOCK; ++t)",
-            "        threads.emplace_back([=] {",
-            "          blockIdx = {(unsigned)bx, 0, 0};",
-            "          threadIdx = {(unsigned)t, 0, 0};",
-            f"          {ks.name}({args});",
-            "        });",
-            "      for (auto& th : threads) th.join();",
-            "    }",
-            "  } catch (...) {",
-            "    return 1;",
-            "  }",
-            "  return 0;",
+            f"static void {entry}_body(void* const* params) {{ {ks.name}({args}); }}",
+            f'extern "C" int {entry}(int64_t grid, void* const* params) {{',
+            f"  return lk_run_grid(grid, LK_BLOCK, {entry}_body, params);",
             "}",
         ]
     )
@@ -95,43 +103,92 @@ def emulation_source(ks: CudaSource) -> str:
     return HEADER + "\n" + ks.source + "\n" + _launcher(ks) + "\n"
 
 
-_COMPILED: dict[str, tuple[tempfile.TemporaryDirectory, ctypes.CDLL]] = {}
+def _unit(kernels: list[CudaSource]) -> str:
+    """Several kernels in one program (one compiler run; the headers are parsed once):
+    kernel ``n``'s text unchanged inside ``namespace lk_n``, its entry point renamed by a
+    macro (every kernel has the same ``extern "C"`` name), launched by ``lk_emulate_n``."""
+    parts = [HEADER]
+    for n, ks in enumerate(kernels):
+        parts += [
+            f"#define {ks.name} {ks.name}_{n}",
+            f"namespace lk_{n} {{",
+            ks.source,
+            _launcher(ks, f"lk_emulate_{n}"),
+            "}",
+            "#undef LK_BLOCK",
+            f"#undef {ks.name}",
+        ]
+    return "\n".join(parts) + "\n"
+
+
+_COMPILED: dict[str, Any] = {}  # kernel text -> its launcher (a ctypes function)
+_FOLDERS: list[tempfile.TemporaryDirectory] = []  # kept until the process ends
 _LOCK = threading.Lock()
 
 
-def _library(ks: CudaSource, compiler: str) -> ctypes.CDLL:
-    """The emulated kernel, compiled once per process and source."""
-    text = emulation_source(ks)
+def prepare(kernels: list[CudaSource], compiler: str = "g++") -> None:
+    """Compile the emulation of every kernel of ``kernels`` not compiled yet, a few
+    programs of many kernels each, compiled concurrently (one per core; much faster than
+    one by one: tests prepare their kernels together)."""
     with _LOCK:
-        hit = _COMPILED.get(text)
-        if hit is not None:
-            return hit[1]
+        todo: dict[str, CudaSource] = {}
+        for ks in kernels:
+            if ks.source not in _COMPILED:
+                todo.setdefault(ks.source, ks)
+        if not todo:
+            return
         path = shutil.which(compiler)
         if path is None:
             raise CompileError(f"the CUDA emulation needs a C++20 compiler; {compiler} not found")
-        folder = tempfile.TemporaryDirectory(prefix="lk-cuda-emu-")
-        src, lib = Path(folder.name) / "kernel.cpp", Path(folder.name) / "kernel.so"
-        src.write_text(text)
-        command = [path, "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", str(src)]
-        done = subprocess.run([*command, "-o", str(lib)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise CompileError(f"the CUDA emulation did not compile ({src}):\n{done.stderr}")
-        library = ctypes.CDLL(str(lib))
-        library.lk_emulate.restype = ctypes.c_int
-        library.lk_emulate.argtypes = [ctypes.c_int64, ctypes.c_void_p]
-        _COMPILED[text] = (folder, library)
-        return library
+        batch = list(todo.values())
+        jobs = max(1, min(os.cpu_count() or 1, len(batch) // 8))
+        groups = [batch[g::jobs] for g in range(jobs)]
+        started = []
+        for group in groups:
+            folder = tempfile.TemporaryDirectory(prefix="lk-cuda-emu-")
+            _FOLDERS.append(folder)
+            src, lib = Path(folder.name) / "kernel.cpp", Path(folder.name) / "kernel.so"
+            src.write_text(_unit(group))
+            command = [path, "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", str(src)]
+            process = subprocess.Popen(
+                [*command, "-o", str(lib)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+            )
+            started.append((group, src, lib, process))
+        errors = []
+        for group, src, lib, process in started:
+            _, stderr = process.communicate()
+            if process.returncode != 0:
+                errors.append(f"the CUDA emulation did not compile ({src}):\n{stderr.decode()}")
+                continue
+            library = ctypes.CDLL(str(lib))
+            for n, ks in enumerate(group):
+                entry = getattr(library, f"lk_emulate_{n}")
+                entry.restype = ctypes.c_int
+                entry.argtypes = [ctypes.c_int64, ctypes.c_void_p]
+                _COMPILED[ks.source] = entry
+        if errors:
+            raise CompileError("\n".join(errors))
 
 
-def launch(library: ctypes.CDLL, grid: int, params: list[int]) -> None:
-    """Run the emulated kernel on ``grid`` blocks with the 64-bit arguments ``params``."""
+def _library(ks: CudaSource, compiler: str) -> Any:
+    """The emulated kernel's launcher, compiled once per process and source."""
+    hit = _COMPILED.get(ks.source)
+    if hit is None:
+        prepare([ks], compiler)
+        hit = _COMPILED[ks.source]
+    return hit
+
+
+def launch(entry: Any, grid: int, params: list[int]) -> None:
+    """Run the emulated kernel (its launcher) on ``grid`` blocks with the 64-bit
+    arguments ``params``."""
     values = (ctypes.c_int64 * max(len(params), 1))(*params)
     size = ctypes.sizeof(ctypes.c_int64)
     base = ctypes.addressof(values)
     pointers = (ctypes.c_void_p * max(len(params), 1))(
         *(base + k * size for k in range(len(params)))
     )
-    if library.lk_emulate(grid, ctypes.addressof(pointers)) != 0:
+    if entry(grid, ctypes.addressof(pointers)) != 0:
         raise CompileError("the CUDA emulation could not start its threads")
 
 
@@ -186,7 +243,7 @@ class EmulatedDevice:
         self.launches: list[tuple[int, int, tuple[int, ...]]] = []
         self.scratch_bytes: list[int] = []
 
-    def function(self, ks: CudaSource) -> ctypes.CDLL:
+    def function(self, ks: CudaSource) -> Any:
         return _library(ks, "g++")
 
     def launch(self, function, grid: int, ks: CudaSource, params: list[int], stream: int):
