@@ -5,14 +5,17 @@ same GPU, chunked ``cdist`` + ``topk``, KeOps GPU and FAISS GPU when they can be
 
 Cases: Gaussian sum (D=3, float32) at N = 3e4, 1e5, 1e6 (M = N) and its gradient w.r.t.
 x; LogSumExp of the same kernel; ArgKMin K=10 at D=3 and D=50 with N = 1e6 (recall vs the
-exact chunked torch result); the first call of a new formula in a fresh cache. Every row
+exact chunked torch result; D=50 is a looped dimension on CUDA); the Gaussian sum at M = 1e3,
+N = 1e6 with ``backend="GPU_2D"`` and ``"GPU_1D"`` (few rows, many columns: the 2D scheme's
+case, and what ``"GPU"`` would choose); the first call of a new formula in a fresh cache. Every row
 names the GPU and gives the fraction of its FP32 peak: pairs/s x flops per pair (each
 +, -, *, exp counted once; the table :data:`FLOPS`) / (2 x FP32 lanes x clock). Times are
 the best of ``--repeats`` after a warm-up, synchronised; nothing is asserted.
 
 Without a GPU the script exits with status 1 and the reason (nothing is measured);
 ``--dry`` needs no GPU: it builds every case's plan, prints its CUDA kernel and compiles it
-with NVRTC for sm_90 (or records why the CUDA kernel cannot print it yet), then exits 0.
+with NVRTC for sm_90 (both passes of a 2D-scheme row; or records why the CUDA kernel cannot
+print it), then exits 0.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ LSE = "-g * SqDist(x, y)"
 
 
 def cases(quick: bool) -> list[dict[str, Any]]:
-    """The benchmark rows: name, kind (FLOPS key), reduction, D, N (= M), K."""
+    """The benchmark rows: name, kind (FLOPS key), reduction, D, N, M (None: N), K, backend."""
     sizes = [3000, 10000] if quick else [30000, 100000, 1000000]
     rows = [dict(case="gauss", red="Sum", d=3, n=n, k=None) for n in sizes]
     big = sizes[-1]
@@ -56,7 +59,15 @@ def cases(quick: bool) -> list[dict[str, Any]]:
         dict(case="knn", red="ArgKMin", d=3, n=big, k=10),
         dict(case="knn", red="ArgKMin", d=50, n=big if not quick else 3000, k=10),
     ]
+    few = 1000 if not quick else 100
+    rows += [dict(case="gauss", red="Sum", d=3, n=big, m=few, k=None, backend=b) for b in SCHEMES]
+    for row in rows:
+        row.setdefault("m", None)
+        row.setdefault("backend", "GPU")
     return rows
+
+
+SCHEMES = ("GPU_2D", "GPU_1D")  # the few-rows rows: both schemes, explicitly
 
 
 def _aliases(d: int) -> list[str]:
@@ -73,25 +84,45 @@ def _formula(row: dict[str, Any]) -> tuple[str, list[str]]:
 
 def dry(args: argparse.Namespace) -> int:
     """Build each case's plan and CUDA kernel and compile it with NVRTC (no GPU)."""
-    from lazykernels.codegen.cuda import render_cuda
     from lazykernels.core.genred import build_plan
     from lazykernels.cuda import nvrtc
+    from lazykernels.cuda.runner import kernel_source, scheme_for
     from lazykernels.errors import LazyKernelsError
 
     report = []
     for row in cases(args.quick):
         formula, aliases = _formula(row)
         plan = build_plan(formula, aliases, reduction_op=row["red"], axis=1, opt_arg=row["k"])
+        m = row["m"] or row["n"]
+        scheme = scheme_for(row["backend"], m, row["n"])
         try:
-            ks = render_cuda(plan, "float32")
-            compiled = nvrtc.compile_source(ks.source, "sm_90")
-            status = f"compiles for sm_90 ({len(compiled.cubin)} bytes of cubin)"
+            ks = kernel_source(plan, "float32", scheme=scheme)
+            sizes = [len(nvrtc.compile_source(k.source, "sm_90").cubin) for k in _passes(ks)]
+            status = (
+                f"{scheme} scheme, block {ks.block}, compiles for sm_90 "
+                f"({' + '.join(map(str, sizes))} bytes of cubin)"
+            )
         except LazyKernelsError as exc:
-            status = f"not measurable yet: {exc}"
-        report.append({**row, "flops_per_pair": FLOPS[row["case"]](row["d"]), "status": status})
-        print(f"{row['case']:<11} {row['red']:<10} D={row['d']:<3} N={row['n']:<8.0e} {status}")
+            status = f"not measurable: {exc}"
+        report.append(
+            {
+                **row,
+                "scheme": scheme,
+                "flops_per_pair": FLOPS[row["case"]](row["d"]),
+                "status": status,
+            }
+        )
+        print(
+            f"{row['case']:<11} {row['red']:<10} D={row['d']:<3} M={m:<8.0e} N={row['n']:<8.0e} "
+            f"{row['backend']:<7} {status}"
+        )
     _write(args.json, {"dry": True, "rows": report})
     return 0
+
+
+def _passes(ks: Any) -> list[Any]:
+    """The kernels of one launch: the 1D kernel, or the 2D scheme's two passes."""
+    return [ks] if ks.merge is None else [ks, ks.merge]
 
 
 def _write(path: str | None, data: dict[str, Any]) -> None:
@@ -180,18 +211,19 @@ def _ours(row, x, y, b, g):
 
     formula, aliases = _formula(row)
     routine = Genred(formula, aliases, reduction_op=row["red"], axis=1, opt_arg=row["k"])
+    backend = row["backend"]
     if row["case"] == "gauss":
-        return lambda: routine(x, y, b, g)
+        return lambda: routine(x, y, b, g, backend=backend)
     if row["case"] == "lse":
-        return lambda: routine(x, y, g)
+        return lambda: routine(x, y, g, backend=backend)
     if row["case"] == "gauss_grad":
 
         def grad():
             xx = x.detach().requires_grad_()
-            return torch.autograd.grad(routine(xx, y, b, g).sum(), xx)
+            return torch.autograd.grad(routine(xx, y, b, g, backend=backend).sum(), xx)
 
         return grad
-    return lambda: routine(x, y)
+    return lambda: routine(x, y, backend=backend)
 
 
 def _keops(row, x, y, b, g):
@@ -199,11 +231,12 @@ def _keops(row, x, y, b, g):
 
     formula, aliases = _formula(row)
     routine = KeOpsGenred(formula, aliases, reduction_op=row["red"], axis=1, opt_arg=row["k"])
+    backend = row["backend"]  # KeOps's names: GPU, GPU_1D, GPU_2D
     if row["case"] == "gauss":
-        return lambda: routine(x, y, b, g, backend="GPU")
+        return lambda: routine(x, y, b, g, backend=backend)
     if row["case"] == "lse":
-        return lambda: routine(x, y, g, backend="GPU")
-    return lambda: routine(x, y, backend="GPU")  # knn
+        return lambda: routine(x, y, g, backend=backend)
+    return lambda: routine(x, y, backend=backend)  # knn
 
 
 def _faiss(row, x, y):
@@ -230,7 +263,8 @@ def measure(row: dict[str, Any], gpu: Gpu, repeats: int) -> dict[str, Any]:
 
     rng = torch.Generator(device="cuda").manual_seed(0)
     n, d = row["n"], row["d"]
-    x = torch.rand(n, d, device="cuda", generator=rng)
+    m = row["m"] or n
+    x = torch.rand(m, d, device="cuda", generator=rng)
     y = torch.rand(n, d, device="cuda", generator=rng)
     b = torch.rand(n, 1, device="cuda", generator=rng)
     g = torch.tensor([2.0], device="cuda")
@@ -258,7 +292,7 @@ def measure(row: dict[str, Any], gpu: Gpu, repeats: int) -> dict[str, Any]:
             else out["torch_result"]
         )
         out["max_rel_error_vs_torch"] = float((a - t).abs().max() / t.abs().max())
-    pairs = float(n) * float(n)
+    pairs = float(m) * float(n)
     if out.get("ours_seconds") and gpu.peak:
         flops = pairs * FLOPS[row["case"]](d)
         out["ours_fraction_of_fp32_peak"] = flops / out["ours_seconds"] / gpu.peak

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of issue #11 in one call, for a session lent a GPU machine (no network,
-# a short budget): `lazykernels check`, the cuda test tier (tests/test_cuda_gpu.py, plus the
-# emulation-backed runner tests), then benchmarks/bench_gpu.py. Results go under $OUT
+# a short budget): `lazykernels check`, the benchmark's dry run (every kernel it will launch
+# compiled by NVRTC for sm_90, the 2D scheme's two passes included), the cuda test tier
+# (tests/test_cuda_gpu.py: the 1D and 2D schemes, kNN at D=50; plus the emulation-backed
+# runner tests), then benchmarks/bench_gpu.py. Results go under $OUT
 # (default: a new temporary folder), one file per step, and a summary is printed.
 #
 #   bash scripts/gpu_check.sh            # from the repository root, PYTHONPATH=src
@@ -32,7 +34,9 @@ print(\"numpy\", numpy.__version__, \"torch\", torch.__version__, torch.version.
 torch.cuda.is_available())'; $PY -c 'import platformdirs, filelock, pytest' || echo 'MISSING: \
 lazykernels needs platformdirs and filelock, the tier pytest'; $PY -m pip list 2>/dev/null | grep -i -E 'cuda|nvidia|torch|pytest|keops|faiss'"
 step check 120 "$PY" -m lazykernels check
+step bench_dry 60 "$PY" benchmarks/bench_gpu.py --dry --json "$OUT/bench_dry.json"
 step cuda_tier 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_cuda_gpu.py \
   tests/test_cuda_runner.py
+# every row, the kNN D=50 one (a looped dimension) and the M=1e3 x N=1e6 GPU_2D / GPU_1D pair
 step bench_gpu 420 "$PY" benchmarks/bench_gpu.py --repeats 3 --json "$OUT/bench_gpu.json"
 echo "results under $OUT"

@@ -225,11 +225,9 @@ def test_bad_out(out, message):
 def test_backends():
     with pytest.raises(BackendError, match="unknown backend 'TPU'"):
         call(gsum(), X, Y, P, backend="TPU")
-    with pytest.raises(BackendError, match="GPU 2D scheme does not exist yet"):
-        call(gsum(), X, Y, P, backend="GPU_2D_device")
     from lazykernels.cuda.driver import unavailable_reason
 
     if unavailable_reason() is not None:  # no GPU: the GPU backend says why
-        for name in ("GPU", "gpu_1d"):
+        for name in ("GPU", "gpu_1d", "GPU_2D_device"):
             with pytest.raises(CompatibilityError, match="NVIDIA driver|cuda-bindings|no GPU"):
                 call(gsum(), X, Y, P, backend=name)
