@@ -218,3 +218,28 @@ def test_nvrtc_compiles_both_passes(name, dtype, arch):
         assert f".entry {kernel.name}(" in out.ptx and f".target {arch}" in out.ptx
         assert out.cubin[:4] == b"\x7fELF" and "warning" not in out.log
     assert "__syncthreads" not in ks.merge.source and "__shared__" not in ks.merge.source
+
+
+@needs_gxx
+@pytest.mark.cpu
+def test_torch_adapter_runs_the_2d_scheme_with_the_default_column_blocks(compiled):
+    torch = pytest.importorskip("torch")
+    from lazykernels.torch.cuda import run_cuda
+
+    rng = np.random.default_rng(11)
+    for name, dtype in [("sum_block", "float16"), ("min_argmin", "float64")]:
+        plan = CASES[name]
+        args = _inputs(rng, (2,), (2,), 37, 37, dtype)[: len(plan.slots)]
+        for ranges in (None, RANGES):
+            device = EmulatedDevice()
+            tensors = [torch.from_numpy(a) for a in args]
+            got = run_cuda(plan, tensors, "GPU_2D", ranges, device=device, block=BLOCK)
+            want = run_plan(plan, [a.astype(np.float64) for a in args], "reference", ranges)
+            (grid1, _, params1), (_, _, params2) = device.launches
+            assert params1[5] % BLOCK == 0 and params2[1] == params1[4] > 1  # column blocks
+            for g_, w in zip(got, want):
+                if g_.dtype == torch.int64:
+                    np.testing.assert_array_equal(g_.numpy(), w)
+                else:
+                    tol = 3e-3 if dtype == "float16" else 1e-12
+                    np.testing.assert_allclose(g_.numpy().astype(float), w, rtol=tol, atol=tol)

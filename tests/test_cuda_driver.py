@@ -35,6 +35,7 @@ class FakeDriver:
     class CUresult(enum.Enum):
         CUDA_SUCCESS = 0
         CUDA_ERROR_OUT_OF_MEMORY = 2
+        CUDA_ERROR_NOT_SUPPORTED = 801
 
     class CUdevice_attribute(enum.Enum):  # noqa: N801 (the bindings' name)
         CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
@@ -48,6 +49,8 @@ class FakeDriver:
         self.loads: list[bytes] = []
         self.launches: list[tuple] = []
         self.fail_alloc = False
+        self.pools = True  # stream-ordered allocation (cuMemAllocAsync) supported
+        self.async_frees: list[tuple[int, int]] = []
         self.ok = self.CUresult.CUDA_SUCCESS
 
     def cuInit(self, flags):
@@ -93,7 +96,8 @@ class FakeDriver:
         assert (gy, gz, by, bz, shared, extra) == (1, 1, 1, 1, 0, 0)
         assert all(t is ctypes.c_int64 for t in types) and len(types) == len(values)
         source = f[0].decode()
-        (ks,) = {k for k in runner._SOURCES.values() if k.source == source}
+        kernels = [*runner._SOURCES.values(), *(k.merge for k in runner._SOURCES.values())]
+        (ks,) = {k for k in kernels if k is not None and k.source == source}
         assert bx == ks.block and f[1] == ks.name.encode()
         self.launches.append((gx, values))
         emulation.launch(emulation._library(ks, "g++"), gx, list(values))
@@ -109,6 +113,15 @@ class FakeDriver:
     def cuMemFree(self, ptr):
         del self.memory[ptr]
         return (self.ok,)
+
+    def cuMemAllocAsync(self, nbytes, stream):
+        if not self.pools:
+            return self.CUresult.CUDA_ERROR_NOT_SUPPORTED, 0
+        return self.cuMemAlloc(nbytes)
+
+    def cuMemFreeAsync(self, ptr, stream):
+        self.async_frees.append((ptr, stream))
+        return self.cuMemFree(ptr)
 
     def cuMemcpyHtoDAsync(self, dst, src, nbytes, stream):
         ctypes.memmove(dst, src, nbytes)
@@ -152,6 +165,20 @@ def test_the_driver_device_runs_the_runner(fake):
     assert fake.launches[1][0] == 2 * 1  # two batch entries of one 128-row block
     gc.collect()
     assert fake.memory == {}  # every device buffer freed
+
+
+@pytest.mark.parametrize("pools", [True, False])
+def test_the_2d_scheme_allocates_scratch_on_the_stream(fake, pools):
+    fake.pools = pools
+    args = _args(np.random.default_rng(3))
+    (got,) = run_plan(GAUSS, args, backend="GPU_2D", device_id=0)
+    (want,) = run_plan(GAUSS, args, backend="reference")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert len(fake.launches) == 2  # the partial states, then their merge
+    assert [gx for gx, _ in fake.launches] == [1, 1]  # 45 columns: one column block
+    gc.collect()
+    assert fake.memory == {}  # the scratch array freed with the rest
+    assert len(fake.async_frees) == (1 if pools else 0)  # released in stream order
 
 
 def test_driver_errors_name_the_call(fake):

@@ -135,18 +135,21 @@ class DeviceBuffer:
 @dataclass
 class StreamBuffer:
     """Device memory from ``cuMemAllocAsync``, released by ``cuMemFreeAsync`` on the same
-    stream when collected (after the work queued there before the release)."""
+    stream when collected (after the work queued there before the release); on a GPU
+    without stream-ordered allocation, from ``cuMemAlloc``, released after the stream is
+    synchronised."""
 
     ptr: int
     nbytes: int
     _device: DriverDevice
     _stream: int
+    _ordered: bool = True
 
     def __del__(self) -> None:
         if self.ptr:
             ptr, self.ptr = self.ptr, 0
             with contextlib.suppress(Exception):  # at interpreter exit the driver may be gone
-                self._device.free_async(ptr, self._stream)
+                self._device.free_after(ptr, self._stream, self._ordered)
 
 
 class DriverDevice:
@@ -240,12 +243,22 @@ class DriverDevice:
         self._current()
         s = self._driver.CUstream(stream)
         result, ptr = self._driver.cuMemAllocAsync(max(1, nbytes), s)
+        if result == self._driver.CUresult.CUDA_ERROR_NOT_SUPPORTED:  # no memory pools
+            result, ptr = self._driver.cuMemAlloc(max(1, nbytes))
+            _check(self._driver, result, "cuMemAlloc")
+            return StreamBuffer(int(ptr), nbytes, self, stream, False)
         _check(self._driver, result, "cuMemAllocAsync")
         return StreamBuffer(int(ptr), nbytes, self, stream)
 
-    def free_async(self, ptr: int, stream: int) -> None:
+    def free_after(self, ptr: int, stream: int, ordered: bool) -> None:
+        """Release scratch memory once the work queued on ``stream`` is done with it."""
         self._current()
-        self._driver.cuMemFreeAsync(ptr, self._driver.CUstream(stream))
+        s = self._driver.CUstream(stream)
+        if ordered:
+            self._driver.cuMemFreeAsync(ptr, s)
+            return
+        self._driver.cuStreamSynchronize(s)
+        self._driver.cuMemFree(ptr)
 
     def free(self, ptr: int) -> None:
         self._current()
