@@ -256,7 +256,7 @@ def _tiles(b: IndentedBuffer, k: _Kernel, two_d: bool) -> None:
     if two_d:
         b.line("const int64_t q0 = cs * n_chunk, q1 = q0 + n_chunk;")
         b.line("int64_t q = 0;  // position of interval s in the concatenated intervals")
-    with b.block("for (int64_t s = s0; s < s1; ++s)"):
+    with b.block("for (int64_t s = s_lo; s < s_hi; ++s)"):
         _intervals(b, two_d)
         with b.block("for (int64_t j0 = ja; j0 < jb; j0 += LK_BLOCK)"):
             if n_sh:
@@ -316,9 +316,10 @@ def _block_setup(b: IndentedBuffer, k: _Kernel, two_d: bool) -> None:
         b.line("const int64_t tb = (int64_t)blockIdx.x;")
     b.line("const int64_t t = tb % n_tab, bt = tb / n_tab;")
     b.line("int64_t r0 = t * LK_BLOCK, r1 = r0 + LK_BLOCK < n_out ? r0 + LK_BLOCK : n_out;")
-    b.line("int64_t s0 = 0, s1 = 1;  // without ranges: one interval, [0, n_red)")
+    b.line("int64_t s_lo = 0, s_hi = 1;  // without ranges: one interval, [0, n_red)")
     with b.block("if (tab)"):
-        b.line("r0 = tab[4 * t]; r1 = tab[4 * t + 1]; s0 = tab[4 * t + 2]; s1 = tab[4 * t + 3];")
+        b.line("r0 = tab[4 * t]; r1 = tab[4 * t + 1];")
+        b.line("s_lo = tab[4 * t + 2]; s_hi = tab[4 * t + 3];")
     for p in sorted(k.prog.slots):
         b.line(f"const S* __restrict__ a{p} = g{p} + (offsets ? offsets[{p} * n_batch + bt] : 0);")
     if not two_d:
@@ -380,9 +381,6 @@ def _finalize(b: IndentedBuffer, k: _Kernel) -> None:
         if half and ctype == "S":
             store = f"out{o}[row * {width} + c] = lk_f2h(lk_r{o}[c]);"
             b.line(f"for (int c = 0; c < {width}; ++c) {store}")
-
-
-_ITEMSIZE = {"int64_t": 8}
 
 
 def _state(k: _Kernel) -> list[tuple[str, str, int, int]]:

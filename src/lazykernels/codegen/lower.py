@@ -263,19 +263,28 @@ class _Lowerer:
             return self.in_loop[arg]
         return self.local[arg]
 
-    def _cross_outer(self, value: Expr) -> Expr:
-        """An output-row scalar, read in the inner loop from its row array."""
+    def _crossed(self, value: Expr, level: Level, make) -> Expr:
+        """A scalar of section ``level`` as the inner loop reads it: ``make(value)`` the
+        first time (literals, indices and parameter values are visible everywhere)."""
         if isinstance(value, Lit | Ix):
             return value
-        if not isinstance(value, Sym) or value.name not in self.scopes[Level.OUTER].owned:
+        if not isinstance(value, Sym) or value.name not in self.scopes[level].owned:
             return value  # a parameter value: visible everywhere
         found = self.crossed.get(value.name)
         if found is None:
-            array, local = self.names.fresh("xs"), self.names.fresh("xr")
-            self.outer_store.append((array, value))
-            self.row_loads.append((local, array))
-            found = self.crossed[value.name] = Sym(local)
+            found = self.crossed[value.name] = make(value)
         return found
+
+    def _cross_outer(self, value: Expr) -> Expr:
+        """An output-row scalar, read in the inner loop from its row array."""
+
+        def row_array(v: Expr) -> Sym:
+            array, local = self.names.fresh("xs"), self.names.fresh("xr")
+            self.outer_store.append((array, v))
+            self.row_loads.append((local, array))
+            return Sym(local)
+
+        return self._crossed(value, Level.OUTER, row_array)
 
     def _cross(self, node: Node, level: Level) -> None:
         """Make a frontier node's value available inside the inner loop."""
@@ -308,16 +317,13 @@ class _Lowerer:
     def _cross_inner(self, value: Expr) -> Expr:
         """A reduction-index scalar that a vector crossing unprecomputed captures: an
         inner value of its own (``precompute_vectors=False``)."""
-        if isinstance(value, Lit | Ix):
-            return value
-        if not isinstance(value, Sym) or value.name not in self.scopes[Level.INNER].owned:
-            return value  # a parameter value: visible everywhere
-        found = self.crossed.get(value.name)
-        if found is None:
+
+        def inner_value(v: Expr) -> Sym:
             load = self.names.fresh("yr")
-            self.inner_values.append(_Inner(self.names.fresh("ys"), value, load))
-            found = self.crossed[value.name] = Sym(load)
-        return found
+            self.inner_values.append(_Inner(self.names.fresh("ys"), v, load))
+            return Sym(load)
+
+        return self._crossed(value, Level.INNER, inner_value)
 
     def _precompute_vec(self, vec: Vec) -> Vec:
         """A reduction-index vector stored dimension-major by the precompute."""
