@@ -41,6 +41,7 @@ for _red in ["Min", "Max", "ArgMin", "ArgMax", "Min_ArgMin", "Max_ArgMax"]:
     )
 CASES["argmin_j"] = (build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="ArgMin", axis=0), "j")
 _BOTH_DTYPES = set(CASES) | {"logsumexp_w", "kmin_argkmin"}  # the others: float64 only
+_HALF_CASES = ["gauss_i", "gauss_j", "max", "argmax", "max_argmax"]
 # every other card: the per-thread statements are the card's program (codegen/reductions_cuda)
 _LSE = "-SqDist(x,y)*g"
 for _red, _w in [
@@ -74,6 +75,21 @@ CASES["kmin_argkmin_d1_j"] = (
     build_plan("SqDist(x,y)", GAUSS[:2], reduction_op="KMin_ArgKMin", axis=0, opt_arg=3),
     "j",
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled():
+    """The kernels of the main sweep, compiled together (a few g++ runs, not one each)."""
+    from lazykernels.cuda import emulation
+
+    kernels = [
+        render_cuda(plan, t, block=32)
+        for n, (plan, _) in CASES.items()
+        for t in ("float32", "float64")
+        if t == "float64" or n in _BOTH_DTYPES
+    ]
+    kernels += [render_cuda(CASES[n][0], "float16", block=32) for n in _HALF_CASES]
+    emulation.prepare(kernels)
 
 
 def test_every_reduction_card_has_a_case():
@@ -149,7 +165,7 @@ def test_nan_never_wins_as_in_the_reference(red):
         np.testing.assert_allclose(g, w.reshape(g.shape), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["gauss_i", "gauss_j", "max", "argmax", "max_argmax"])
+@pytest.mark.parametrize("name", _HALF_CASES)
 def test_float16_storage_float_arithmetic(name):
     plan, out_index = CASES[name]
     kernel = Emulated(render_cuda(plan, "float16", block=32))
