@@ -130,7 +130,8 @@ class ComplexGenericLazyTensor(GenericLazyTensor):
         card = SPECS.get(reduction_op)
         if card is None or not card.linear:
             raise ArgumentError(
-                f"{reduction_op} reduction of a complex LazyTensor: only Sum (sum, @) is "
+                f"{reduction_op} reduction of a complex LazyTensor: only the reductions linear "
+                f"in the values ({', '.join(n for n, c in SPECS.items() if c.linear)}) are "
                 f"defined for complex values; reduce .real, .imag or .abs() instead"
             )
         return super()._reduce(reduction_op, axis, *args, **kwargs)
