@@ -5,7 +5,9 @@ The CPU target with ``vectorised_reductions=False`` prints every card through it
 statements (codegen/cpu_reductions.ProgramRed) instead of the family's vectorised fragments:
 those kernels must agree with the NumPy reference (driven by the same card's accumulator),
 including a reduction range split across threads (the card's merge) and ranges. The CUDA
-kernels print the same programs (tests/test_cuda_emulation.py)."""
+kernels print the same programs (tests/test_cuda_emulation.py). The default vectorised
+fragments print pieces of the same programs: a throwaway variant of a card changes their
+kernels too."""
 
 from __future__ import annotations
 
@@ -161,3 +163,68 @@ def test_neutral_jvp_and_vjp_drivers_agree_with_finite_differences(name, zeros_l
     grads = run_vjp(plan, vjp_rules(plan, wanted), inputs, gradient, output, reduce)
     back = sum(float(grads[k].ravel() @ tangents[k].ravel()) for k in grads)
     assert back == pytest.approx(float(gradient.ravel() @ got.ravel()), rel=1e-9)
+
+
+# --- the vectorised CPU fragments print the card's maths -----------------------------------
+
+
+def _variant_cases():
+    """(card, its program's changed attributes, the plan, the dense reference of the
+    variant's result on ``_data``): a throwaway card variant per vectorised family."""
+    minmax = {"lt": ">", "order": "max", "worst": -np.inf}  # Min becomes Max
+
+    def twice(program):  # every shifted-sum term doubled: LogSumExp + log 2
+        terms = program.terms
+        return {"terms": lambda e, ex, g: [e.fmt("({0} * 2)", t) for t in terms(e, ex, g)]}
+
+    def negated(program):  # the K-list of the keys -F: KMin_ArgKMin of -F
+        return {"key": lambda e, v: e.fmt("(-{0})", v)}
+
+    return {
+        "Min": (lambda p: minmax, "x*y - g", "Max", 0.0),
+        "Min_ArgMin": (lambda p: minmax, "x*y - g", "Max_ArgMax", 0.0),
+        "KMin_ArgKMin": (negated, "x*y - g", "KMin_ArgKMin", None),
+        "LogSumExp": (twice, "-SqDist(x,y)*g", "LogSumExp", np.log(2.0)),
+    }
+
+
+@pytest.mark.cpu
+def test_a_card_variant_changes_the_vectorised_cpu_kernel(monkeypatch):
+    """The default (vectorised) CPU fragments of Min, Min_ArgMin, KMin and LogSumExp read
+    the card's program: a throwaway variant of the card changes what the kernel computes
+    (Min into Max, the K-list of -F, the log-sum-exp terms doubled) as the NumPy reference
+    of the same change says."""
+    if shutil.which("g++") is None and shutil.which("clang++") is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setattr(cpu, "render_cpu", render_cpu)  # the default target (see generic_cpu)
+    monkeypatch.setattr(cpu, "_KERNELS", {})
+    monkeypatch.setattr(cpu, "_BY_ID", {})
+    args = _data(29, 300, 7)
+    cases = _variant_cases()
+    plans = {}
+    for name, (variant, formula, _, _) in cases.items():
+        k = 3 if SPECS[name].needs_k else None
+        plans[name] = build_plan(formula, ALIASES, name, axis=1, opt_arg=k)
+        red = cpp_reduction(name, plans[name].formula.dim, k=k)
+        assert not isinstance(red, ProgramRed), name  # a vectorised family
+        for attr, value in variant(SPECS[name].program).items():
+            monkeypatch.setattr(SPECS[name].program, attr, value)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda p: cpu.prepare(p, np.float64), plans.values()))
+    for name, (_, formula, wanted, shift) in cases.items():
+        plan = plans[name]
+        assert "#pragma omp simd reduction" in cpu.kernel_source(plan, "float64").source
+        got = bind(plan, args)
+        cpu.run(got)
+        if shift is None:  # KMin_ArgKMin of -F
+            want = bind(build_plan(f"-({formula})", ALIASES, wanted, axis=1, opt_arg=3), args)
+            reference.run(want)
+        else:
+            want = bind(build_plan(formula, ALIASES, wanted, axis=1), args)
+            reference.run(want)
+            want.outputs[0][...] += shift
+        for g, w in zip(got.outputs, want.outputs):
+            if w.dtype == np.int64:
+                np.testing.assert_array_equal(g, w)
+            else:
+                np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)

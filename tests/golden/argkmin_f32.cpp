@@ -37,50 +37,6 @@ template <typename X> struct lk_buf {
   X& operator[](int64_t i) const { return p[i]; }
 };
 
-template <typename T>
-static inline void lk_kmin_insert(T* v, int64_t* ind, int64_t K, T x, int64_t j) {
-  // Insert (x, j) into the ascending list v[0..K): before the unfilled slots (index -1, at
-  // the end) and after equal values, so that among ties the lower (earlier) index is first.
-  int64_t r = K - 1;
-  while (r > 0 && (x < v[r - 1] || ind[r - 1] < 0)) {
-    v[r] = v[r - 1];
-    ind[r] = ind[r - 1];
-    --r;
-  }
-  v[r] = x;
-  ind[r] = j;
-}
-
-template <typename T>
-static inline void lk_kmin_merge(T* v, int64_t* ind, const T* sv, const int64_t* si,
-                                 int64_t K) {
-  // In place: v <- the K first of the sorted lists v and sv merged, where (sv, si) goes
-  // before (v, i) when sv < v, or when they are equal and only the sv slot is filled (on
-  // ties v, which holds lower indices, comes first). Count how many come from each list,
-  // then fill from the back.
-  int64_t a = 0, b = 0;
-  for (int64_t r = 0; r < K; ++r) {
-    if (b < K && (a >= K || sv[b] < v[a] || (sv[b] == v[a] && ind[a] < 0 && si[b] >= 0))) {
-      ++b;
-    } else {
-      ++a;
-    }
-  }
-  for (int64_t r = K - 1; r >= 0; --r) {
-    const bool src_first = b > 0 && a > 0 &&
-        (sv[b - 1] < v[a - 1] || (sv[b - 1] == v[a - 1] && ind[a - 1] < 0 && si[b - 1] >= 0));
-    if (b > 0 && (a == 0 || !src_first)) {
-      --b;
-      v[r] = sv[b];
-      ind[r] = si[b];
-    } else {
-      --a;
-      v[r] = v[a];
-      ind[r] = ind[a];
-    }
-  }
-}
-
 extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                          const void* const* args, const int64_t* offsets,
                          void* const* outs, int64_t n_ranges,
@@ -155,8 +111,8 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
           for (int64_t c = 0; c < 4; ++c) {
             st_kind[k * 4 + c] = -1;
           }
-          for (int64_t r = 0; r < 4; ++r) {
-            out0[i * 4 + r] = st_kind[k * 4 + 0 + r];
+          for (int64_t lk_v0 = 0; lk_v0 < 4; ++lk_v0) {
+            out0[i * 4 + lk_v0] = st_kind[k * 4 + lk_v0];
           }
         }
       }
@@ -265,7 +221,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                       const T t4 = (t1 * t1);
                       const T t5 = (t2 * t2);
                       const T t6 = t3 + t4 + t5;
-                      tb0[j - j0] = t6 != t6 ? std::numeric_limits<T>::infinity() : t6;
+                      tb0[j - j0] = (t6 != t6 ? std::numeric_limits<T>::infinity() : t6);
                     }
                     if (jm < j1 && j1 >= VW) {
                       const int64_t jt = j1 - VW;
@@ -283,7 +239,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         const T t4 = (t1 * t1);
                         const T t5 = (t2 * t2);
                         const T t6 = t3 + t4 + t5;
-                        if (u >= u_first) tb0[j - j0] = t6 != t6 ? std::numeric_limits<T>::infinity() : t6;
+                        if (u >= u_first) tb0[j - j0] = (t6 != t6 ? std::numeric_limits<T>::infinity() : t6);
                       }
                     } else {
                       for (int64_t j = jm; j < j1; ++j) {
@@ -297,7 +253,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         const T t4 = (t1 * t1);
                         const T t5 = (t2 * t2);
                         const T t6 = t3 + t4 + t5;
-                        tb0[j - j0] = t6 != t6 ? std::numeric_limits<T>::infinity() : t6;
+                        tb0[j - j0] = (t6 != t6 ? std::numeric_limits<T>::infinity() : t6);
                       }
                     }
                     {
@@ -308,16 +264,23 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         int hit = 0;
                         #pragma omp simd reduction(|:hit)
                         for (int u = 0; u < 16; ++u) {
-                          hit |= tb0[t0 + u] > thr ? 0 : 1;
+                          hit |= (tb0[t0 + u] > thr) ? 0 : 1;
                         }
                         if (!hit) continue;
                         const int64_t te = lk_min(j1 - j0, t0 + 16);
                         for (int64_t t = t0; t < te; ++t) {
-                          if (tb0[t] > thr) continue;
-                          if (tb0[t] <= thr && (tb0[t] < thr || ki[3] < 0)) {
-                            lk_kmin_insert(kv, ki, (int64_t)4, tb0[t], j0 + t);
-                            thr = kv[3];
+                          if ((tb0[t] > thr)) continue;
+                          if ((tb0[t] < kv[3] || ki[3] < 0 || (tb0[t] == kv[3] && j0 + t < ki[3]))) {
+                            int64_t lk_v1 = 3;
+                            while ((lk_v1 > 0 && (tb0[t] < kv[(lk_v1 + -1)] || ki[(lk_v1 + -1)] < 0 || (tb0[t] == kv[(lk_v1 + -1)] && j0 + t < ki[(lk_v1 + -1)])))) {
+                              kv[lk_v1] = kv[(lk_v1 + -1)];
+                              ki[lk_v1] = ki[(lk_v1 + -1)];
+                              lk_v1 = (lk_v1 - 1);
+                            }
+                            kv[lk_v1] = tb0[t];
+                            ki[lk_v1] = j0 + t;
                           }
+                          thr = kv[3];
                         }
                       }
                     }
@@ -328,8 +291,8 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                 int64_t* __restrict out0 = (int64_t*)outs[0] + b * n_out * 4;
                 for (int64_t k = 0; k < bi; ++k) {
                   const int64_t i = i0 + k;
-                  for (int64_t r = 0; r < 4; ++r) {
-                    out0[i * 4 + r] = st_kind[k * 4 + 0 + r];
+                  for (int64_t lk_v2 = 0; lk_v2 < 4; ++lk_v2) {
+                    out0[i * 4 + lk_v2] = st_kind[k * 4 + lk_v2];
                   }
                 }
               } else {
@@ -374,11 +337,30 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
             }
             for (int64_t iq = 1; iq < q; ++iq) {
               const int64_t pr = (w * q + iq) * BI + k;
-              lk_kmin_merge(&st_kval[k * 4 + 0], &st_kind[k * 4 + 0], &part_kval[pr * 4 + 0], &part_kind[pr * 4 + 0], (int64_t)4);
+              for (int64_t lk_v3 = 0; lk_v3 < 4; ++lk_v3) {
+                if ((part_kind[pr * 4 + lk_v3] >= 0)) {
+                  const T lk_v4 = part_kval[pr * 4 + lk_v3];
+                  const int64_t lk_v5 = part_kind[pr * 4 + lk_v3];
+                  if ((lk_v4 < st_kval[k * 4 + 3] || st_kind[k * 4 + 3] < 0 || (lk_v4 == st_kval[k * 4 + 3] && lk_v5 < st_kind[k * 4 + 3]))) {
+                    T lk_v6 = lk_v4;
+                    int64_t lk_v7 = lk_v5;
+                    for (int64_t lk_v8 = 0; lk_v8 < 4; ++lk_v8) {
+                      if ((lk_v6 < st_kval[k * 4 + lk_v8] || st_kind[k * 4 + lk_v8] < 0 || (lk_v6 == st_kval[k * 4 + lk_v8] && lk_v7 < st_kind[k * 4 + lk_v8]))) {
+                        const T lk_v9 = st_kval[k * 4 + lk_v8];
+                        const int64_t lk_v10 = st_kind[k * 4 + lk_v8];
+                        st_kval[k * 4 + lk_v8] = lk_v6;
+                        st_kind[k * 4 + lk_v8] = lk_v7;
+                        lk_v6 = lk_v9;
+                        lk_v7 = lk_v10;
+                      }
+                    }
+                  }
+                }
+              }
             }
             const int64_t i = i0 + k;
-            for (int64_t r = 0; r < 4; ++r) {
-              out0[i * 4 + r] = st_kind[k * 4 + 0 + r];
+            for (int64_t lk_v11 = 0; lk_v11 < 4; ++lk_v11) {
+              out0[i * 4 + lk_v11] = st_kind[k * 4 + lk_v11];
             }
           }
         }

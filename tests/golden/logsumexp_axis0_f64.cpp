@@ -183,7 +183,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
           st_m[k] = (-std::numeric_limits<A>::infinity());
           st_s[k] = 0;
           const A s0 = st_s[k];
-          out0[i] = (T)(st_m[k] + std::log(s0));
+          out0[i] = (T)((st_m[k] + std::log(s0)));
         }
       }
     }
@@ -301,7 +301,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                       const T t8 = (-t7);
                       const T t9 = (xr0 + t8);
                       tb0[j - j0] = t9;
-                      tm = t9 > tm ? t9 : tm;
+                      tm = ((t9 > tm) ? t9 : tm);
                     }
                     if (jm < j1 && j1 >= VW) {
                       const int64_t jt = j1 - VW;
@@ -323,7 +323,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         const T t8 = (-t7);
                         const T t9 = (xr0 + t8);
                         if (u >= u_first) tb0[j - j0] = t9;
-                        tm = (u >= u_first) && t9 > tm ? t9 : tm;
+                        tm = ((u >= u_first) && (t9 > tm) ? t9 : tm);
                       }
                     } else {
                       for (int64_t j = jm; j < j1; ++j) {
@@ -341,27 +341,27 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         const T t8 = (-t7);
                         const T t9 = (xr0 + t8);
                         tb0[j - j0] = t9;
-                        tm = t9 > tm ? t9 : tm;
+                        tm = ((t9 > tm) ? t9 : tm);
                       }
                     }
-                    if (tm > st_m[k]) {
-                      const A sc = lk_exp(st_m[k] - tm);
-                      for (int64_t c = 0; c < 1; ++c) {
-                        st_s[k] *= sc;
+                    if ((tm > st_m[k])) {
+                      const A lk_v0 = lk_exp((st_m[k] - tm));
+                      for (int64_t lk_v1 = 0; lk_v1 < 1; ++lk_v1) {
+                        st_s[k] = (st_s[k] * lk_v0);
                       }
                       st_m[k] = tm;
                     }
-                    if (st_m[k] > (-std::numeric_limits<A>::infinity())) {
+                    if ((st_m[k] > (-std::numeric_limits<T>::infinity()))) {
                       const A mm = st_m[k];
                       const int64_t nv = (j1 - j0 + VW - 1) / VW * VW;
                       for (int64_t t = j1 - j0; t < nv; ++t) {
-                        tb0[t] = -std::numeric_limits<T>::infinity();
+                        tb0[t] = (-std::numeric_limits<T>::infinity());
                       }
                       A ps0 = 0;
                       #pragma omp simd reduction(+:ps0)
                       for (int64_t t = 0; t < nv; ++t) {
-                        const A e = lk_exp(tb0[t] - mm);
-                        ps0 += e;
+                        const A lk_v2 = lk_exp((tb0[t] - mm));
+                        ps0 += lk_v2;
                       }
                       st_s[k] += ps0;
                     }
@@ -373,7 +373,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                 for (int64_t k = 0; k < bi; ++k) {
                   const int64_t i = i0 + k;
                   const A s0 = st_s[k];
-                  out0[i] = (T)(st_m[k] + std::log(s0));
+                  out0[i] = (T)((st_m[k] + std::log(s0)));
                 }
               } else {
                 for (int64_t k = 0; k < bi; ++k) {
@@ -409,25 +409,27 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
             }
             for (int64_t iq = 1; iq < q; ++iq) {
               const int64_t pr = (w * q + iq) * BI + k;
-              if (part_m[pr * 1 + 0] > st_m[k]) {
-                const A sc = lk_exp(st_m[k] - part_m[pr * 1 + 0]);
-                for (int64_t c = 0; c < 1; ++c) {
-                  st_s[k] *= sc;
+              if ((part_m[pr * 1 + 0] > st_m[k])) {
+                const A lk_v3 = lk_exp((st_m[k] - part_m[pr * 1 + 0]));
+                for (int64_t lk_v4 = 0; lk_v4 < 1; ++lk_v4) {
+                  st_s[k] = (st_s[k] * lk_v3);
                 }
-                for (int64_t c = 0; c < 1; ++c) {
-                  st_s[k] += part_s[pr * 1 + c];
+                for (int64_t lk_v5 = 0; lk_v5 < 1; ++lk_v5) {
+                  st_s[k] += part_s[pr * 1 + lk_v5];
                 }
                 st_m[k] = part_m[pr * 1 + 0];
-              } else if (part_m[pr * 1 + 0] > (-std::numeric_limits<A>::infinity())) {
-                const A sc = lk_exp(part_m[pr * 1 + 0] - st_m[k]);
-                for (int64_t c = 0; c < 1; ++c) {
-                  st_s[k] += sc * part_s[pr * 1 + c];
+              } else {
+                if ((part_m[pr * 1 + 0] > (-std::numeric_limits<T>::infinity()))) {
+                  const A lk_v6 = lk_exp((part_m[pr * 1 + 0] - st_m[k]));
+                  for (int64_t lk_v7 = 0; lk_v7 < 1; ++lk_v7) {
+                    st_s[k] += (lk_v6 * part_s[pr * 1 + lk_v7]);
+                  }
                 }
               }
             }
             const int64_t i = i0 + k;
             const A s0 = st_s[k];
-            out0[i] = (T)(st_m[k] + std::log(s0));
+            out0[i] = (T)((st_m[k] + std::log(s0)));
           }
         }
       }

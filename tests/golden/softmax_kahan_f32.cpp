@@ -246,9 +246,9 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
           const A s1 = lk_kahan_total(&st_s[k * 32 + 8], &st_comp[k * 32 + 8]);
           const A s2 = lk_kahan_total(&st_s[k * 32 + 16], &st_comp[k * 32 + 16]);
           const A s3 = lk_kahan_total(&st_s[k * 32 + 24], &st_comp[k * 32 + 24]);
-          out0[i * 3 + 0] = (T)(s0 > 0 ? s1 / s0 : 0);
-          out0[i * 3 + 1] = (T)(s0 > 0 ? s2 / s0 : 0);
-          out0[i * 3 + 2] = (T)(s0 > 0 ? s3 / s0 : 0);
+          out0[i * 3 + 0] = (T)((s0 > 0 ? s1 / s0 : 0));
+          out0[i * 3 + 1] = (T)((s0 > 0 ? s2 / s0 : 0));
+          out0[i * 3 + 2] = (T)((s0 > 0 ? s3 / s0 : 0));
         }
       }
     }
@@ -396,7 +396,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                       tb1[j - j0] = yr3;
                       tb2[j - j0] = yr4;
                       tb3[j - j0] = yr5;
-                      tm = t8 > tm ? t8 : tm;
+                      tm = ((t8 > tm) ? t8 : tm);
                     }
                     if (jm < j1 && j1 >= VW) {
                       const int64_t jt = j1 - VW;
@@ -423,7 +423,7 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         if (u >= u_first) tb1[j - j0] = yr3;
                         if (u >= u_first) tb2[j - j0] = yr4;
                         if (u >= u_first) tb3[j - j0] = yr5;
-                        tm = (u >= u_first) && t8 > tm ? t8 : tm;
+                        tm = ((u >= u_first) && (t8 > tm) ? t8 : tm);
                       }
                     } else {
                       for (int64_t j = jm; j < j1; ++j) {
@@ -446,33 +446,33 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         tb1[j - j0] = yr3;
                         tb2[j - j0] = yr4;
                         tb3[j - j0] = yr5;
-                        tm = t8 > tm ? t8 : tm;
+                        tm = ((t8 > tm) ? t8 : tm);
                       }
                     }
-                    if ((A)tm > st_m[k]) {
-                      const A sc = lk_exp(st_m[k] - (A)tm);
-                      for (int64_t c = 0; c < 32; ++c) {
-                        st_s[k * 32 + c] *= sc;
-                        st_comp[k * 32 + c] *= sc;
+                    if (((A)(tm) > st_m[k])) {
+                      const A lk_v0 = lk_exp((st_m[k] - (A)(tm)));
+                      for (int64_t lk_v1 = 0; lk_v1 < 32; ++lk_v1) {
+                        st_s[k * 32 + lk_v1] = (st_s[k * 32 + lk_v1] * lk_v0);
+                        st_comp[k * 32 + lk_v1] = (st_comp[k * 32 + lk_v1] * lk_v0);
                       }
-                      st_m[k] = (A)tm;
+                      st_m[k] = (A)(tm);
                     }
-                    if (st_m[k] > (-std::numeric_limits<A>::infinity())) {
+                    if ((st_m[k] > (-std::numeric_limits<T>::infinity()))) {
                       const A mm = st_m[k];
                       const int64_t nv = (j1 - j0 + VW - 1) / VW * VW;
                       for (int64_t t = j1 - j0; t < nv; ++t) {
-                        tb0[t] = -std::numeric_limits<T>::infinity();
+                        tb0[t] = (-std::numeric_limits<T>::infinity());
                         tb1[t] = 0;
                         tb2[t] = 0;
                         tb3[t] = 0;
                       }
                       #pragma omp simd
                       for (int64_t t = 0; t < nv; ++t) {
-                        const A e = lk_exp((A)tb0[t] - mm);
-                        kb0[t] = e;
-                        kb1[t] = e * (A)tb1[t];
-                        kb2[t] = e * (A)tb2[t];
-                        kb3[t] = e * (A)tb3[t];
+                        const A lk_v2 = lk_exp(((A)(tb0[t]) - mm));
+                        kb0[t] = lk_v2;
+                        kb1[t] = (lk_v2 * (A)(tb1[t]));
+                        kb2[t] = (lk_v2 * (A)(tb2[t]));
+                        kb3[t] = (lk_v2 * (A)(tb3[t]));
                       }
                       lk_kahan_tile(kb0, nv, &st_s[k * 32 + 0], &st_comp[k * 32 + 0]);
                       lk_kahan_tile(kb1, nv, &st_s[k * 32 + 8], &st_comp[k * 32 + 8]);
@@ -490,9 +490,9 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                   const A s1 = lk_kahan_total(&st_s[k * 32 + 8], &st_comp[k * 32 + 8]);
                   const A s2 = lk_kahan_total(&st_s[k * 32 + 16], &st_comp[k * 32 + 16]);
                   const A s3 = lk_kahan_total(&st_s[k * 32 + 24], &st_comp[k * 32 + 24]);
-                  out0[i * 3 + 0] = (T)(s0 > 0 ? s1 / s0 : 0);
-                  out0[i * 3 + 1] = (T)(s0 > 0 ? s2 / s0 : 0);
-                  out0[i * 3 + 2] = (T)(s0 > 0 ? s3 / s0 : 0);
+                  out0[i * 3 + 0] = (T)((s0 > 0 ? s1 / s0 : 0));
+                  out0[i * 3 + 1] = (T)((s0 > 0 ? s2 / s0 : 0));
+                  out0[i * 3 + 2] = (T)((s0 > 0 ? s3 / s0 : 0));
                 }
               } else {
                 for (int64_t k = 0; k < bi; ++k) {
@@ -540,20 +540,20 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
             }
             for (int64_t iq = 1; iq < q; ++iq) {
               const int64_t pr = (w * q + iq) * BI + k;
-              if (part_m[pr * 1 + 0] > st_m[k]) {
-                const A sc = lk_exp(st_m[k] - part_m[pr * 1 + 0]);
-                for (int64_t c = 0; c < 32; ++c) {
-                  st_s[k * 32 + c] *= sc;
-                  st_comp[k * 32 + c] *= sc;
+              if ((part_m[pr * 1 + 0] > st_m[k])) {
+                const A lk_v3 = lk_exp((st_m[k] - part_m[pr * 1 + 0]));
+                for (int64_t lk_v4 = 0; lk_v4 < 32; ++lk_v4) {
+                  st_s[k * 32 + lk_v4] = (st_s[k * 32 + lk_v4] * lk_v3);
+                  st_comp[k * 32 + lk_v4] = (st_comp[k * 32 + lk_v4] * lk_v3);
                 }
                 for (int64_t l = 0; l < 32; ++l) {
                   lk_kahan_add(st_s[k * 32 + l], st_comp[k * 32 + l], (A)((part_s[pr * 32 + l] - part_comp[pr * 32 + l])));
                 }
                 st_m[k] = part_m[pr * 1 + 0];
-              } else if (part_m[pr * 1 + 0] > (-std::numeric_limits<A>::infinity())) {
-                const A sc = lk_exp(part_m[pr * 1 + 0] - st_m[k]);
+              } else if ((part_m[pr * 1 + 0] > (-std::numeric_limits<T>::infinity()))) {
+                const A lk_v5 = lk_exp((part_m[pr * 1 + 0] - st_m[k]));
                 for (int64_t l = 0; l < 32; ++l) {
-                  lk_kahan_add(st_s[k * 32 + l], st_comp[k * 32 + l], (A)(sc * (part_s[pr * 32 + l] - part_comp[pr * 32 + l])));
+                  lk_kahan_add(st_s[k * 32 + l], st_comp[k * 32 + l], (A)(lk_v5 * (part_s[pr * 32 + l] - part_comp[pr * 32 + l])));
                 }
               }
             }
@@ -562,9 +562,9 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
             const A s1 = lk_kahan_total(&st_s[k * 32 + 8], &st_comp[k * 32 + 8]);
             const A s2 = lk_kahan_total(&st_s[k * 32 + 16], &st_comp[k * 32 + 16]);
             const A s3 = lk_kahan_total(&st_s[k * 32 + 24], &st_comp[k * 32 + 24]);
-            out0[i * 3 + 0] = (T)(s0 > 0 ? s1 / s0 : 0);
-            out0[i * 3 + 1] = (T)(s0 > 0 ? s2 / s0 : 0);
-            out0[i * 3 + 2] = (T)(s0 > 0 ? s3 / s0 : 0);
+            out0[i * 3 + 0] = (T)((s0 > 0 ? s1 / s0 : 0));
+            out0[i * 3 + 1] = (T)((s0 > 0 ? s2 / s0 : 0));
+            out0[i * 3 + 2] = (T)((s0 > 0 ? s3 / s0 : 0));
           }
         }
       }

@@ -21,7 +21,8 @@ and gets source back (then the JIT or NVRTC compiles it). The steps:
   rows are few, batch chunks, block-sparse ranges; :mod:`.schedule_cpp` its constants and
   work items). The reduction is the plan's card (:mod:`lazykernels.reductions`):
   :mod:`.cpu_reductions` prints it with its family's vectorised fragments
-  (:mod:`.reductions_cpp`, :mod:`.reductions_lse_cpp`) or its own neutral program through
+  (:mod:`.reductions_cpp`, :mod:`.reductions_lse_cpp`: lanes, masks and scans around the
+  pieces of the card's program) or its own neutral program pair by pair, both through
   :mod:`.emit`; :mod:`.cuda` and :mod:`.reductions_cuda` print the same programs per CUDA
   thread with :mod:`.dialect_cuda`.
 - :mod:`.sqdist_cpp`: squared distances of dimension >= 16 feeding a min-type reduction

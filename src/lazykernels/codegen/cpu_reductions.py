@@ -2,10 +2,11 @@
 
 :func:`cpp_reduction` picks, for a card's program, the vectorised fragments of its family
 (:mod:`.reductions_cpp`, :mod:`.reductions_lse_cpp`: fused ``omp simd`` reductions, tile
-buffers, K-min filters), or :class:`ProgramRed`, which prints the card's own neutral
-statements (:mod:`lazykernels.reductions.program`) through the CPU dialect: a card with a
-new kind of program runs on the CPU without any code here. :class:`PerComponent` runs the
-dim-1 fragments once per component of a formula of looped dimension.
+buffers, K-min filters around the pieces of the card's program), or :class:`ProgramRed`,
+which prints the card's own neutral statements (:mod:`lazykernels.reductions.program`)
+through the CPU dialect, pair by pair: a card with a new kind of program runs on the CPU
+without any code here. :class:`PerComponent` runs the dim-1 fragments once per component of
+a formula of looped dimension.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from ..reductions import SPECS
 from ..reductions.kmin import KMinProgram
 from ..reductions.logsumexp import ShiftExpProgram
 from ..reductions.minmax import ExtremumProgram
-from ..reductions.program import Shape
 from ..reductions.sums import SumProgram
 from .buffer import IndentedBuffer
-from .dialect_cpu import CpuDialect, c_literal
-from .emit import CTYPES, Emitter, index_text, lvalue
+from .emit import Emitter
 from .kir import Names, Sym
 from .reductions_cpp import (
     Access,
@@ -42,43 +41,18 @@ class ProgramRed(CppReduction):
     """Any card's program as scalar code (the cards without vectorised fragments here, or
     every card on a target with ``vectorised_reductions=False``): the tile's formula and
     weight values go to buffers in the vectorised loop, then the card's update statements
-    fold them in pair by pair, printed by the CPU dialect (:mod:`.emit`)."""
+    fold them in pair by pair, printed by the CPU dialect (:mod:`.emit`); the state, merge
+    and finalize are the card's (:class:`.CppReduction`)."""
 
-    def __init__(self, *args, dtype: np.dtype | str = "float64") -> None:
+    def __init__(self, *args) -> None:
         super().__init__(*args)
-        self.sh = Shape(self.d, self.dg, self.k, self.scheme)
-        self.dialect = CpuDialect(dtype)
-        self._fields = self.program.fields(self.sh)
-        self.names = Names()  # one kernel: every fragment's locals get distinct names
         # the helpers the statements call (the skeleton prints them before the kernel)
-        e = self._emitter(True)
-        st = self._access(lambda name, idx: name)
+        e = Emitter(self.dialect, True, Names())
+        st = self.access(lambda name, idx: name)
         self.program.update(e, self.sh, st, [Sym("f")] * self.d, [Sym("g")] * self.dg, Sym("j"))
         self.program.merge(e, self.sh, st, st)
         self.program.finalize(e, self.sh, st, lambda o, idx: Sym("o"))
         self.helpers = frozenset(e.helpers)
-
-    def _emitter(self, same: bool) -> Emitter:
-        return Emitter(self.dialect, same, self.names)
-
-    @staticmethod
-    def _access(acc: Access):
-        return lambda name, index: lvalue(acc(name, index_text(index)))
-
-    def fields(self) -> list[Field]:
-        out = []
-        for f in self._fields:
-            ctype = CTYPES[f.kind]
-            init = str(int(f.init)) if f.kind == "index" else c_literal(f.init, "float64", ctype)
-            out.append(Field(f.name, ctype, f.length, init))
-        return out
-
-    def outputs(self) -> list[Output]:
-        tails = self.card.output_tails(self.d, self.dg, self.k)
-        return [
-            Output(int(np.prod(t)), "int64_t" if o.index else "T")
-            for t, o in zip(tails, self.card.outputs)
-        ]
 
     def n_buffers(self) -> int:
         return self.d + self.dg
@@ -90,7 +64,7 @@ class ProgramRed(CppReduction):
             "",
             lambda mask: [masked_store(mask, f"tb{c}[j - j0] = {a};") for c, a in enumerate(atoms)],
         )
-        e, st = self._emitter(tc._same), self._access(tc.st)
+        e, st = self.emitter(tc._same), self.access(tc.st)
         self.program.tile_begin(e, self.sh, st)
         b.lines(e.lines())
         with b.block("for (int64_t t = 0; t < j1 - j0; ++t)"):
@@ -100,20 +74,6 @@ class ProgramRed(CppReduction):
             self.program.update(e, self.sh, st, f, g, Sym("j"))
             b.lines(e.lines())
         self.program.tile_end(e, self.sh, st)
-        b.lines(e.lines())
-
-    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        e = self._emitter(True)
-        self.program.merge(e, self.sh, self._access(dst), self._access(src))
-        b.lines(e.lines())
-
-    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        e = self._emitter(True)
-
-        def output(o: int, index) -> Sym:
-            return lvalue(out[o]("", index_text(index)))
-
-        self.program.finalize(e, self.sh, self._access(st), output)
         b.lines(e.lines())
 
 
@@ -209,7 +169,4 @@ def cpp_reduction(
         raise FormulaError(f"{name} needs K >= 1, got {k!r}")
     if not card.sum_type:
         scheme = "direct_sum"  # sum schemes only concern sum-type reductions
-    family = _family(card.program, vectorised)
-    if family is ProgramRed:
-        return ProgramRed(name, d, dg, k or 0, scheme, dtype=dtype)
-    return family(name, d, dg, k or 0, scheme)
+    return _family(card.program, vectorised)(name, d, dg, k or 0, scheme, dtype)

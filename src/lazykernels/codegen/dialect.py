@@ -36,6 +36,7 @@ from .kir import (
     Stmt,
     Store,
     Sym,
+    While,
 )
 
 # The neutral maths functions op cards and lowering rules may call.
@@ -118,6 +119,11 @@ class Dialect:
                 out.append(f"{indent}}} else {{")
                 for t in s.orelse:
                     self.stmt(t, out, indent + "  ")
+            out.append(f"{indent}}}")
+        elif isinstance(s, While):
+            out.append(f"{indent}while ({self.expr(s.cond)}) {{")
+            for t in s.body:
+                self.stmt(t, out, indent + "  ")
             out.append(f"{indent}}}")
         else:
             raise TypeError(f"not a statement: {s!r}")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .dialect import Dialect
-from .kir import Assign, Call, Expr, Fmt, If, Ix, Let, Lit, Loop, Names, Stmt, Sym
+from .kir import Assign, Call, Expr, Fmt, If, Ix, Let, Lit, Loop, Names, Stmt, Sym, While
 
 CTYPES = {"value": "T", "acc": "A", "index": "int64_t"}
 """C type of each kind of state field."""
@@ -85,6 +85,12 @@ class Emitter:
         self._add(Let(sym, x, mutable=True, ctype=CTYPES[kind]))
         return sym
 
+    def counter(self, start: int) -> Ix:
+        """A new mutable integer local starting at ``start``, usable as an index."""
+        v = self.names.fresh("lk_v")
+        self._add(Let(Sym(v), Ix(str(int(start))), mutable=True, ctype=CTYPES["index"]))
+        return Ix(v)
+
     @contextmanager
     def _block(self) -> Iterator[list[Stmt]]:
         body: list[Stmt] = []
@@ -109,6 +115,13 @@ class Emitter:
         with self._block() as body:
             yield
         last.orelse = body
+
+    @contextmanager
+    def while_(self, cond: Expr) -> Iterator[None]:
+        """``while (cond) { ... }``: a loop that stops as soon as ``cond`` fails."""
+        with self._block() as body:
+            yield
+        self._add(While(cond, body))
 
     @contextmanager
     def loop(self, extent: int) -> Iterator[Ix]:

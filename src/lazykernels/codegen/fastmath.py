@@ -1,4 +1,4 @@
-"""C++ helpers of the generated CPU kernels: a vectorisable ``exp``, Kahan and K-min steps.
+"""C++ helpers of the generated CPU kernels: a vectorisable ``exp``, Kahan steps.
 
 ``lk_exp`` replaces ``std::exp`` in kernels (see ``lower.CPU_OVERRIDES``): GCC only
 vectorises the C library's ``exp`` under full ``-ffast-math`` (it is called lane by lane
@@ -182,54 +182,6 @@ static LK_EXACT_FP A lk_kahan_total(const A* s, const A* c) {
 }
 """.replace("LANES", str(KAHAN_LANES))
 
-_LK_KMIN_INSERT = r"""
-template <typename T>
-static inline void lk_kmin_insert(T* v, int64_t* ind, int64_t K, T x, int64_t j) {
-  // Insert (x, j) into the ascending list v[0..K): before the unfilled slots (index -1, at
-  // the end) and after equal values, so that among ties the lower (earlier) index is first.
-  int64_t r = K - 1;
-  while (r > 0 && (x < v[r - 1] || ind[r - 1] < 0)) {
-    v[r] = v[r - 1];
-    ind[r] = ind[r - 1];
-    --r;
-  }
-  v[r] = x;
-  ind[r] = j;
-}
-"""
-
-_LK_KMIN_MERGE = r"""
-template <typename T>
-static inline void lk_kmin_merge(T* v, int64_t* ind, const T* sv, const int64_t* si,
-                                 int64_t K) {
-  // In place: v <- the K first of the sorted lists v and sv merged, where (sv, si) goes
-  // before (v, i) when sv < v, or when they are equal and only the sv slot is filled (on
-  // ties v, which holds lower indices, comes first). Count how many come from each list,
-  // then fill from the back.
-  int64_t a = 0, b = 0;
-  for (int64_t r = 0; r < K; ++r) {
-    if (b < K && (a >= K || sv[b] < v[a] || (sv[b] == v[a] && ind[a] < 0 && si[b] >= 0))) {
-      ++b;
-    } else {
-      ++a;
-    }
-  }
-  for (int64_t r = K - 1; r >= 0; --r) {
-    const bool src_first = b > 0 && a > 0 &&
-        (sv[b - 1] < v[a - 1] || (sv[b - 1] == v[a - 1] && ind[a - 1] < 0 && si[b - 1] >= 0));
-    if (b > 0 && (a == 0 || !src_first)) {
-      --b;
-      v[r] = sv[b];
-      ind[r] = si[b];
-    } else {
-      --a;
-      v[r] = v[a];
-      ind[r] = ind[a];
-    }
-  }
-}
-"""
-
 # Explicit vectors for the register-tiled micro-kernel of sqdist_cpp (T is the kernel's
 # scalar type; LK_VBYTES, defined by every kernel: 64 under AVX-512, else 32; other
 # targets split the vectors as they can).
@@ -247,8 +199,6 @@ static inline void lk_vstore(T* p, lk_v v) { __builtin_memcpy(p, &v, sizeof v); 
 CPU_HELPERS: dict[str, str] = {
     "lk_exp": _LK_EXP.strip("\n"),
     "lk_kahan": _LK_KAHAN.strip("\n"),
-    "lk_kmin_insert": _LK_KMIN_INSERT.strip("\n"),
-    "lk_kmin_merge": _LK_KMIN_MERGE.strip("\n"),
     "lk_vec": _LK_VEC.strip("\n"),
 }
 """Helper sources owned by the code generator (op cards' helpers live in ``helpers.py``)."""

@@ -209,7 +209,16 @@ class If:
     orelse: list = field(default_factory=list)
 
 
-Stmt = Let | Acc | Set | Store | Array | Loop | Assign | If
+@dataclass
+class While:
+    """``while (cond) { body }`` (reduction programs, :mod:`.emit`: a loop that stops early,
+    e.g. the shift of a sorted list held in memory)."""
+
+    cond: Expr
+    body: list = field(default_factory=list)
+
+
+Stmt = Let | Acc | Set | Store | Array | Loop | Assign | If | While
 
 
 def uses(stmt: Stmt) -> set[str]:
@@ -232,6 +241,10 @@ def uses(stmt: Stmt) -> set[str]:
     elif isinstance(stmt, If):
         expr_syms(stmt.cond, out)
         for s in stmt.then + stmt.orelse:
+            out |= uses(s)
+    elif isinstance(stmt, While):
+        expr_syms(stmt.cond, out)
+        for s in stmt.body:
             out |= uses(s)
     else:
         for s in stmt.body:

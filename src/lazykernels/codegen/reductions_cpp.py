@@ -17,32 +17,39 @@ The skeleton (:mod:`lazykernels.codegen.cpp`) is the same for every reduction; a
 
 State and outputs are reached through accessor callables ``acc(field, index) -> lvalue``
 so that the same fragments serve the per-thread block state and the split buffers.
+
+The maths is the card's: a fragment prints the pieces of the card's program
+(:mod:`lazykernels.reductions.program`: initial values, keys, comparisons, the K-list
+insertion, merge and finalize) through the CPU dialect; what is written here is the
+execution model around them (SIMD lanes and masks, the ``omp`` pragmas, tile buffers, the
+scans and filters over a tile).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..reductions import SPECS
+from ..reductions.program import Shape
 from .buffer import IndentedBuffer
+from .dialect_cpu import CpuDialect, c_literal
+from .emit import CTYPES, Emitter, index_text, lvalue
 from .fastmath import KAHAN_LANES
+from .kir import Expr, Names, Sym
 
 Access = Callable[[str, str], str]  # (field or output name, index expression) -> C lvalue
 Stmts = Callable[[str | None], list[str]]  # lane mask (None: every lane) -> statements
 
-INF = "std::numeric_limits<T>::infinity()"
-INF_A = "std::numeric_limits<A>::infinity()"
 FILTER_LANES = 16  # K-min: values compared with the threshold per vectorised test
 
 
 def masked_store(mask: str | None, stmt: str) -> str:
     """``stmt`` on the kept lanes only (a masked store)."""
     return stmt if mask is None else f"if ({mask}) {stmt}"
-
-
-def _keep(mask: str | None, cond: str) -> str:
-    return cond if mask is None else f"({mask}) && {cond}"
 
 
 @dataclass(frozen=True)
@@ -95,21 +102,55 @@ class TileCtx:
 
 
 class CppReduction:
-    """Base of the C++ fragments of one reduction (see the module docstring)."""
+    """Base of the C++ fragments of one reduction (see the module docstring).
+
+    By default the state, the outputs, ``merge`` and ``finalize`` are the card's own
+    (its program's fields and statements, printed by the CPU dialect); a family's
+    fragments print its ``tile``.
+    """
 
     helpers: frozenset[str] = frozenset()
     fused = False  # True: the tile is one fused simd reduction, no tile buffers
 
-    def __init__(self, name: str, d: int, dg: int, k: int, scheme: str) -> None:
+    def __init__(
+        self, name: str, d: int, dg: int, k: int, scheme: str, dtype: np.dtype | str = "float64"
+    ) -> None:
         self.name, self.d, self.dg, self.k, self.scheme = name, d, dg, k, scheme
         self.card = SPECS[name]
         self.program = self.card.program
+        self.sh = Shape(d, dg, k, scheme)
+        self.dialect = CpuDialect(dtype)
+        self.names = Names()  # one kernel: every fragment's locals get distinct names
+
+    # --- printing the card's pieces ----------------------------------------------------
+
+    def emitter(self, same_acc: bool = True) -> Emitter:
+        """An emitter for the card's statements (locals named in this kernel's scope)."""
+        return Emitter(self.dialect, same_acc, self.names)
+
+    def text(self, x: Expr) -> str:
+        """A card's expression as C++."""
+        return self.dialect.expr(x)
+
+    @staticmethod
+    def access(acc: Access):
+        """A skeleton accessor (field, index text) as a program's (field, index) -> lvalue."""
+        return lambda name, index: lvalue(acc(name, index_text(index)))
+
+    # --- the fragments -----------------------------------------------------------------
 
     def fields(self) -> list[Field]:
-        raise NotImplementedError
+        return [
+            Field(f.name, CTYPES[f.kind], f.length, init_text(f.init, CTYPES[f.kind]))
+            for f in self.program.fields(self.sh)
+        ]
 
     def outputs(self) -> list[Output]:
-        raise NotImplementedError
+        tails = self.card.output_tails(self.d, self.dg, self.k)
+        return [
+            Output(int(np.prod(t)), "int64_t" if o.index else "T")
+            for t, o in zip(tails, self.card.outputs)
+        ]
 
     def n_buffers(self) -> int:
         """Number of tile buffers (``tb*``: TJ scalars of type T) the tile fragment uses."""
@@ -123,10 +164,25 @@ class CppReduction:
         raise NotImplementedError
 
     def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        raise NotImplementedError
+        e = self.emitter()
+        self.program.merge(e, self.sh, self.access(dst), self.access(src))
+        b.lines(e.lines())
 
     def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        raise NotImplementedError
+        e = self.emitter(same_acc=False)  # outputs in T: explicit conversions (no-ops if A is T)
+
+        def output(o: int, index) -> Sym:
+            return lvalue(out[o]("", index_text(index)))
+
+        self.program.finalize(e, self.sh, self.access(st), output)
+        b.lines(e.lines())
+
+
+def init_text(value: float, ctype: str) -> str:
+    """The C++ initial value of a state entry (integers as such, infinities of ``ctype``)."""
+    if math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return c_literal(value, "float64", ctype)
 
 
 def _partials(names: list[str], init: list[str]) -> str:
@@ -216,66 +272,33 @@ def _merge_kahan_lanes(
 
 
 class MinMaxRed(CppReduction):
-    """Min / Max per component: a fused ``omp simd reduction(min|max)``; NaN never wins."""
+    """Min / Max per component: a fused ``omp simd reduction(min|max)`` whose lanes keep
+    the better value (the card's ``keep_better``); NaN never wins."""
 
     fused = True
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        self.lt = self.program.lt
-        self.init = INF if self.lt == "<" else f"(-{INF})"
-
-    def fields(self) -> list[Field]:
-        return [Field("val", "T", self.d, self.init)]
-
-    def outputs(self) -> list[Output]:
-        return [Output(self.d, "T")]
 
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
         ms = [f"m{c}" for c in range(self.d)]
         b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
-        op = "min" if self.lt == "<" else "max"
+        p = self.program
 
         def stmts(mask: str | None) -> list[str]:
-            return [
-                f"{m} = {_keep(mask, f'{f} {self.lt} {m}')} ? {f} : {m};" for m, f in zip(ms, tc.f)
-            ]
+            e, guard = self.emitter(), None if mask is None else lvalue(mask)
+            for m, f in zip(ms, tc.f):
+                e.set(lvalue(m), p.keep_better(e, lvalue(f), lvalue(m), guard))
+            return e.lines()
 
-        tc.eval_loop(b, f"reduction({op}:{','.join(ms)})", stmts)
+        tc.eval_loop(b, f"reduction({p.order}:{','.join(ms)})", stmts)
         for c, m in enumerate(ms):
             b.line(f"{tc.st('val', str(c))} = {m};")
-
-    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        for c in map(str, range(self.d)):
-            b.line(
-                f"if ({src('val', c)} {self.lt} {dst('val', c)}) {dst('val', c)} = {src('val', c)};"
-            )
-
-    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        for c in map(str, range(self.d)):
-            b.line(f"{out[0]('', c)} = {st('val', c)};")
 
 
 class ArgMinMaxRed(CppReduction):
     """ArgMin / ArgMax / Min_ArgMin / Max_ArgMax: value and first index of the extremum.
 
-    A tile is evaluated into buffers with a simd min (max); only when it beats the current
-    best is the tile scanned for the first position of that value.
+    A tile's keys are evaluated into buffers with a simd min (max); only when the tile's
+    best beats the current entry is the tile scanned for the first position of that key.
     """
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        self.lt = self.program.lt
-        self.is_min = self.lt == "<"
-        self.init = INF if self.is_min else f"(-{INF})"
-
-    def fields(self) -> list[Field]:
-        return [Field("val", "T", self.d, self.init), Field("ind", "int64_t", self.d, "-1")]
-
-    def outputs(self) -> list[Output]:
-        if not self.card.has_values:
-            return [Output(self.d, "int64_t")]
-        return [Output(self.d, "T"), Output(self.d, "int64_t")]
 
     def n_buffers(self) -> int:
         return self.d
@@ -283,122 +306,92 @@ class ArgMinMaxRed(CppReduction):
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
         ms = [f"m{c}" for c in range(self.d)]
         b.line("T " + ", ".join(f"{m} = {tc.st('val', str(c))}" for c, m in enumerate(ms)) + ";")
-        op = "min" if self.is_min else "max"
+        p = self.program
 
         # NaN is stored as the worst value, which it ties with (it never wins).
         def stmts(mask: str | None) -> list[str]:
-            out = [f"const T v{c} = {f} != {f} ? {self.init} : {f};" for c, f in enumerate(tc.f)]
-            out += [masked_store(mask, f"tb{c}[j - j0] = v{c};") for c in range(self.d)]
-            out += [
-                f"{m} = {_keep(mask, f'v{c} {self.lt} {m}')} ? v{c} : {m};"
-                for c, m in enumerate(ms)
-            ]
-            return out
+            e, guard = self.emitter(), None if mask is None else lvalue(mask)
+            keys = [e.let("value", p.key(e, lvalue(f))) for f in tc.f]
+            out = e.lines()
+            out += [masked_store(mask, f"tb{c}[j - j0] = {v.name};") for c, v in enumerate(keys)]
+            for m, v in zip(ms, keys):
+                e.set(lvalue(m), p.keep_better(e, v, lvalue(m), guard))
+            return out + e.lines()
 
-        tc.eval_loop(b, f"reduction({op}:{','.join(ms)})", stmts)
+        tc.eval_loop(b, f"reduction({p.order}:{','.join(ms)})", stmts)
+        st = self.access(tc.st)
         for c, m in enumerate(ms):
-            val, ind = tc.st("val", str(c)), tc.st("ind", str(c))
+            e = self.emitter()
+            beats = self.text(p.beats(e, st, c, lvalue(m)))
+            p.take(e, st, c, lvalue(m), lvalue("j0 + t"))
             with (
-                b.block(f"if ({m} {self.lt} {val} || {ind} < 0)"),
+                b.block(f"if ({beats})"),
                 b.block("for (int64_t t = 0; t < j1 - j0; ++t)"),
                 b.block(f"if (tb{c}[t] == {m})"),
             ):
-                b.lines([f"{val} = {m};", f"{ind} = j0 + t;", "break;"])
-
-    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        for c in map(str, range(self.d)):
-            sv, si, dv, di = src("val", c), src("ind", c), dst("val", c), dst("ind", c)
-            with b.block(f"if ({si} >= 0 && ({sv} {self.lt} {dv} || {di} < 0))"):
-                b.lines([f"{dv} = {sv};", f"{di} = {si};"])
-
-    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        for c in map(str, range(self.d)):
-            if not self.card.has_values:
-                b.line(f"{out[0]('', c)} = {st('ind', c)};")
-            else:
-                b.line(f"{out[0]('', c)} = {st('val', c)};")
-                b.line(f"{out[1]('', c)} = {st('ind', c)};")
+                b.lines([*e.lines(), "break;"])
 
 
 class KMinRed(CppReduction):
     """KMin / ArgKMin / KMin_ArgKMin: the K smallest values per component, ascending.
 
-    A tile is evaluated into buffers (vectorised); then the values are compared with the
+    A tile's keys are evaluated into buffers (vectorised); then they are compared with the
     current K-th best ``FILTER_LANES`` at a time (one vectorised test), and only the groups
-    holding a value that may beat it are scanned; the rare winners are inserted.
+    holding a key that may enter are scanned; the rare winners are inserted (the card's
+    insertion).
     """
-
-    helpers = frozenset({"lk_kmin_insert", "lk_kmin_merge"})
-
-    def fields(self) -> list[Field]:
-        n = self.k * self.d  # component-major: [c][r]
-        return [Field("kval", "T", n, INF), Field("kind", "int64_t", n, "-1")]
-
-    def outputs(self) -> list[Output]:
-        n = self.k * self.d
-        return [Output(n, "int64_t" if o.index else "T") for o in self.card.outputs]
 
     def n_buffers(self) -> int:
         return self.d
 
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
-        k = self.k
-        # NaN counts as +inf; +inf values are candidates too (after every finite value).
-        tc.eval_loop(
-            b,
-            "",
-            lambda mask: [
-                masked_store(mask, f"tb{c}[j - j0] = {f} != {f} ? {INF} : {f};")
+        k, p = self.k, self.program
+
+        def stmts(mask: str | None) -> list[str]:
+            e = self.emitter()
+            return [
+                masked_store(mask, f"tb{c}[j - j0] = {self.text(p.key(e, lvalue(f)))};")
                 for c, f in enumerate(tc.f)
-            ],
-        )
+            ]
+
+        tc.eval_loop(b, "", stmts)
         for c in range(self.d):
             with b.block():
                 b.line(f"T* kv = &{tc.st('kval', str(c * k))};")
                 b.line(f"int64_t* ki = &{tc.st('kind', str(c * k))};")
-                kmin_filter(b, f"tb{c}", k, f"tb{c}[t]")
-
-    def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        for c in range(self.d):
-            o = str(c * self.k)
-            b.line(
-                f"lk_kmin_merge(&{dst('kval', o)}, &{dst('kind', o)}, &{src('kval', o)}, "
-                f"&{src('kind', o)}, (int64_t){self.k});"
-            )
-
-    def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        d, k = self.d, self.k
-        with b.block(f"for (int64_t r = 0; r < {k}; ++r)"):
-            for c in range(d):
-                src = f"{c * k} + r"
-                dst = f"r * {d} + {c}" if d > 1 else "r"
-                fields = ["kval"] * self.card.has_values + ["kind"] * self.card.has_index
-                for o, name in enumerate(fields):
-                    b.line(f"{out[o]('', dst)} = {st(name, src)};")
+                kmin_filter(b, self, f"tb{c}", f"tb{c}[t]")
 
 
-def kmin_filter(b: IndentedBuffer, buf: str, k: int, value: str, exact: list[str] = ()) -> None:
-    """Fold ``buf[0 .. j1 - j0)`` into the sorted K-list ``(kv, ki)`` of a row.
+def kmin_filter(
+    b: IndentedBuffer, red: CppReduction, buf: str, value: str, exact: list[str] = ()
+) -> None:
+    """Fold the keys ``buf[0 .. j1 - j0)`` into the sorted K-list ``(kv, ki)`` of a row.
 
-    ``FILTER_LANES`` values at a time are tested against the K-th best ``thr`` in one
-    vectorised comparison (values past the end may be stale: the scan stops at the end);
-    a group passes when one of its values is not above ``thr`` (NaN passes), and only then
-    is it scanned. ``exact`` are statements run per scanned candidate ``t`` before its
-    ``value`` is read (the squared-distance path recomputes the exact value there, ``buf``
-    holding lower bounds).
+    ``FILTER_LANES`` keys at a time are tested against the K-th best ``thr`` in one
+    vectorised test (the card's ``excluded``; keys past the end may be stale: the scan
+    stops at the end); only a group with a key that may enter is scanned. ``exact`` are
+    statements run per scanned candidate ``t`` before its ``value`` is read (the
+    squared-distance path recomputes the exact value there, ``buf`` holding lower bounds);
+    a candidate is inserted by the card's ``insert`` (``red``: the KMin fragments).
     """
-    lanes = FILTER_LANES
+    lanes, k, p = FILTER_LANES, red.k, red.program
+    e = red.emitter()
+    thr = lvalue("thr")
     b.line(f"T thr = kv[{k - 1}];")
     with b.block(f"for (int64_t t0 = 0; t0 < j1 - j0; t0 += {lanes})"):
         b.line("int hit = 0;")
         b.pragma("omp simd reduction(|:hit)")
         with b.block(f"for (int u = 0; u < {lanes}; ++u)"):
-            b.line(f"hit |= {buf}[t0 + u] > thr ? 0 : 1;")
+            b.line(f"hit |= {red.text(p.excluded(e, lvalue(f'{buf}[t0 + u]'), thr))} ? 0 : 1;")
         b.line("if (!hit) continue;")
         b.line(f"const int64_t te = lk_min(j1 - j0, t0 + {lanes});")
         with b.block("for (int64_t t = t0; t < te; ++t)"):
-            b.line(f"if ({buf}[t] > thr) continue;")
+            b.line(f"if ({red.text(p.excluded(e, lvalue(f'{buf}[t]'), thr))}) continue;")
             b.lines(list(exact))
-            with b.block(f"if ({value} <= thr && ({value} < thr || ki[{k - 1}] < 0))"):
-                b.line(f"lk_kmin_insert(kv, ki, (int64_t){k}, {value}, j0 + t);")
-                b.line(f"thr = kv[{k - 1}];")
+
+            def row(name: str, index) -> Sym:
+                return lvalue(f"{'kv' if name == 'kval' else 'ki'}[{index_text(index)}]")
+
+            p.insert(e, Shape(1, k=k), row, 0, lvalue(value), lvalue("j0 + t"), shift=True)
+            b.lines(e.lines())
+            b.line(f"thr = kv[{k - 1}];")

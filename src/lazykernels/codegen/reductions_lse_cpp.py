@@ -1,21 +1,29 @@
-"""The log-sum-exp family's vectorised C++ fragments (see :mod:`.reductions_cpp`)."""
+"""The log-sum-exp family's vectorised C++ fragments (see :mod:`.reductions_cpp`).
+
+The maths is the card's (:class:`lazykernels.reductions.logsumexp.ShiftExpProgram`): the
+running maximum and the rescaling of the sums (``raise_max``), the shifted exponential and
+the weighted terms, the additions under each sum scheme, merge and finalize. Here: the
+SIMD lanes (a ``max`` reduction of the tile, then a ``+`` reduction of its terms), the tile
+buffers and their padding, and the ``KAHAN_LANES`` compensated lanes of ``kahan_scheme``.
+"""
 
 from __future__ import annotations
 
 from ..errors import DimensionError, FormulaError
+from ..reductions.program import INF, select
 from .buffer import IndentedBuffer
+from .emit import CTYPES, Emitter, lvalue
 from .fastmath import KAHAN_LANES
+from .kir import Names, Sym
 from .reductions_cpp import (
-    INF,
-    INF_A,
     Access,
     CppReduction,
     Field,
     Output,
     TileCtx,
-    _keep,
     _merge_kahan_lanes,
     _partials,
+    init_text,
     masked_store,
 )
 
@@ -25,32 +33,36 @@ class ShiftExpRed(CppReduction):
 
     Weights ``w``: LogSumExp and Max_SumShiftExp: [1]; LogSumExpWeight and
     Max_SumShiftExpWeight: G; SumSoftMaxWeight: [1, G]. Each tile: evaluate F (and G) into
-    buffers with a simd max, rescale ``s`` if the running max grows, then a simd sum of
-    ``exp(F - m) w`` (with kahan_scheme: the terms go to buffers, then to compensated
-    lanes). Rows whose values are all ``-inf`` keep ``m = -inf, s = 0``.
+    buffers with a simd max, raise the running max (rescaling ``s``), then a simd sum of
+    the terms ``e^(F - m) w`` (with kahan_scheme: the terms go to buffers, then to
+    compensated lanes). Rows whose values are all ``-inf`` keep ``m = -inf, s = 0``.
     """
-
-    helpers = frozenset({"lk_exp"})
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
+        p = self.program
         if self.d != 1:
             raise DimensionError(f"{self.name}: the formula must be scalar, got dimension {self.d}")
-        weighted = self.program.weighted
-        if weighted and self.dg < 1:
+        if p.weighted and self.dg < 1:
             raise FormulaError(f"{self.name} needs a weight formula (formula2)")
-        self.unit = self.program.unit
-        self.ns = int(self.unit) + (self.dg if weighted else 0)
+        self.unit = p.unit
+        self.ns = p.n_sums(self.sh)
         self.kahan = self.scheme == "kahan_scheme"
         self.lanes = KAHAN_LANES if self.kahan else 1
-        if self.kahan:
-            self.helpers = self.helpers | {"lk_kahan"}
+        e = Emitter(self.dialect, True, Names())  # the helpers of the card's maths
+        p.shifted(e, Sym("v"), Sym("m"))
+        p.factor(e, Sym("m"), Sym("v"))
+        self.helpers = frozenset(e.helpers | ({"lk_kahan"} if self.kahan else set()))
 
     def fields(self) -> list[Field]:
-        n = self.ns * self.lanes
-        out = [Field("m", "A", 1, f"(-{INF_A})"), Field("s", "A", n, "0")]
-        if self.kahan:
-            out.append(Field("comp", "A", n, "0"))
+        # the card's state; a sum has `lanes` entries (compensated lanes under Kahan), and
+        # the tile partial of block sums is the simd loop's lane partials (locals)
+        out = []
+        for f in self.program.fields(self.sh):
+            if f.name not in self.program.totals(self.sh) and f.name != "m":
+                continue
+            n = f.length * (self.lanes if f.name != "m" else 1)
+            out.append(Field(f.name, CTYPES[f.kind], n, init_text(f.init, CTYPES[f.kind])))
         return out
 
     def outputs(self) -> list[Output]:
@@ -63,13 +75,14 @@ class ShiftExpRed(CppReduction):
     def n_acc_buffers(self) -> int:
         return self.ns if self.kahan else 0
 
-    def _rescale(self, b: IndentedBuffer, st: Access, sc: str) -> None:
-        with b.block(f"for (int64_t c = 0; c < {self.ns * self.lanes}; ++c)"):
-            b.line(f"{st('s', 'c')} *= {sc};")
-            if self.kahan:
-                b.line(f"{st('comp', 'c')} *= {sc};")
+    def _each(self, e, body) -> None:
+        """Every entry of the sums (``lanes`` per sum), in a loop."""
+        with e.loop(self.ns * self.lanes) as c:
+            body([c])
 
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
+        p, sh = self.program, self.sh
+        f0, tm = lvalue(tc.f[0]), lvalue("tm")
         # weight c: None (the unit weight) or (atom in the loop, its tile buffer)
         weights: list[tuple[str, str] | None] = [None] if self.unit else []
         weights += [(w, f"tb{1 + c}") for c, w in enumerate(tc.g)]
@@ -79,85 +92,95 @@ class ShiftExpRed(CppReduction):
             out += [
                 masked_store(mask, f"{w[1]}[j - j0] = {w[0]};") for w in weights if w is not None
             ]
-            out.append(f"tm = {_keep(mask, f'{tc.f[0]} > tm')} ? {tc.f[0]} : tm;")
-            return out
+            e, guard = self.emitter(), None if mask is None else lvalue(mask)
+            e.set(tm, select(e, p.grows(e, f0, tm), f0, tm, guard))
+            return out + e.lines()
 
         b.line(f"T tm = (T){tc.st('m', '0')};")
-        tc.eval_loop(b, "reduction(max:tm)", stmts)
+        tc.eval_loop(b, f"reduction({p.order}:tm)", stmts)
+        st = self.access(tc.st)
+        e = self.emitter(tc._same)
+        p.raise_max(e, sh, st, e.acc(tm), p.totals(sh), self._each)
+        b.lines(e.lines())
         m = tc.st("m", "0")
-        with b.block(f"if ({tc.acc('tm')} > {m})"):
-            b.line(f"const A sc = lk_exp({m} - {tc.acc('tm')});")
-            self._rescale(b, tc.st, "sc")
-            b.line(f"{m} = {tc.acc('tm')};")
-        with b.block(f"if ({m} > (-{INF_A}))"):
+        with b.block(f"if ({self.text(p.adds(e, lvalue(m)))})"):
             b.line(f"const A mm = {m};")
-            # whole vectors: the lanes past the tile hold -inf (exp gives 0) and weight 0
+            # whole vectors: the lanes past the tile hold -inf (adding nothing) and weight 0
             b.line("const int64_t nv = (j1 - j0 + VW - 1) / VW * VW;")
             with b.block("for (int64_t t = j1 - j0; t < nv; ++t)"):
-                b.line(f"tb0[t] = -{INF};")
+                b.line(f"tb0[t] = {self.dialect.literal(-INF)};")
                 for w in weights:
                     if w is not None:
                         b.line(f"{w[1]}[t] = 0;")
-            terms = [
-                "e" if w is None else f"e * {tc.acc(w[1] + '[t]')}" for c, w in enumerate(weights)
-            ]
+            ex = e.let("acc", p.shifted(e, e.acc(lvalue("tb0[t]")), lvalue("mm")))
+            g = [lvalue(f"{w[1]}[t]") for w in weights if w is not None]
+            terms = p.terms(e, ex, g)
             if self.kahan:
+                for c, term in enumerate(terms):
+                    e.set(lvalue(f"kb{c}[t]"), term)
                 b.pragma("omp simd")
                 with b.block("for (int64_t t = 0; t < nv; ++t)"):
-                    b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
-                    b.lines([f"kb{c}[t] = {term};" for c, term in enumerate(terms)])
+                    b.lines(e.lines())
                 for c in range(self.ns):
                     o = str(c * KAHAN_LANES)
                     b.line(f"lk_kahan_tile(kb{c}, nv, &{tc.st('s', o)}, &{tc.st('comp', o)});")
                 return
+            # the lane partials stand for the sums (direct_sum) or the tile partial (block)
             ps = [f"ps{c}" for c in range(self.ns)]
             direct = self.scheme == "direct_sum"
             b.line(_partials(ps, [tc.st("s", str(c)) if direct else "0" for c in range(self.ns)]))
+
+            def lanes(name: str, index) -> Sym:
+                return lvalue(f"ps{index}") if name in ("s", "part") else st(name, index)
+
+            for c, term in enumerate(terms):
+                p.add(e, sh, lanes, c, term)
             b.pragma(f"omp simd reduction(+:{','.join(ps)})")
             with b.block("for (int64_t t = 0; t < nv; ++t)"):
-                b.line(f"const A e = lk_exp({tc.acc('tb0[t]')} - mm);")
-                b.lines([f"{p} += {term};" for p, term in zip(ps, terms)])
-            for c, p in enumerate(ps):
-                b.line(f"{tc.st('s', str(c))} {'=' if direct else '+='} {p};")
+                b.lines(e.lines())
+            if direct:
+                b.lines([f"{tc.st('s', str(c))} = {q};" for c, q in enumerate(ps)])
+                return
+
+            def flush(name: str, index) -> Sym:
+                return lvalue(f"ps{index}") if name == "part" else st(name, index)
+
+            p.tile_end(e, sh, flush)
+            b.lines(e.lines())
 
     def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:
-        dm, sm = dst("m", "0"), src("m", "0")
-        n = self.ns * self.lanes
-        with b.block(f"if ({sm} > {dm})"):
-            b.line(f"const A sc = lk_exp({dm} - {sm});")
-            self._rescale(b, dst, "sc")
-            if self.kahan:
-                _merge_kahan_lanes(b, dst, src, "s", n)
-            else:
-                with b.block(f"for (int64_t c = 0; c < {n}; ++c)"):
-                    b.line(f"{dst('s', 'c')} += {src('s', 'c')};")
-            b.line(f"{dm} = {sm};")
-        with b.block(f"else if ({sm} > (-{INF_A}))"):
-            b.line(f"const A sc = lk_exp({sm} - {dm});")
-            if self.kahan:
-                _merge_kahan_lanes(b, dst, src, "s", n, scale="sc")
-            else:
-                with b.block(f"for (int64_t c = 0; c < {n}; ++c)"):
-                    b.line(f"{dst('s', 'c')} += sc * {src('s', 'c')};")
+        if not self.kahan:
+            e = self.emitter()
+            self.program.merge(e, self.sh, self.access(dst), self.access(src), self._each)
+            b.lines(e.lines())
+            return
+        # the card's merge, the sums added lane by lane by the exact-FP Kahan helper
+        p, e, n = self.program, self.emitter(), self.ns * self.lanes
+        dm, sm = lvalue(dst("m", "0")), lvalue(src("m", "0"))
+        with b.block(f"if ({self.text(p.grows(e, sm, dm))})"):
+            sc = e.let("acc", p.factor(e, dm, sm))
+            self._each(
+                e, lambda entries: p.rescale(e, self.access(dst), sc, p.totals(self.sh), entries)
+            )
+            b.lines(e.lines())
+            _merge_kahan_lanes(b, dst, src, "s", n)
+            b.line(f"{dm.name} = {sm.name};")
+        with b.block(f"else if ({self.text(p.adds(e, sm))})"):
+            sc = e.let("acc", p.factor(e, sm, dm))
+            b.lines(e.lines())
+            _merge_kahan_lanes(b, dst, src, "s", n, scale=sc.name)
 
     def finalize(self, b: IndentedBuffer, st: Access, out: list[Access]) -> None:
-        m = st("m", "0")
-        sums = []
+        # the card's finalize of the sums' totals, read first (Kahan: the compensated sum
+        # of each sum's lanes)
         for c in range(self.ns):
             if self.kahan:
                 o = str(c * KAHAN_LANES)
                 b.line(f"const A s{c} = lk_kahan_total(&{st('s', o)}, &{st('comp', o)});")
             else:
                 b.line(f"const A s{c} = {st('s', str(c))};")
-            sums.append(f"s{c}")
-        o = out[0]
-        if self.program.finish == "raw":
-            b.line(f"{o('', '0')} = (T){m};")
-            for c, v in enumerate(sums):
-                b.line(f"{o('', str(c + 1))} = (T){v};")
-        elif self.program.finish == "log":
-            for c, v in enumerate(sums):
-                b.line(f"{o('', str(c))} = (T)({m} + std::log({v}));")
-        else:  # SumSoftMaxWeight: s0 is the sum of the softmax weights
-            for c in range(self.dg):
-                b.line(f"{o('', str(c))} = (T)(s0 > 0 ? s{c + 1} / s0 : 0);")
+
+        def totals(name: str, index: str) -> str:
+            return f"s{index}" if name == "s" else st(name, index)
+
+        super().finalize(b, totals, out)

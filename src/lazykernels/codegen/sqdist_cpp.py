@@ -51,8 +51,9 @@ from ..reductions import SPECS
 from ..reductions.plan import ReductionPlan
 from .buffer import IndentedBuffer
 from .dotprod_cpp import micro_kernel
+from .emit import lvalue
 from .lower import ScalarProgram
-from .reductions_cpp import INF, Access, ArgMinMaxRed, CppReduction, KMinRed, MinMaxRed, kmin_filter
+from .reductions_cpp import Access, ArgMinMaxRed, CppReduction, KMinRed, MinMaxRed, kmin_filter
 from .target_cpu import CpuTarget
 
 
@@ -129,7 +130,7 @@ class SqDistGemm:
     lower bounds, one row of ``COLS`` per output row).
     """
 
-    helpers = frozenset({"lk_vec", "lk_kmin_insert"})
+    helpers = frozenset({"lk_vec"})
 
     def __init__(
         self,
@@ -204,15 +205,16 @@ class SqDistGemm:
             self._fold(b, st)
 
     def _exact(self) -> list[str]:
-        """The exact value ``ex`` of candidate ``t`` (NaN as +inf), in the exact path's order:
-        components ``u + w``, squared, summed."""
+        """The exact value ``ex`` of candidate ``t``, in the exact path's order: components
+        ``u + w``, squared, summed; then the card's key of it (NaN as the worst value)."""
+        red = self.red
         return [
             "T ex = 0;",
             f"for (int64_t c = 0; c < {self.d}; ++c) {{",
             "  const T e = xu[c * BI + k] + yv[c * n_rs + j0 + t];",
             "  ex += e * e;",
             "}",
-            f"ex = ex != ex ? {INF} : ex;",
+            f"ex = {red.text(red.program.key(red.emitter(), lvalue('ex')))};",
         ]
 
     def _fold(self, b: IndentedBuffer, st: Access) -> None:
@@ -220,11 +222,18 @@ class SqDistGemm:
         if isinstance(red, KMinRed):
             b.line(f"T* kv = &{st('kval', '0')};")
             b.line(f"int64_t* ki = &{st('kind', '0')};")
-            kmin_filter(b, "tr", red.k, "ex", self._exact())
+            kmin_filter(b, red, "tr", "ex", self._exact())
             return
-        assert isinstance(red, ArgMinMaxRed | MinMaxRed) and red.lt == "<"
+        p = red.program
+        assert isinstance(red, ArgMinMaxRed | MinMaxRed) and p.order == "min"
+        e, acc, ex = red.emitter(), red.access(st), lvalue("ex")
+        if isinstance(red, ArgMinMaxRed):
+            better = p.beats(e, acc, 0, ex)
+            p.take(e, acc, 0, ex, lvalue("j0 + t"))
+        else:
+            better = p.better(e, ex, acc("val", 0))
+            e.set(acc("val", 0), ex)
         val = st("val", "0")
-        ind = st("ind", "0") if isinstance(red, ArgMinMaxRed) else None
         b.line(f"T thr = {val};")
         with b.block("for (int64_t t0 = 0; t0 < nc; t0 += 16)"):
             b.line("int hit = 0;")
@@ -235,9 +244,6 @@ class SqDistGemm:
             with b.block("for (int64_t t = t0; t < lk_min(nc, t0 + 16); ++t)"):
                 b.line("if (tr[t] > thr) continue;")
                 b.lines(self._exact())
-                better = f"ex < {val}" + (f" || {ind} < 0" if ind else "")
-                with b.block(f"if ({better})"):
-                    b.line(f"{val} = ex;")
-                    if ind:
-                        b.line(f"{ind} = j0 + t;")
+                with b.block(f"if ({red.text(better)})"):
+                    b.lines(e.lines())
                     b.line(f"thr = {val};")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .accumulators import NO_INDEX, Accumulator, min_keys, raw_index, rows_of
-from .program import INF, Field, Program, Shape, no_nan
+from .program import INF, Field, Program, Shape
 from .spec import Derivative, OutputSpec, ReductionSpec
 
 
@@ -60,7 +60,9 @@ class KMinProgram(Program):
     (entry ``r`` of component ``c`` at ``c * K + r``); an empty slot has index -1.
 
     A candidate ``(v, i)`` beats an entry when the entry is empty or ``(v, i)`` is smaller
-    (value, then index); one pass over the list swaps it into place.
+    (value, then index); :meth:`insert` moves it into place. The
+    CPU's vectorised tiles print the pieces: the :meth:`key` of each value, the test
+    :meth:`excluded` of a whole group of keys against the last entry, then :meth:`insert`.
     """
 
     def __init__(self, values: bool, index: bool) -> None:
@@ -70,18 +72,51 @@ class KMinProgram(Program):
         n = sh.k * sh.d
         return [Field("kval", "value", n, INF), Field("kind", "index", n, -1)]
 
-    @staticmethod
-    def _beats(e, v, i, kv, ki):
-        return e.fmt("({3} < 0 || {0} < {2} || ({0} == {2} && {1} < {3}))", v, i, kv, ki)
+    def key(self, e, v):
+        """The key of a value: ``v``, or ``+inf`` where it is NaN (after every finite value)."""
+        return e.fmt("({0} != {0} ? {1} : {0})", v, e.lit(INF))
 
-    def _insert(self, e, sh, st, c: int, v, i) -> None:
-        """Insert the candidate ``(v, i)`` (``i >= 0``) into component ``c``'s list."""
-        last = c * sh.k + sh.k - 1
-        with e.if_(self._beats(e, v, i, st("kval", last), st("kind", last))):
+    @staticmethod
+    def excluded(e, v, last):
+        """A key ``v`` that cannot enter a list whose last value is ``last`` (an empty
+        slot holds ``+inf``: nothing is excluded from a list with room)."""
+        return e.fmt("({0} > {1})", v, last)
+
+    @staticmethod
+    def beats(e, v, i, kv, ki):
+        """``(v, i)`` goes before the entry ``(kv, ki)``."""
+        return e.fmt("({0} < {2} || {3} < 0 || ({0} == {2} && {1} < {3}))", v, i, kv, ki)
+
+    def insert(self, e, sh, st, c: int, v, i, shift: bool = False) -> None:
+        """Insert the candidate ``(v, i)`` (``i >= 0``) into component ``c``'s list, if it
+        beats the last entry.
+
+        Two forms of the same insertion: by default one pass of K steps swaps it into
+        place (a fixed trip count: a state held in registers, e.g. a GPU thread's);
+        ``shift``: the entries it beats move one place down from the end until it finds
+        its place (a loop that stops early: a state in memory, the CPU's)."""
+        base, last = c * sh.k, c * sh.k + sh.k - 1
+        with e.if_(self.beats(e, v, i, st("kval", last), st("kind", last))):
+            if shift:
+                r = e.counter(sh.k - 1)
+                up = e.index(r, 1, base - 1)
+                with e.while_(
+                    e.fmt(
+                        "({0} > 0 && {1})", r, self.beats(e, v, i, st("kval", up), st("kind", up))
+                    )
+                ):
+                    at = e.index(r, 1, base)
+                    e.set(st("kval", at), st("kval", up))
+                    e.set(st("kind", at), st("kind", up))
+                    e.set(r, e.fmt("({0} - 1)", r))
+                at = e.index(r, 1, base)
+                e.set(st("kval", at), v)
+                e.set(st("kind", at), i)
+                return
             cv, ci = e.var("value", v), e.var("index", i)
             with e.loop(sh.k) as r:
-                kv, ki = st("kval", e.index(r, 1, c * sh.k)), st("kind", e.index(r, 1, c * sh.k))
-                with e.if_(self._beats(e, cv, ci, kv, ki)):
+                kv, ki = st("kval", e.index(r, 1, base)), st("kind", e.index(r, 1, base))
+                with e.if_(self.beats(e, cv, ci, kv, ki)):
                     tv, ti = e.let("value", kv), e.let("index", ki)
                     e.set(kv, cv)
                     e.set(ki, ci)
@@ -90,7 +125,7 @@ class KMinProgram(Program):
 
     def update(self, e, sh, st, f, g, j) -> None:
         for c, v in enumerate(f):
-            self._insert(e, sh, st, c, no_nan(e, v, INF), j)  # NaN counts as +inf
+            self.insert(e, sh, st, c, e.let("value", self.key(e, v)), j)
 
     def merge(self, e, sh, dst, src) -> None:
         for c in range(sh.d):
@@ -98,7 +133,7 @@ class KMinProgram(Program):
                 si = src("kind", e.index(r, 1, c * sh.k))
                 with e.if_(e.fmt("({0} >= 0)", si)):
                     sv = e.let("value", src("kval", e.index(r, 1, c * sh.k)))
-                    self._insert(e, sh, dst, c, sv, e.let("index", si))
+                    self.insert(e, sh, dst, c, sv, e.let("index", si))
 
     def finalize(self, e, sh, st, out) -> None:
         d, k = sh.d, sh.k

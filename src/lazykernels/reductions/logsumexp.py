@@ -98,34 +98,93 @@ class ShiftExpProgram(Program):
     ``e^(m_old - m_new)`` when the maximum grows; block sums keep a tile partial ``part``
     (rescaled alike), Kahan sums a compensation ``comp``.
 
+    Its pieces (the CPU's vectorised tiles print them: a SIMD max of the tile, one
+    :meth:`raise_max`, then a SIMD sum of the :meth:`terms`): :meth:`grows`,
+    :meth:`totals`, :meth:`factor`, :meth:`rescale`, :meth:`adds`, :meth:`shifted`, :meth:`terms`,
+    :meth:`add`.
+
     Attributes:
         unit: the first weight is 1 (LogSumExp, Max_SumShiftExp, SumSoftMaxWeight).
         weighted: the weight formula G follows.
         finish: ``"log"`` (``m + log s``), ``"softmax"`` (``s[1:] / s[0]``) or ``"raw"``
             (``[m, s]``).
+        order: ``"max"``: the associative operation giving a tile's maximum.
     """
+
+    order = "max"
 
     def __init__(self, unit: bool, weighted: bool, finish: str) -> None:
         self.unit, self.weighted, self.finish = unit, weighted, finish
 
-    def _ns(self, sh: Shape) -> int:
+    def n_sums(self, sh: Shape) -> int:
+        """Number of shifted sums ``ns``."""
         return int(self.unit) + (sh.dg if self.weighted else 0)
 
-    def _sums(self, sh: Shape) -> list[str]:
-        """The fields that hold shifted sums (rescaled together)."""
-        extra = {"kahan_scheme": ["comp"], "block_sum": ["part"]}.get(sh.scheme, [])
-        return ["s", *extra]
+    @staticmethod
+    def totals(sh: Shape) -> list[str]:
+        """The fields that hold the running shifted sums (and their compensation)."""
+        return ["s", "comp"] if sh.scheme == "kahan_scheme" else ["s"]
+
+    def sum_fields(self, sh: Shape) -> list[str]:
+        """Every field that holds shifted sums (rescaled together inside a tile)."""
+        return self.totals(sh) + (["part"] if sh.scheme == "block_sum" else [])
 
     def fields(self, sh: Shape) -> list[Field]:
-        ns = self._ns(sh)
-        return [Field("m", "acc", 1, -INF)] + [Field(n, "acc", ns, 0.0) for n in self._sums(sh)]
+        ns = self.n_sums(sh)
+        fields = self.sum_fields(sh)
+        return [Field("m", "acc", 1, -INF)] + [Field(n, "acc", ns, 0.0) for n in fields]
 
-    def _rescale(self, e, sh, st, sc) -> None:
-        for name in self._sums(sh):
-            for c in range(self._ns(sh)):
+    @staticmethod
+    def grows(e, v, m):
+        """The maximum ``m`` grows to ``v``."""
+        return e.fmt("({0} > {1})", v, m)
+
+    @staticmethod
+    def adds(e, v):
+        """A value ``v`` adds a term (``-inf`` adds nothing: ``e^-inf = 0``)."""
+        return e.fmt("({0} > {1})", v, e.lit(-INF))
+
+    @staticmethod
+    def factor(e, m_old, m_new):
+        """The rescaling of the sums when the maximum moves from ``m_old`` to ``m_new``."""
+        return e.call("exp", e.fmt("({0} - {1})", m_old, m_new))
+
+    @staticmethod
+    def shifted(e, v, m):
+        """``e^(v - m)``, branch-free (NaN at ``v = m = +inf``: the update guards that case,
+        a SIMD lane does not, see docs/nan-inf.md)."""
+        return e.call("exp", e.fmt("({0} - {1})", v, m))
+
+    def terms(self, e, ex, g) -> list:
+        """The terms of the shifted sums for a pair with ``ex = e^(F - m)``, weights ``g``."""
+        weights = ([None] if self.unit else []) + (list(g) if self.weighted else [])
+        return [ex if w is None else e.fmt("({0} * {1})", ex, e.acc(w)) for w in weights]
+
+    def rescale(self, e, st, sc, fields: list[str], entries) -> None:
+        """Multiply the ``entries`` (indices) of the sum ``fields`` by ``sc``."""
+        for name in fields:
+            for c in entries:
                 e.set(st(name, c), e.fmt("({0} * {1})", st(name, c), sc))
 
-    def _add(self, e, sh, st, c: int, term, total: bool = False) -> None:
+    def entries(self, sh: Shape, each=None):
+        """``each(e, body)``, calling ``body(indices)`` over the entries of the sums: by
+        default the ``ns`` entries of the card's state, one by one; a target may pass a
+        loop over its own layout (lanes)."""
+        if each is not None:
+            return each
+        return lambda e, body: body(range(self.n_sums(sh)))
+
+    def raise_max(self, e, sh, st, v, fields=None, each=None) -> None:
+        """``m = max(m, v)``, the sums rescaled when it grows. ``fields`` (default: every
+        sum field) and ``each`` (see :meth:`entries`) say where a target keeps the sums."""
+        m = st("m", 0)
+        with e.if_(self.grows(e, v, m)):
+            sc = e.let("acc", self.factor(e, m, v))
+            fields = self.sum_fields(sh) if fields is None else fields
+            self.entries(sh, each)(e, lambda cs: self.rescale(e, st, sc, fields, cs))
+            e.set(m, v)
+
+    def add(self, e, sh, st, c: int, term, total: bool = False) -> None:
         """``s[c] += term`` (into the tile partial under block sums, unless ``total``)."""
         if sh.scheme == "kahan_scheme":
             kahan_add(e, st("s", c), st("comp", c), term)
@@ -134,54 +193,51 @@ class ShiftExpProgram(Program):
 
     def tile_begin(self, e, sh, st) -> None:
         if sh.scheme == "block_sum":
-            for c in range(self._ns(sh)):
+            for c in range(self.n_sums(sh)):
                 e.set(st("part", c), e.lit(0))
 
     def tile_end(self, e, sh, st) -> None:
         if sh.scheme == "block_sum":
-            for c in range(self._ns(sh)):
+            for c in range(self.n_sums(sh)):
                 e.add(st("s", c), st("part", c))
 
     def update(self, e, sh, st, f, g, j) -> None:
         m = st("m", 0)
         fv = e.let("acc", e.acc(f[0]))
-        with e.if_(e.fmt("({0} > {1})", fv, m)):
-            self._rescale(e, sh, st, e.let("acc", e.call("exp", e.fmt("({0} - {1})", m, fv))))
-            e.set(m, fv)
-        with e.if_(e.fmt("({0} > {1})", fv, e.lit(-INF))):  # -inf adds nothing
-            one = e.fmt(
-                "({0} == {1} ? {2} : {3})",
-                fv,
-                m,
-                e.lit(1),
-                e.call("exp", e.fmt("({0} - {1})", fv, m)),
+        self.raise_max(e, sh, st, fv)
+        with e.if_(self.adds(e, fv)):
+            ex = e.let(
+                "acc", e.fmt("({0} == {1} ? {2} : {3})", fv, m, e.lit(1), self.shifted(e, fv, m))
             )
-            ex = e.let("acc", one)
-            weights = ([None] if self.unit else []) + (list(g) if self.weighted else [])
-            for c, w in enumerate(weights):
-                self._add(e, sh, st, c, ex if w is None else e.fmt("({0} * {1})", ex, e.acc(w)))
+            for c, term in enumerate(self.terms(e, ex, g)):
+                self.add(e, sh, st, c, term)
 
-    def merge(self, e, sh, dst, src) -> None:
+    def merge(self, e, sh, dst, src, each=None) -> None:
+        """(``each``: see :meth:`entries`.)"""
         dm, sm = dst("m", 0), src("m", 0)
-        ns = self._ns(sh)
+        each = self.entries(sh, each)
 
         def fold(scale) -> None:
-            for c in range(ns):
-                term = src("s", c)
-                if sh.scheme == "kahan_scheme":
-                    term = e.fmt("({0} - {1})", term, src("comp", c))
-                term = term if scale is None else e.fmt("({0} * {1})", scale, term)
-                self._add(e, sh, dst, c, term, total=True)
+            def body(entries) -> None:
+                for c in entries:
+                    term = src("s", c)
+                    if sh.scheme == "kahan_scheme":
+                        term = e.fmt("({0} - {1})", term, src("comp", c))
+                    term = term if scale is None else e.fmt("({0} * {1})", scale, term)
+                    self.add(e, sh, dst, c, term, total=True)
 
-        with e.if_(e.fmt("({0} > {1})", sm, dm)):
-            self._rescale(e, sh, dst, e.let("acc", e.call("exp", e.fmt("({0} - {1})", dm, sm))))
+            each(e, body)
+
+        with e.if_(self.grows(e, sm, dm)):
+            sc = e.let("acc", self.factor(e, dm, sm))
+            each(e, lambda cs: self.rescale(e, dst, sc, self.totals(sh), cs))
             fold(None)
             e.set(dm, sm)
-        with e.else_(), e.if_(e.fmt("({0} > {1})", sm, e.lit(-INF))):
-            fold(e.let("acc", e.call("exp", e.fmt("({0} - {1})", sm, dm))))
+        with e.else_(), e.if_(self.adds(e, sm)):
+            fold(e.let("acc", self.factor(e, sm, dm)))
 
     def finalize(self, e, sh, st, out) -> None:
-        m, ns = st("m", 0), self._ns(sh)
+        m, ns = st("m", 0), self.n_sums(sh)
         if self.finish == "raw":
             e.set(out(0, 0), e.val(m))
             for c in range(ns):

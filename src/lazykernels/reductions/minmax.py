@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .accumulators import NO_INDEX, Accumulator, min_keys, raw_index, rows_of
-from .program import INF, Field, Program, Shape, no_nan
+from .program import INF, Field, Program, Shape, select
 from .spec import Derivative, OutputSpec, ReductionSpec
 
 
@@ -57,13 +57,21 @@ class ExtremumAccumulator(Accumulator):
 class ExtremumProgram(Program):
     """The running extremum ``val`` per component (and its first index ``ind``).
 
+    Its pieces (the CPU's vectorised tiles print them: a SIMD min / max of the tile's keys,
+    then a scan for the first index of the tile's best): :meth:`better`, :meth:`key`,
+    :meth:`keep_better`, :meth:`beats`, :meth:`take`.
+
     Attributes:
         lt: ``"<"`` (Min) or ``">"`` (Max): "better than".
+        order: ``"min"`` or ``"max"``: the associative operation that keeps the better of
+            two keys (a SIMD reduction of a tile's keys).
+        worst: the value every candidate beats or ties (the initial value).
         values, index: which outputs the reduction returns.
     """
 
     def __init__(self, largest: bool, values: bool, index: bool) -> None:
         self.lt = ">" if largest else "<"
+        self.order = "max" if largest else "min"
         self.worst = -INF if largest else INF
         self.values, self.index = values, index
 
@@ -71,41 +79,57 @@ class ExtremumProgram(Program):
         out = [Field("val", "value", sh.d, self.worst)]
         return out + ([Field("ind", "index", sh.d, -1)] if self.index else [])
 
+    def better(self, e, a, b):
+        """``a`` strictly better than ``b`` (a NaN is never better)."""
+        return e.fmt(f"({{0}} {self.lt} {{1}})", a, b)
+
+    def key(self, e, v):
+        """The key of a value with an index: ``v``, or the worst value where ``v`` is NaN
+        (which the first pair takes: an index is always found)."""
+        return e.fmt("({0} != {0} ? {1} : {0})", v, e.lit(self.worst))
+
+    def keep_better(self, e, v, cur, guard=None):
+        """Branch-free: ``v`` where it is better than ``cur`` (and ``guard`` holds), else
+        ``cur``."""
+        return select(e, self.better(e, v, cur), v, cur, guard)
+
+    def beats(self, e, st, c: int, w):
+        """The key ``w`` of a later index replaces component ``c``'s entry (the first one
+        always does)."""
+        return e.fmt("({0} || {1} < 0)", self.better(e, w, st("val", c)), st("ind", c))
+
+    def take(self, e, st, c: int, w, j) -> None:
+        """Component ``c``'s entry becomes ``(w, j)``."""
+        e.set(st("val", c), w)
+        e.set(st("ind", c), j)
+
     def update(self, e, sh, st, f, g, j) -> None:
         for c, v in enumerate(f):
             val = st("val", c)
             if not self.index:  # a NaN compares false: it never wins
-                e.set(val, e.fmt(f"({{0}} {self.lt} {{1}} ? {{0}} : {{1}})", v, val))
+                e.set(val, self.keep_better(e, v, val))
                 continue
-            w = no_nan(e, v, self.worst)  # NaN: the worst value, which the first pair takes
-            ind = st("ind", c)
-            with e.if_(e.fmt(f"({{0}} {self.lt} {{1}} || {{2}} < 0)", w, val, ind)):
-                e.set(val, w)
-                e.set(ind, j)
+            w = e.let("value", self.key(e, v))
+            with e.if_(self.beats(e, st, c, w)):
+                self.take(e, st, c, w, j)
 
     def merge(self, e, sh, dst, src) -> None:
         for c in range(sh.d):
             sv, dv = src("val", c), dst("val", c)
             if not self.index:
-                with e.if_(e.fmt(f"({{0}} {self.lt} {{1}})", sv, dv)):
+                with e.if_(self.better(e, sv, dv)):
                     e.set(dv, sv)
                 continue
-            si, di = src("ind", c), dst("ind", c)
-            with e.if_(
-                e.fmt(f"({{0}} >= 0 && ({{1}} {self.lt} {{2}} || {{3}} < 0))", si, sv, dv, di)
-            ):
-                e.set(dv, sv)
-                e.set(di, si)
+            si = src("ind", c)
+            with e.if_(e.fmt("({0} >= 0 && {1})", si, self.beats(e, dst, c, sv))):
+                self.take(e, dst, c, sv, si)
 
     def finalize(self, e, sh, st, out) -> None:
-        o = 0
-        if self.values:
-            for c in range(sh.d):
+        for c in range(sh.d):
+            if self.values:
                 e.set(out(0, c), st("val", c))
-            o = 1
-        if self.index:
-            for c in range(sh.d):
-                e.set(out(o, c), st("ind", c))
+            if self.index:
+                e.set(out(int(self.values), c), st("ind", c))
 
 
 def _values(neutral: float) -> OutputSpec:

@@ -17,11 +17,20 @@ The statements are built through an *emitter* ``e`` that the target's code gener
 in (:class:`lazykernels.codegen.emit.Emitter`), in the neutral spelling of the kernel IR:
 infix templates with the C family's operators (``e.fmt("({0} < {1})", a, b)``), neutral
 maths functions (``e.call("exp", x)``), numbers as values (``e.lit(inf)``), and statements
-``e.set`` / ``e.add`` / ``e.let`` / ``e.var``, ``with e.if_(cond)`` / ``with e.else_()`` and
-``with e.loop(n) as r``. State entries are lvalues ``st(field, index)``, outputs
-``out(o, index)``; an index is an int or an index expression of the emitter
-(``e.index(r, times, plus)``). A dialect prints the result (the C++ library's ``exp`` or ``lk_exp``
-on the CPU, ``expf`` in CUDA...), so one program serves every target.
+``e.set`` / ``e.add`` / ``e.let`` / ``e.var``, ``with e.if_(cond)`` / ``with e.else_()``,
+``with e.loop(n) as r``, and ``r = e.counter(start)`` with ``with e.while_(cond)``;
+:func:`select` is the branch-free ``cond ? a : b`` (lanes of a SIMD loop update that way,
+under a *guard*: a target's lane mask). State entries are
+lvalues ``st(field, index)``, outputs ``out(o, index)``; an index is an int or an index
+expression of the emitter (``e.index(r, times, plus)``). A dialect prints the result (the
+C++ library's ``exp`` or ``lk_exp`` on the CPU, ``expf`` in CUDA...), so one program serves
+every target.
+
+Beside these five, a family's program names the pieces its statements are made of (the
+order of an extremum, a K-list insertion, the shifted exponential of the log-sum-exp
+family...): a target whose execution model reorganises the update (the CPU's vectorised
+tiles: a SIMD reduction over lanes, then a scan) prints those pieces, so that the maths of
+a reduction is written once, here, for every target.
 """
 
 from __future__ import annotations
@@ -94,6 +103,9 @@ def kahan_add(e: Any, acc: Any, comp: Any, x: Any) -> None:
     e.set(acc, t)
 
 
-def no_nan(e: Any, v: Any, worst: float) -> Any:
-    """``v``, or ``worst`` where ``v`` is NaN (NaN never wins a comparison)."""
-    return e.let("value", e.fmt("({0} != {0} ? {1} : {0})", v, e.lit(worst)))
+def select(e: Any, cond: Any, a: Any, b: Any, guard: Any = None) -> Any:
+    """The branch-free ``cond ? a : b``; a ``guard`` (an expression: a target's lane
+    mask) must hold too: ``(guard) && cond ? a : b``."""
+    if guard is None:
+        return e.fmt("({0} ? {1} : {2})", cond, a, b)
+    return e.fmt("(({0}) && {1} ? {2} : {3})", guard, cond, a, b)
