@@ -387,7 +387,9 @@ def kmin_filter(
         b.line(f"const int64_t te = lk_min(j1 - j0, t0 + {lanes});")
         with b.block("for (int64_t t = t0; t < te; ++t)"):
             b.line(f"if ({red.text(p.excluded(e, lvalue(f'{buf}[t]'), thr))}) continue;")
-            b.lines(list(exact))
+            if exact:  # the exact value: filtered again (the lower bound may pass, it not)
+                b.lines(list(exact))
+                b.line(f"if ({red.text(p.excluded(e, lvalue(value), thr))}) continue;")
 
             def row(name: str, index) -> Sym:
                 return lvalue(f"{'kv' if name == 'kval' else 'ki'}[{index_text(index)}]")
