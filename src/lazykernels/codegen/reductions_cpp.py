@@ -394,6 +394,6 @@ def kmin_filter(
             def row(name: str, index) -> Sym:
                 return lvalue(f"{'kv' if name == 'kval' else 'ki'}[{index_text(index)}]")
 
-            p.insert(e, Shape(1, k=k), row, 0, lvalue(value), lvalue("j0 + t"), shift=True)
+            p.insert(e, Shape(1, k=k), row, 0, lvalue(value), lvalue("j0 + t"), True, thr)
             b.lines(e.lines())
             b.line(f"thr = kv[{k - 1}];")

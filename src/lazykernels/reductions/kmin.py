@@ -87,16 +87,17 @@ class KMinProgram(Program):
         """``(v, i)`` goes before the entry ``(kv, ki)``."""
         return e.fmt("({0} < {2} || {3} < 0 || ({0} == {2} && {1} < {3}))", v, i, kv, ki)
 
-    def insert(self, e, sh, st, c: int, v, i, shift: bool = False) -> None:
+    def insert(self, e, sh, st, c: int, v, i, shift: bool = False, last_value=None) -> None:
         """Insert the candidate ``(v, i)`` (``i >= 0``) into component ``c``'s list, if it
-        beats the last entry.
+        beats the last entry (``last_value``: where a target keeps that entry's value).
 
         Two forms of the same insertion: by default one pass of K steps swaps it into
         place (a fixed trip count: a state held in registers, e.g. a GPU thread's);
         ``shift``: the entries it beats move one place down from the end until it finds
         its place (a loop that stops early: a state in memory, the CPU's)."""
         base, last = c * sh.k, c * sh.k + sh.k - 1
-        with e.if_(self.beats(e, v, i, st("kval", last), st("kind", last))):
+        kv_last = st("kval", last) if last_value is None else last_value
+        with e.if_(self.beats(e, v, i, kv_last, st("kind", last))):
             if shift:
                 r = e.counter(sh.k - 1)
                 up = e.index(r, 1, base - 1)
