@@ -64,6 +64,13 @@ REAL_RESULT = frozenset(
 )
 
 
+_RESULT_CLASS = {
+    **dict.fromkeys(COMPLEX_RESULT, "_complex_cls"),
+    **dict.fromkeys(REAL_RESULT, "_real_cls"),
+}
+"""The class attribute naming an op's result class (others: the operand's class)."""
+
+
 class Variables(tuple):
     """The bound arrays: a tuple (KeOps's ``variables`` attribute) that is also callable."""
 
@@ -73,6 +80,11 @@ class Variables(tuple):
 
 def is_scalar(x: Any, value: float) -> bool:
     """True when ``x`` is a real Python/NumPy number equal to ``value`` (KeOps shortcuts)."""
+    kind = type(x)
+    if kind is float or kind is int:  # the common cases first: no ABC check
+        return x == value
+    if isinstance(x, GenericLazyTensor):  # (== would build a formula)
+        return False
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
 
 
@@ -169,10 +181,10 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
 
     @classmethod
     def _is_complex_data(cls, x: Any) -> bool:
-        if cls.tools.is_array(x):
-            return cls.tools.is_complex_array(x)
+        if cls.tools.is_complex_array(x):
+            return True
         return isinstance(x, complex) or (
-            is_number_list(x) and any(isinstance(v, complex) for v in x)
+            isinstance(x, list) and is_number_list(x) and any(isinstance(v, complex) for v in x)
         )
 
     def _set_state(
@@ -245,41 +257,46 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor.
 
         The node is built when first read (a reduction found in the plan cache by its
-        structural key never reads it); its dimensions are checked now.
+        structural key never reads it); its dimensions are checked now. A warm operation
+        is a few dictionary look-ups and one new object (no list or node built).
         """
+        cls = _RESULT_CLASS.get(name)
+        cls = type(self) if cls is None else getattr(self, cls)
         if args:
-            operands = [self, *[self._lift(a) for a in args]]
-            state = merged(self.tools, operands)
+            operands = (self, *[self._lift(a) for a in args])
+            res = with_state(cls, merged(self.tools, operands))
+            dims = tuple([o._ndim for o in operands])
         else:  # one operand: its state as it is (the bound values are never mutated)
-            self._check_usable()
-            operands, state = [self], None
-        if name in COMPLEX_RESULT:
-            cls = self._complex_cls
-        elif name in REAL_RESULT:
-            cls = self._real_cls
-        else:
-            cls = type(self)
-        pkey: tuple = params
+            if self._reduction is not None:
+                self._check_usable()
+            operands = (self,)
+            res = copy_state(cls, self)
+            dims = (self._ndim,)
+        pkey: tuple = ()
         try:
-            pkey = params_key(params) if params else ()
-            key = (name, tuple([o._ndim for o in operands]), pkey)
+            if params:
+                pkey = params_key(params)
+            key = (name, pkey, dims)
             dim = _DIMS.get(key, _UNKNOWN)
             if dim is _UNKNOWN:
                 dim = _result_dim(key, params)
         except TypeError:  # an unhashable parameter: make says what is wrong
-            dim = None
+            pkey, dim = params, None
         if dim is None:
-            node = make(name, tuple(o.node for o in operands), params)
-            res = with_state(cls, state, node) if state is not None else copy_state(cls, self, node)
+            res.node = make(name, tuple([o.node for o in operands]), params)
         else:
-            res = with_state(cls, state) if state is not None else copy_state(cls, self)
             res._ndim = dim
-            res._pending = (name, tuple(operands), params)
+            res._pending = (name, operands, params)
         # the postfix of plan_cache.structure_key: leaves, then (op, params, arity, class)
-        ops: tuple = ()
-        for o in operands:
-            ops += o._ops if o._ops is not None else (o.node,)
-        res._ops = (*ops, (name, pkey, len(operands), cls))
+        entry = (name, pkey, len(operands), cls)
+        if len(operands) == 1:
+            ops = self._ops
+            res._ops = (*ops, entry) if ops is not None else (self.node, entry)
+        else:
+            ops = ()
+            for o in operands:
+                ops += o._ops if o._ops is not None else (o.node,)
+            res._ops = (*ops, entry)
         return res
 
     def _state(self) -> dict[str, Any]:
@@ -553,12 +570,12 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
 
 
 _DIMS: dict[tuple, int | None] = {}
-"""``result_dim`` by (op name, operand dims, parameters key): checked dims, remembered."""
+"""``result_dim`` by (op name, parameters key, operand dims): checked dims, remembered."""
 _UNKNOWN = object()
 
 
 def _result_dim(key: tuple, params: tuple) -> int | None:
-    name, dims, _ = key
+    name, _, dims = key
     dim = result_dim(_SAME_DIM.get(name, name), dims, params)  # raises on bad dims
     if len(_DIMS) >= 4096:
         _DIMS.clear()
