@@ -262,7 +262,12 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         """
         cls = _RESULT_CLASS.get(name)
         cls = type(self) if cls is None else getattr(self, cls)
-        if args:
+        if len(args) == 1:  # (no list comprehensions: each is a call in Python 3.11)
+            other = self._lift(args[0])
+            operands = (self, other)
+            res = with_state(cls, merged(self.tools, operands))
+            dims = (self._ndim, other._ndim)
+        elif args:
             operands = (self, *[self._lift(a) for a in args])
             res = with_state(cls, merged(self.tools, operands))
             dims = tuple([o._ndim for o in operands])

@@ -55,9 +55,9 @@ def merged(tools: Any, operands: Sequence[Any]) -> tuple:
         backend = backend or o.backend
         if o.batchdims and o.batchdims != batch:
             batch = _broadcast_batch(batch, o.batchdims)
-        if o.ni is not None:
+        if o.ni is not None and o.ni != ni:
             ni = o.ni if ni is None else _merge_size("i", ni, o.ni)
-        if o.nj is not None:
+        if o.nj is not None and o.nj != nj:
             nj = o.nj if nj is None else _merge_size("j", nj, o.nj)
         binds.update(o._binds)
     return binds, batch, ni, nj, dtype, ranges, backend
