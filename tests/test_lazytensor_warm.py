@@ -119,16 +119,16 @@ def test_warm_numpy_call_options_reach_each_call(monkeypatch):
 
 def test_warm_numpy_ranges_and_axis():
     x, y = RNG.standard_normal((5, 3)), RNG.standard_normal((4, 3))
-    ranges = (
-        np.array([[0, 2], [2, 5]]),
-        np.array([1, 2]),
-        np.array([[0, 2], [2, 4]]),
-        np.array([[0, 2], [2, 4]]),
-        np.array([1, 2]),
-        np.array([[0, 2], [2, 5]]),
+    # i-block [0, 1) meets j in [2, 4); i-block [1, 5) meets j in [0, 2) and [3, 4)
+    i_side = (np.array([[0, 1], [1, 5]]), np.array([1, 3]), np.array([[2, 4], [0, 2], [3, 4]]))
+    j_side = (
+        np.array([[0, 2], [2, 3], [3, 4]]),
+        np.array([1, 2, 3]),
+        np.array([[1, 5], [0, 1], [0, 5]]),
     )
+    ranges = (*i_side, *j_side)
     mask = np.zeros((5, 4), dtype=bool)
-    mask[:2, :2] = mask[2:, 2:] = True
+    mask[0, 2:4] = mask[1:, 0:2] = mask[1:, 3] = True
     D = dense_gauss(x, y)
     for _ in range(2):
         K = gauss(LazyTensor, x, y)

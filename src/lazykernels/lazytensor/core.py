@@ -137,7 +137,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return object.__new__(cls)
 
     def __init__(self, x: Any = None, axis: int | None = None, is_complex: bool = False):
-        if self.tools.is_array(x):  # the common case first
+        found = None if self.is_complex or axis is not None else self.tools.float_info(x)
+        if found is not None and len(found[1]) >= 3:  # the common case first
+            self._dtype = found[0]
+            self._init_batched(x, found[1], None)
+        elif self.tools.is_array(x):
             self._init_array(x, axis)
         elif x is None:
             raise ArgumentError("LazyTensor needs data: an array, a number or (ind, dim, cat)")
