@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
-from ..formula.ir import Cat, Node, const, make, params_key, result_dim, substitute, var
+from ..formula.ir import Cat, Node, const, make, params_key, substitute, var
 from ..formula.surface import FormulaSurface
 from .construct import (
     DATA_INDEX_BASE,
@@ -38,6 +38,7 @@ from .construct import (
 )
 from .dense import materialise
 from .indexing import index_last_axis
+from .pending import DIMS, UNKNOWN, build_nodes, remembered_dim
 from .reductions import ReductionMethods
 from .state import copy_state, empty_state, merge, merged, with_state
 from .tools import ArrayTools
@@ -86,11 +87,6 @@ def is_scalar(x: Any, value: float) -> bool:
     if isinstance(x, GenericLazyTensor):  # (== would build a formula)
         return False
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
-
-
-_SAME_DIM = {"Subtract": "Add", "Divide": "Mult"}
-"""Sugar ops whose result has the dimension rule of a primitive op (Add(f, Minus(g)),
-Mult(f, Inv(g))): their nodes can wait too."""
 
 
 class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
@@ -167,7 +163,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     def node(self) -> Node:
         """The formula of this LazyTensor (its variables numbered by creation)."""
         if self._node is None:
-            _build_nodes(self)
+            build_nodes(self)
         return self._node
 
     @property
@@ -286,9 +282,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             if params:
                 pkey = params_key(params)
             key = (name, pkey, dims)
-            dim = _DIMS.get(key, _UNKNOWN)
-            if dim is _UNKNOWN:
-                dim = _result_dim(key, params)
+            dim = DIMS.get(key, UNKNOWN)
+            if dim is UNKNOWN:
+                dim = remembered_dim(key, params)
         except TypeError:  # an unhashable parameter: make says what is wrong
             pkey, dim = params, None
         if dim is None:
@@ -576,42 +572,6 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return "\n".join(lines)
 
     __repr__ = __str__
-
-
-_DIMS: dict[tuple, int | None] = {}
-"""``result_dim`` by (op name, parameters key, operand dims): checked dims, remembered."""
-_UNKNOWN = object()
-
-
-def _result_dim(key: tuple, params: tuple) -> int | None:
-    name, _, dims = key
-    dim = result_dim(_SAME_DIM.get(name, name), dims, params)  # raises on bad dims
-    if len(_DIMS) >= 4096:
-        _DIMS.clear()
-    _DIMS[key] = dim
-    return dim
-
-
-def _build_nodes(lt: GenericLazyTensor) -> None:
-    """Build the pending nodes of ``lt`` and of its unbuilt operands (iteratively: a formula
-    accumulated in a loop can be deeper than Python's recursion limit)."""
-    todo = [lt]
-    while todo:
-        t = todo[-1]
-        if t._node is not None:
-            todo.pop()
-            continue
-        if t._pending is None:  # a bound leaf
-            t._node = t._ops[0].node
-            todo.pop()
-            continue
-        name, operands, params = t._pending
-        unbuilt = [o for o in operands if o._node is None]
-        if unbuilt:
-            todo.extend(unbuilt)
-            continue
-        t.node = make(name, tuple(o._node for o in operands), params)
-        todo.pop()
 
 
 def _describe(v: Node) -> str:
