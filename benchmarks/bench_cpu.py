@@ -377,7 +377,12 @@ class Suite:
     def warm_lazytensor(self, calls: int, batches: int) -> None:
         """Build ``(-((x_i - y_j)**2).sum(-1)).exp() @ b`` and reduce it, at M = N = 100:
         our LazyTensor (NumPy, torch) against our torch Genred of the same formula and
-        pykeops's LazyTensor (when installed; not in --quick: it compiles), taking turns."""
+        pykeops's LazyTensor (when installed; not in --quick: it compiles), taking turns.
+        Each row gives the best wall time per call (the target), the spread of the batches,
+        the best CPU time per call (``time.process_time``: steadier on a shared machine)
+        and the load average; the ``indexing`` rows time the user's ``x[:, None, :]`` and
+        ``y[None, :, :]`` alone, a part of each LazyTensor call that is not ours. Run it
+        with ``PYTHONPATH=<tree>/src`` to time another tree (its path is in the JSON)."""
         x, y, b = bc.gauss_inputs(self.rng, 100, 100, 1, "float32")[:3]
         libs = [("numpy", __import__("lazykernels.numpy", fromlist=["LazyTensor"]), np)]
         probes: list[tuple[str, Callable[[], Any]]] = []
@@ -403,19 +408,29 @@ class Suite:
             probes.insert(
                 0, (f"warm LazyTensor {name}", _lazytensor_gauss(mod.LazyTensor, *arrays))
             )
-        times = {name: [] for name, _ in probes}
+            probes.append((f"indexing x[:, None, :] {name}", _indexing(*arrays[:2])))
+        wall = {name: [] for name, _ in probes}
+        cpu = {name: [] for name, _ in probes}
         for _, fn in probes:
             fn()
-        for _ in range(batches):  # the probes take turns, batch by batch
+        load = os.getloadavg()[0]
+        for _ in range(2 * batches):  # the probes take turns, batch by batch
             for name, fn in probes:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for _ in range(calls):
                     fn()
-                times[name].append((time.perf_counter() - t0) / calls)
+                wall[name].append((time.perf_counter() - t0) / calls)
+                cpu[name].append((time.process_time() - c0) / calls)
+        load = max(load, os.getloadavg()[0])
+        where = os.path.dirname(os.path.dirname(__import__("lazykernels").__file__))
         for name, _ in probes:
-            best, worst = min(times[name]), max(times[name])
-            row = Row(name, 100, 100, best, note=f"batches {best * 1e6:.0f}-{worst * 1e6:.0f} us")
-            row.extra.update(worst_s=worst)
+            best, worst, cpu_best = min(wall[name]), max(wall[name]), min(cpu[name])
+            note = (
+                f"wall {best * 1e6:.0f}-{worst * 1e6:.0f} us, CPU {cpu_best * 1e6:.0f} us/call, "
+                f"load {load:.1f}"
+            )
+            row = Row(name, 100, 100, best, note=note)
+            row.extra.update(worst_s=worst, cpu_s=cpu_best, load=load, lazykernels=where)
             if name.startswith("warm LazyTensor"):
                 row.check(best * 1e6, "us", "<=", 60)
             self.emit(row)
@@ -433,6 +448,12 @@ class Suite:
             if result["call_mb"] is not None:
                 row.note += f", the call itself +{result['call_mb']:.1f} MB"
             self.emit(row.check(result["peak_minus_inputs_mb"], "MB", "<=", 200))
+
+
+def _indexing(x: Any, y: Any) -> Callable[[], Any]:
+    """The user's part of the warm LazyTensor call: the two indexings before the
+    constructors (a few us each for torch tensors)."""
+    return lambda: (x[:, None, :], y[None, :, :])
 
 
 def _lazytensor_gauss(lazy_tensor: Any, x: Any, y: Any, b: Any) -> Callable[[], Any]:

@@ -9,6 +9,7 @@ node and run it through the array library's adapter (:class:`.tools.ArrayTools`)
 - :mod:`.state`: the state (bound arrays, batch dims, sizes, dtype) an operation merges;
 - :mod:`.reductions`: the reduction methods, ``@``, ``matvec``, ``solve``;
 - :mod:`.plan_cache`: the plans of reductions by the structure of their expression;
+- :mod:`.pending`: the dimension checks of operations and their nodes, built when first read;
 - :mod:`.complex`: ``ComplexGenericLazyTensor``;
 - :mod:`.tools`: the adapter interface an array library implements;
 - :mod:`.frontend`: ``wire_front_end``, which links a front end's real and complex classes

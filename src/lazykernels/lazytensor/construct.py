@@ -190,12 +190,14 @@ class ConstructionMixin:
         else:
             self.nj = n
         self._bind_new(x, d, cat)
-        self.axis = cat.value
+        self.axis = cat._value_
 
     def _bind_new(self, value: Any, dim: int, cat: Cat) -> None:
         if dim < 1:
             raise ShapeError("LazyTensor: the vector dimension (last axis) must be at least 1")
         leaf = Leaf(next(_fresh_index), dim, cat)
-        self._node, self._ndim, self._pending = None, dim, None  # the node waits (Leaf)
+        # a fresh LazyTensor's node and pending op are the class defaults (None): its
+        # node waits for the Leaf
+        self._ndim = dim
         self._binds = {leaf: value}
         self._ops = (leaf,)

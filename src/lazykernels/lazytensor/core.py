@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..errors import ArgumentError
-from ..formula.ir import Cat, Node, const, make, params_key, result_dim, substitute, var
+from ..formula.ir import Cat, Node, const, make, params_key, substitute, var
 from ..formula.surface import FormulaSurface
 from .construct import (
     DATA_INDEX_BASE,
@@ -38,6 +38,7 @@ from .construct import (
 )
 from .dense import materialise
 from .indexing import index_last_axis
+from .pending import DIMS, UNKNOWN, build_nodes, remembered_dim
 from .reductions import ReductionMethods
 from .state import copy_state, empty_state, merge, merged, with_state
 from .tools import ArrayTools
@@ -64,6 +65,13 @@ REAL_RESULT = frozenset(
 )
 
 
+_RESULT_CLASS = {
+    **dict.fromkeys(COMPLEX_RESULT, "_complex_cls"),
+    **dict.fromkeys(REAL_RESULT, "_real_cls"),
+}
+"""The class attribute naming an op's result class (others: the operand's class)."""
+
+
 class Variables(tuple):
     """The bound arrays: a tuple (KeOps's ``variables`` attribute) that is also callable."""
 
@@ -73,12 +81,12 @@ class Variables(tuple):
 
 def is_scalar(x: Any, value: float) -> bool:
     """True when ``x`` is a real Python/NumPy number equal to ``value`` (KeOps shortcuts)."""
+    kind = type(x)
+    if kind is float or kind is int:  # the common cases first: no ABC check
+        return x == value
+    if isinstance(x, GenericLazyTensor):  # (== would build a formula)
+        return False
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and x == value
-
-
-_SAME_DIM = {"Subtract": "Add", "Divide": "Mult"}
-"""Sugar ops whose result has the dimension rule of a primitive op (Add(f, Minus(g)),
-Mult(f, Inv(g))): their nodes can wait too."""
 
 
 class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
@@ -125,7 +133,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return object.__new__(cls)
 
     def __init__(self, x: Any = None, axis: int | None = None, is_complex: bool = False):
-        if self.tools.is_array(x):  # the common case first
+        found = None if self.is_complex or axis is not None else self.tools.float_info(x)
+        if found is not None and len(found[1]) >= 3:  # the common case first
+            self._dtype = found[0]
+            self._init_batched(x, found[1], None)
+        elif self.tools.is_array(x):
             self._init_array(x, axis)
         elif x is None:
             raise ArgumentError("LazyTensor needs data: an array, a number or (ind, dim, cat)")
@@ -151,7 +163,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     def node(self) -> Node:
         """The formula of this LazyTensor (its variables numbered by creation)."""
         if self._node is None:
-            _build_nodes(self)
+            build_nodes(self)
         return self._node
 
     @property
@@ -169,10 +181,10 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
 
     @classmethod
     def _is_complex_data(cls, x: Any) -> bool:
-        if cls.tools.is_array(x):
-            return cls.tools.is_complex_array(x)
+        if cls.tools.is_complex_array(x):
+            return True
         return isinstance(x, complex) or (
-            is_number_list(x) and any(isinstance(v, complex) for v in x)
+            isinstance(x, list) and is_number_list(x) and any(isinstance(v, complex) for v in x)
         )
 
     def _set_state(
@@ -245,41 +257,51 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor.
 
         The node is built when first read (a reduction found in the plan cache by its
-        structural key never reads it); its dimensions are checked now.
+        structural key never reads it); its dimensions are checked now. A warm operation
+        is a few dictionary look-ups and one new object (no list or node built).
         """
-        if args:
-            operands = [self, *[self._lift(a) for a in args]]
-            state = merged(self.tools, operands)
+        cls = _RESULT_CLASS.get(name)
+        cls = type(self) if cls is None else getattr(self, cls)
+        if len(args) == 1:  # (no list comprehensions: each is a call in Python 3.11)
+            other = self._lift(args[0])
+            operands = (self, other)
+            res = with_state(cls, merged(self.tools, operands))
+            dims = (self._ndim, other._ndim)
+        elif args:
+            operands = (self, *[self._lift(a) for a in args])
+            res = with_state(cls, merged(self.tools, operands))
+            dims = tuple([o._ndim for o in operands])
         else:  # one operand: its state as it is (the bound values are never mutated)
-            self._check_usable()
-            operands, state = [self], None
-        if name in COMPLEX_RESULT:
-            cls = self._complex_cls
-        elif name in REAL_RESULT:
-            cls = self._real_cls
-        else:
-            cls = type(self)
-        pkey: tuple = params
+            if self._reduction is not None:
+                self._check_usable()
+            operands = (self,)
+            res = copy_state(cls, self)
+            dims = (self._ndim,)
+        pkey: tuple = ()
         try:
-            pkey = params_key(params) if params else ()
-            key = (name, tuple([o._ndim for o in operands]), pkey)
-            dim = _DIMS.get(key, _UNKNOWN)
-            if dim is _UNKNOWN:
-                dim = _result_dim(key, params)
+            if params:
+                pkey = params_key(params)
+            key = (name, pkey, dims)
+            dim = DIMS.get(key, UNKNOWN)
+            if dim is UNKNOWN:
+                dim = remembered_dim(key, params)
         except TypeError:  # an unhashable parameter: make says what is wrong
-            dim = None
+            pkey, dim = params, None
         if dim is None:
-            node = make(name, tuple(o.node for o in operands), params)
-            res = with_state(cls, state, node) if state is not None else copy_state(cls, self, node)
+            res.node = make(name, tuple([o.node for o in operands]), params)
         else:
-            res = with_state(cls, state) if state is not None else copy_state(cls, self)
             res._ndim = dim
-            res._pending = (name, tuple(operands), params)
+            res._pending = (name, operands, params)
         # the postfix of plan_cache.structure_key: leaves, then (op, params, arity, class)
-        ops: tuple = ()
-        for o in operands:
-            ops += o._ops if o._ops is not None else (o.node,)
-        res._ops = (*ops, (name, pkey, len(operands), cls))
+        entry = (name, pkey, len(operands), cls)
+        if len(operands) == 1:
+            ops = self._ops
+            res._ops = (*ops, entry) if ops is not None else (self.node, entry)
+        else:
+            ops = ()
+            for o in operands:
+                ops += o._ops if o._ops is not None else (o.node,)
+            res._ops = (*ops, entry)
         return res
 
     def _state(self) -> dict[str, Any]:
@@ -550,42 +572,6 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         return "\n".join(lines)
 
     __repr__ = __str__
-
-
-_DIMS: dict[tuple, int | None] = {}
-"""``result_dim`` by (op name, operand dims, parameters key): checked dims, remembered."""
-_UNKNOWN = object()
-
-
-def _result_dim(key: tuple, params: tuple) -> int | None:
-    name, dims, _ = key
-    dim = result_dim(_SAME_DIM.get(name, name), dims, params)  # raises on bad dims
-    if len(_DIMS) >= 4096:
-        _DIMS.clear()
-    _DIMS[key] = dim
-    return dim
-
-
-def _build_nodes(lt: GenericLazyTensor) -> None:
-    """Build the pending nodes of ``lt`` and of its unbuilt operands (iteratively: a formula
-    accumulated in a loop can be deeper than Python's recursion limit)."""
-    todo = [lt]
-    while todo:
-        t = todo[-1]
-        if t._node is not None:
-            todo.pop()
-            continue
-        if t._pending is None:  # a bound leaf
-            t._node = t._ops[0].node
-            todo.pop()
-            continue
-        name, operands, params = t._pending
-        unbuilt = [o for o in operands if o._node is None]
-        if unbuilt:
-            todo.extend(unbuilt)
-            continue
-        t.node = make(name, tuple(o._node for o in operands), params)
-        todo.pop()
 
 
 def _describe(v: Node) -> str:

@@ -58,30 +58,38 @@ def canonical(ops: tuple, ids: dict[Any, tuple], leaves: list[Any]) -> Any:
     return tuple(out)
 
 
-def structure_key(operands: list, info: Any) -> tuple[Any, list[Node]]:
+def structure_key(
+    operands: list, reduction_op: str, axis: int, opt_arg: Any, options: dict[str, Any]
+) -> tuple[Any, list[Node]]:
     """(the structural key of a reduction of ``operands``, its variable leaves in order).
 
     The postfix fixes every ``make`` call up to the renaming of variables, hence the
-    renumbered formula and the plan; the key is None when it cannot be formed (it may be
-    unhashable: an unhashable parameter or option, see ``_reduce``)."""
+    renumbered formula and the plan; the key also holds the reduction, its axis and K, and
+    the plan options. It is None when it cannot be formed (it may be unhashable: an
+    unhashable parameter or option, see ``_reduce``)."""
     leaves: list[Any] = []
     ids: dict[Any, tuple] = {}
     if len(operands) == 1:
-        bindings = operands[0]._binds
-    else:
-        bindings = {}
-        for o in operands:
-            bindings.update(o._binds)
-    parts = []
-    for o in operands:
+        o = operands[0]
         c = canonical(o._ops if o._ops is not None else (o.node,), ids, leaves)
         if c is None:
             return None, leaves
-        parts.append(c)
+        parts: tuple = (c,)
+        n_bound = len(o._binds)
+    else:
+        bindings: dict = {}
+        found = []
+        for o in operands:
+            bindings.update(o._binds)
+            c = canonical(o._ops if o._ops is not None else (o.node,), ids, leaves)
+            if c is None:
+                return None, leaves
+            found.append(c)
+        parts, n_bound = tuple(found), len(bindings)
     opts = ()
-    if info.options:
-        opts = tuple(sorted((k, info.options[k]) for k in PLAN_KEYS if k in info.options))
-    return (*parts, info.reduction_op, info.axis, info.opt_arg, opts, len(bindings)), leaves
+    if options:
+        opts = tuple(sorted((k, options[k]) for k in PLAN_KEYS if k in options))
+    return (*parts, reduction_op, axis, opt_arg, opts, n_bound), leaves
 
 
 def bound_leaves(leaves: list[Node], bindings: dict) -> bool:

@@ -23,6 +23,8 @@ accepted and ignored (KeOps 2.3 raises TypeError on ``optional_flags``, SPEC §8
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.genred import build_plan
@@ -126,6 +128,59 @@ def _pad_batch(tools: Any, array: Any, cat: Cat, nbatch: int) -> Any:
     return tools.reshape(array, (1,) * missing + shape) if missing > 0 else array
 
 
+_NONE: dict[str, Any] = MappingProxyType({})  # type: ignore[assignment]  # no options
+
+
+def run_bound(
+    lt: GenericLazyTensor,
+    plan: ReductionPlan,
+    complex_outputs: bool,
+    args: tuple[Any, ...],
+    symbolic: list[Node] | tuple,
+    call_kwargs: Mapping[str, Any],
+) -> Any:
+    """Run ``plan`` on the arrays of ``lt`` (``args`` for its ``symbolic`` variables, then
+    its bound values) with the call options ``call_kwargs`` over ``lt``'s defaults."""
+    arrays = call_arrays(lt, args, symbolic)
+    if call_kwargs:
+        backend = call_kwargs.get("backend") or lt.backend or "auto"
+        ranges, out = call_kwargs.get("ranges", lt.ranges), call_kwargs.get("out")
+    else:
+        backend, ranges, out = lt.backend or "auto", lt.ranges, None
+    tools = lt.tools
+    outputs = tools.run_reduction(plan, arrays, backend=backend, ranges=ranges, out=out)
+    if complex_outputs:
+        specs = SPECS[plan.reduction].outputs
+        outputs = tuple(o if s.index else tools.view_as_complex(o) for o, s in zip(outputs, specs))
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def call_arrays(lt: GenericLazyTensor, args: tuple[Any, ...], symbolic: Any) -> list:
+    """The arrays of a call of ``lt``'s reduction, in plan order: ``args`` for its
+    ``symbolic`` variables (checked; complex ones viewed as real), then its bound values
+    (Python numbers as arrays of the call's dtype), each spelling every batch dimension."""
+    tools = lt.tools
+    nb = len(lt.batchdims)
+    arrays = []
+    if args:
+        from .core import GenericLazyTensor  # core imports this module
+
+        for v, a in zip(symbolic, args):
+            if isinstance(a, GenericLazyTensor) or not tools.is_array(a):
+                raise TypeError(
+                    f"symbolic variable {v}: expected a {tools.name} array, got {type(a).__name__}"
+                )
+            if tools.is_complex_array(a):
+                a = tools.view_as_real(a)
+            arrays.append(_pad_batch(tools, a, v.params[2], nb))
+    given = len(arrays)
+    for leaf, value in lt._binds.items():
+        if type(value) is FloatParam:
+            value = tools.from_values(value.values, *lt._param_dtype(arrays[:given]))
+        arrays.append(_pad_batch(tools, value, leaf.cat, nb) if nb else value)
+    return arrays
+
+
 class ReductionMethods:
     """Mixin of :class:`~lazykernels.lazytensor.core.GenericLazyTensor`: every reduction."""
 
@@ -194,12 +249,28 @@ class ReductionMethods:
     ) -> Any:
         """Like :meth:`reduction` with KeOps's Genred ``axis`` (0: over i, 1: over j)."""
         self._check_usable()
-        options, call_kwargs = split_kwargs(kwargs) if kwargs else ({}, {})
+        options, call_kwargs = split_kwargs(kwargs) if kwargs else (_NONE, _NONE)
+        operands = [self] if other is None else [self, self._lift(other)]
+        key, leaves = structure_key(operands, reduction_op, axis, opt_arg, options)
+        try:
+            hit = None if key is None else STRUCTURES.get(key)
+        except TypeError:  # an unhashable parameter or option: no caching
+            key = hit = None
+        # the warm path: a plan without symbolic variables, run on this state as it is (no
+        # reduced LazyTensor is made); the key fixes the plan and the order of the bound
+        # arrays, bound_leaves checks that the bindings follow that order
+        if (
+            hit is not None
+            and call
+            and not hit[1]
+            and other is None
+            and bound_leaves(leaves, self._binds)
+        ):
+            complex_outputs = self.is_complex if is_complex is None else bool(is_complex)
+            return run_bound(self, hit[0], complex_outputs, (), (), call_kwargs)
         if other is None:
-            operands = [self]
             res = copy_state(type(self), self)
         else:
-            operands = [self, self._lift(other)]
             res = type(self)._wrap(None, self._merge(operands))
         res._node, res._ndim, res._pending = self._node, self._ndim, self._pending
         res._ops = self._ops  # a leaf's node is built from it
@@ -214,11 +285,6 @@ class ReductionMethods:
             self.is_complex if is_complex is None else bool(is_complex),
         )
         res.axis = axis
-        key, leaves = structure_key(operands, res._reduction)
-        try:
-            hit = None if key is None else STRUCTURES.get(key)
-        except TypeError:  # an unhashable parameter or option: no caching
-            key = hit = None
         if hit is not None and bound_leaves(leaves, res._binds):
             res._plan = hit[0]
             res._sym = [leaves[k] for k in hit[1]]
@@ -226,7 +292,7 @@ class ReductionMethods:
             res._plan = res._build_plan()  # options and dimensions are checked now
             remember_structure(key, leaves, res)
         if call and not res._symbolic_vars():
-            return res._run((), {})
+            return res._run((), _NONE)
         return res
 
     def _build_plan(self: GenericLazyTensor) -> ReductionPlan:
@@ -289,39 +355,14 @@ class ReductionMethods:
         info = self._reduction
         if info.call_kwargs:
             call_kwargs = {**info.call_kwargs, **call_kwargs}
-        arrays = self._call_arrays(args, self._symbolic_vars())
-        backend = call_kwargs.get("backend") or self.backend or "auto"
-        ranges = call_kwargs.get("ranges", self.ranges)
-        outputs = self.tools.run_reduction(
-            self._plan, arrays, backend=backend, ranges=ranges, out=call_kwargs.get("out")
+        return run_bound(
+            self, self._plan, info.is_complex, args, self._symbolic_vars(), call_kwargs
         )
-        if info.is_complex:
-            specs = SPECS[self._plan.reduction].outputs
-            outputs = tuple(
-                o if s.index else self.tools.view_as_complex(o) for o, s in zip(outputs, specs)
-            )
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _call_arrays(self: GenericLazyTensor, args: tuple[Any, ...], symbolic: list[Node]) -> list:
-        from .core import GenericLazyTensor  # core imports this module
-
-        tools = self.tools
-        nb = self.nbatchdims
-        arrays = []
-        for v, a in zip(symbolic, args):
-            if isinstance(a, GenericLazyTensor) or not tools.is_array(a):
-                raise TypeError(
-                    f"symbolic variable {v}: expected a {tools.name} array, got {type(a).__name__}"
-                )
-            if tools.is_complex_array(a):
-                a = tools.view_as_real(a)
-            arrays.append(_pad_batch(tools, a, v.params[2], nb))
-        given = len(arrays)
-        for leaf, value in self._binds.items():
-            if type(value) is FloatParam:
-                value = tools.from_values(value.values, *self._param_dtype(arrays[:given]))
-            arrays.append(_pad_batch(tools, value, leaf.cat, nb) if nb else value)
-        return arrays
+        """The arrays of a call, in plan order: ``args`` for the ``symbolic`` variables
+        (checked, complex ones viewed as real), then the bound values."""
+        return call_arrays(self, args, symbolic)
 
     def _param_dtype(self: GenericLazyTensor, symbolic_arrays: list[Any]) -> tuple[Any, Any]:
         """(dtype, an array of the call) for the Python numbers of a parameter: the

@@ -37,7 +37,8 @@ def merged(tools: Any, operands: Sequence[Any]) -> tuple:
     batch: tuple[int, ...] = ()
     ni = nj = None
     for o in operands:
-        o._check_usable()
+        if o._reduction is not None:
+            o._check_usable()
         if o.tools is not tools:
             raise TypeError(f"cannot mix a {tools.name} LazyTensor with a {o.tools.name} one")
         if o._dtype is not None:
@@ -54,10 +55,10 @@ def merged(tools: Any, operands: Sequence[Any]) -> tuple:
         backend = backend or o.backend
         if o.batchdims and o.batchdims != batch:
             batch = _broadcast_batch(batch, o.batchdims)
-        if o.ni is not None:
-            ni = _merge_size("i", ni, o.ni)
-        if o.nj is not None:
-            nj = _merge_size("j", nj, o.nj)
+        if o.ni is not None and o.ni != ni:
+            ni = o.ni if ni is None else _merge_size("i", ni, o.ni)
+        if o.nj is not None and o.nj != nj:
+            nj = o.nj if nj is None else _merge_size("j", nj, o.nj)
         binds.update(o._binds)
     return binds, batch, ni, nj, dtype, ranges, backend
 

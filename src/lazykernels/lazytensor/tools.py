@@ -42,6 +42,16 @@ class ArrayTools:
         """The array's dtype (a real dtype: complex arrays are first viewed as real)."""
         raise NotImplementedError
 
+    def float_info(self, x: Any) -> tuple[Any, tuple[int, ...]] | None:
+        """``(dtype, shape)`` of a real floating array of this library (one call for the
+        constructor's common case: what ``is_array``, ``dtype_of``, ``is_floating`` and
+        ``shape`` say), None for anything else."""
+        if self.is_array(x) and not self.is_complex_array(x):
+            dtype = self.dtype_of(x)
+            if self.is_floating(dtype):
+                return dtype, self.shape(x)
+        return None
+
     def dtype_name(self, dtype: Any) -> str:
         """``"float32"``, ``"float64"``... for messages and ``LazyTensor.dtype``."""
         raise NotImplementedError

@@ -45,6 +45,13 @@ class NumpyTools(ArrayTools):
     def shape(self, x: Any) -> tuple[int, ...]:
         return x.shape if isinstance(x, np.ndarray) else tuple(int(n) for n in x.shape)
 
+    def float_info(self, x: Any) -> tuple[np.dtype, tuple[int, ...]] | None:
+        if isinstance(x, np.ndarray):
+            dtype = x.dtype
+            if dtype in _FLOATS:
+                return dtype, x.shape
+        return None
+
     def dtype_name(self, dtype: Any) -> str:
         return str(np.dtype(dtype))
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from ..core.genred import run_plan
+from ..core.plan import ReductionPlan
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
 from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
@@ -26,6 +28,39 @@ from .genred import Genred
 from .solve import solve_linear
 
 _FLOATS = (torch.float16, torch.float32, torch.float64)
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_forward_ad = torch.autograd.forward_ad
+
+
+def run_reduction(
+    plan: ReductionPlan,
+    tensors: Sequence[Any],
+    backend: str = "auto",
+    ranges: Any = None,
+    out: Any = None,
+) -> tuple[torch.Tensor, ...]:
+    """:func:`~lazykernels.torch.autograd.torch_reduce`, with the LazyTensor's common case
+    first: plain CPU float tensors of which no derivative can be asked (no tensor requires
+    grad, none is a ``torch.func`` wrapper, no forward-AD level is open), no ``ranges`` and
+    no ``out``. That case runs :func:`~lazykernels.core.genred.run_plan` on NumPy views of
+    the tensors, which is what ``torch_reduce`` does for it, without its general checks
+    (about 2 us an array); anything else, and any tensor NumPy cannot view (a conjugate
+    or negative view, another device), goes to ``torch_reduce``.
+    """
+    if ranges is None and out is None and _forward_ad._current_level < 0:
+        views = []
+        for t in tensors:
+            if type(t) is not torch.Tensor or t.requires_grad or t.dtype not in _FLOATS:
+                break
+            if t.is_cuda or _is_wrapped(t):
+                break
+            try:
+                views.append(t.numpy())
+            except (RuntimeError, TypeError):  # a lazy conjugate or negative view...
+                break
+        else:
+            return tuple([torch.from_numpy(r) for r in run_plan(plan, views, backend=backend)])
+    return torch_reduce(plan, tensors, backend, ranges, out)
 
 
 class TorchTools(ArrayTools):
@@ -50,6 +85,23 @@ class TorchTools(ArrayTools):
 
     def shape(self, x: Any) -> tuple[int, ...]:
         return tuple(x.shape)  # a torch.Size is a tuple of ints
+
+    def float_info(self, x: Any) -> tuple[torch.dtype, tuple[int, ...]] | None:
+        if isinstance(x, torch.Tensor):
+            dtype = x.dtype
+            if dtype in _FLOATS:
+                if x.is_cuda or not x.is_cpu:  # refuse other devices at once (as dtype_of)
+                    check_device(x, "LazyTensor data")
+                return dtype, tuple(x.shape)
+        return None
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> torch.Tensor:
+        # a view where there is one (the LazyTensor reshapes only drop or add size-1 axes):
+        # half the cost of Tensor.reshape, which first asks whether a copy is needed
+        try:  # (sizes as arguments: a tuple costs torch ~0.8 us more to parse)
+            return x.view(*shape) if shape else x.reshape(shape)
+        except RuntimeError:
+            return x.reshape(shape)
 
     def dtype_name(self, dtype: Any) -> str:
         return str(dtype).removeprefix("torch.")
@@ -88,7 +140,7 @@ class TorchTools(ArrayTools):
         return bool(cond.all())
 
     # The torch implementations, with the ArrayTools signatures (``self`` is solve's ``tools``).
-    run_reduction = staticmethod(torch_reduce)
+    run_reduction = staticmethod(run_reduction)
     solve_linear = solve_linear
 
 
