@@ -17,7 +17,8 @@ import pytest
 
 from lazykernels import cpu, jit
 from lazykernels.core import backends
-from lazykernels.core.bind import bind, has_nan
+from lazykernels.core.arrays import NUMPY, has_nan
+from lazykernels.core.bind import bind
 from lazykernels.core.genred import build_plan, run_plan
 from lazykernels.errors import ArgumentError, BackendError, DtypeError, ShapeError
 from lazykernels.jit import compiler as jit_compiler
@@ -229,9 +230,11 @@ def test_address_matches_numpy_for_every_kind_of_array():
     readonly.flags.writeable = False
     views = [base, base[1:], base[:, 2:], base[::2], readonly, np.zeros(0), base.T]
     for view in views:
-        assert cpu._address(view) == view.ctypes.data
+        (address,) = NUMPY.pointers([view])
+        assert address == view.ctypes.data
         if view.size:
-            assert ctypes.c_double.from_address(cpu._address(view)).value == view.flat[0]
+            assert ctypes.c_double.from_address(address).value == view.flat[0]
+    assert NUMPY.pointers(views) == [v.ctypes.data for v in views]
 
 
 @needs_cpu

@@ -5,14 +5,16 @@
 - ``"CPU"``: the JIT-compiled C++ backend, the package :mod:`lazykernels.cpu` (imported
   lazily, so that a missing compiler never breaks ``import lazykernels``).
 - ``"auto"``: ``"CPU"`` when that package exists and reports ``available()``, otherwise
-  ``"reference"``.
-- ``"GPU"``: the CUDA kernels, :func:`lazykernels.cuda.runner.run` (host arrays copied to
-  the GPU and back; CUDA tensors never come here, the torch adapter runs them in place),
-  in the scheme :func:`lazykernels.codegen.target_cuda.choose_scheme` picks for the sizes;
+  ``"reference"`` (:func:`resolve`); for a call (:func:`dispatch`), the GPU first when
+  one is present, as KeOps does (:func:`lazykernels.cuda.device.available`, asked once per
+  process), falling back to the CPU for a plan the CUDA kernels cannot print yet.
+- ``"GPU"``: the CUDA kernels in the scheme
+  :func:`lazykernels.codegen.target_cuda.choose_scheme` picks for the sizes;
   ``"GPU_1D"``, ``"GPU_1D_host"``, ``"GPU_1D_device"``: the 1D scheme; ``"GPU_2D"``,
-  ``"GPU_2D_host"``, ``"GPU_2D_device"``: the 2D scheme.
-  ``"auto"`` never picks the GPU for host arrays (KeOps does when CUDA is usable): a copy
-  to the device is only made when asked for.
+  ``"GPU_2D_host"``, ``"GPU_2D_device"``: the 2D scheme. Host arrays run through
+  :func:`lazykernels.cuda.runner.run` (copied to the GPU and back), arrays in GPU memory
+  through :func:`lazykernels.cuda.resident.run` (used in place, on the call's stream).
+  Arrays in GPU memory run on the GPU only: a CPU backend name raises.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from ..errors import BackendError
+from ..errors import BackendError, FormulaError
 from ..reductions import reference
-from .plan import BoundCall, ReductionPlan
+from .plan import HOST, BoundCall, Device, ReductionPlan
 
 Runner = Callable[[BoundCall], None]
 
@@ -57,12 +59,69 @@ def _run_reference(call: BoundCall) -> None:
 def _gpu(scheme: str) -> Runner:
     def run(call: BoundCall) -> None:
         # by name, like the CPU backend: the GPU package sits above the core (CONTRIBUTING.md)
-        importlib.import_module("lazykernels.cuda.runner").run(call, scheme=scheme)
+        where = "runner" if call.device.is_host else "resident"  # copied, or in place
+        importlib.import_module(f"lazykernels.cuda.{where}").run(call, scheme=scheme)
 
     return run
 
 
 _RUN_GPU = {"auto": _gpu("auto"), "1D": _gpu("1D"), "2D": _gpu("2D")}
+
+
+def _run_gpu_or_cpu(call: BoundCall) -> None:
+    """``"auto"`` for host arrays with a GPU present: the GPU, or the host backend for a
+    plan the CUDA kernels cannot print yet."""
+    try:
+        importlib.import_module("lazykernels.cuda.runner").kernel_source(call.plan, call.dtype)
+    except FormulaError:
+        resolve("auto")[1](call)
+        return
+    _RUN_GPU["auto"](call)
+
+
+_GPU_PRESENT: list[bool] = []  # memo of gpu_present()
+_NO_GPU = False  # gpu_present() was False
+
+
+def gpu_present() -> bool:
+    """Whether a GPU is usable (the device interface's ``available()``, asked once)."""
+    if not _GPU_PRESENT:
+        present = False
+        if importlib.util.find_spec("lazykernels.cuda") is not None:
+            present = bool(importlib.import_module("lazykernels.cuda.device").available())
+        _GPU_PRESENT.append(present)
+        global _NO_GPU
+        _NO_GPU = not present
+    return _GPU_PRESENT[0]
+
+
+def dispatch(name: str, device: Device = HOST) -> tuple[str, Runner]:
+    """The backend that runs a call on arrays living on ``device``, and its ``run``.
+
+    Host arrays: :func:`resolve`, except that ``"auto"`` picks the GPU when one is present.
+    Arrays in GPU memory: ``"auto"`` and the GPU names run there (in place).
+
+    Raises:
+        BackendError: as :func:`resolve`; a CPU backend for arrays in GPU memory.
+    """
+    if device is HOST or device.kind == "cpu":
+        if _NO_GPU:  # (the warm path of a machine without a GPU: one test)
+            return resolve(name)
+        resolved = resolve(name)
+        if resolved[0] == "GPU" or not gpu_present():
+            return resolved
+        if name == "auto" or canonical_backend(name) == "auto":
+            return "GPU", _run_gpu_or_cpu
+        return resolved
+    known = canonical_backend(name)
+    if known == "auto":
+        return "GPU", _RUN_GPU["auto"]
+    if known in GPU_NAMES:
+        return _resolve(known)
+    raise BackendError(
+        f"backend {known!r} runs on the CPU, but the inputs are in GPU memory ({device}); "
+        "move them to the host (e.g. .cpu()) or use backend='GPU'"
+    )
 
 
 def canonical_backend(name: str) -> str:
@@ -154,7 +213,7 @@ def prepare(plans: Sequence[ReductionPlan], dtype: Any, backend: str = "auto") -
         CompileError: a kernel does not compile.
     """
     try:
-        name, _ = resolve(backend)
+        name, _ = dispatch(backend)
     except BackendError:
         return
     cpu = _cpu_module() if name == "CPU" else None

@@ -15,7 +15,6 @@ with 1 where it broadcasts.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from ..errors import ArgumentError, DtypeError, ShapeError
 from ..formula.ir import Cat
 from ..reductions import SPECS
+from .arrays import NUMPY, ArrayAdapter, Device
 from .plan import ArgSlot, BoundCall, Ranges, ReductionPlan
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -61,6 +61,8 @@ def bind_call(
     ranges: Sequence[Any] | None = None,
     out: Any = None,
     nan_check: bool = True,
+    adapter: ArrayAdapter = NUMPY,
+    float16: bool = False,
 ) -> tuple[BoundCall, np.dtype]:
     """:func:`bind`, and the user-level dtype of the inputs (float16 stays float16).
 
@@ -68,27 +70,38 @@ def bind_call(
     plan and call signature (:class:`_Layout`): a warm call with the same shapes only
     checks for NaN values and allocates the outputs. ``nan_check=False`` leaves the NaN
     check to the caller (the compiled backend does it in C, see :func:`check_nan`).
+    ``adapter`` answers for the array library of ``args`` (:mod:`.arrays`); the call's
+    outputs are allocated by it on the inputs' device. float16 inputs are given to the
+    backend as they are, outputs in float16, with ``float16=True`` or in GPU memory (the
+    CUDA kernels read and write half); otherwise they are computed in float32.
     """
     if len(args) != len(plan.slots):
         names = ", ".join(s.describe() for s in plan.slots) or "none"
         raise ArgumentError(
             f"expected {len(plan.slots)} input arrays, got {len(args)}; the inputs are: {names}"
         )
-    arrays = [np.asarray(a) for a in args]
-    signature = tuple([(a.shape, a.dtype) for a in arrays])
+    arrays, device, signature = adapter.coerce(args, plan.slots)
     table = _layouts(plan)
     layout = table.get(signature)
     if layout is None:
-        layout = _layout(plan, arrays)
+        shapes = [tuple(adapter.shape(a)) for a in arrays]
+        layout = _layout(plan, shapes, [adapter.dtype(a) for a in arrays])
         if len(table) >= _MAX_SIGNATURES:
             table.clear()
         table[signature] = layout
     if nan_check:
-        check_nan(plan.slots, arrays)
-    dtype = layout.dtype
-    if layout.cast:
-        arrays = [a.astype(dtype) if a.dtype != dtype else a for a in arrays]
+        check_nan(plan.slots, arrays, adapter)
+    dtype, kinds = layout.dtype, layout.outputs
+    if not layout.cast:
+        pass
+    elif float16 or not device.is_host:  # float16 stays float16, outputs too
+        dtype = layout.user_dtype
+        kinds = tuple((s, dtype if k == layout.dtype else k) for s, k in kinds)
+    else:
+        arrays = [adapter.astype(a, dtype) if adapter.dtype(a) != dtype else a for a in arrays]
     call = BoundCall(plan, tuple(arrays), dtype, layout.batch_shape, layout.ni, layout.nj, None)
+    if adapter is not NUMPY:  # (NumPy arrays on the host: the defaults)
+        call.adapter, call.device = adapter, device
     if ranges is not None:
         call.ranges = orient_ranges(ranges, plan.output_cat, call.n_out, call.n_red)
     elif layout.k_too_large:
@@ -98,10 +111,16 @@ def bind_call(
             f"({axis}: {call.n_red})"
         )
     if out is None:
-        call.outputs = tuple([np.empty(s, dtype=k) for s, k in layout.outputs])
+        call.outputs = tuple([adapter.empty(s, k, device) for s, k in kinds])
     else:
-        call.outputs = _outputs(call, layout.user_dtype, out)
+        call.outputs = _outputs(plan, kinds, layout.user_dtype, out, adapter, device)
     return call, layout.user_dtype
+
+
+def layout_for(plan: ReductionPlan, arrays: Sequence[Any], adapter: ArrayAdapter = NUMPY):
+    """:func:`layout_of` the shapes and dtypes that ``adapter`` reads from ``arrays``
+    (arrays, or abstract values with a shape and a dtype, e.g. JAX tracers)."""
+    return layout_of(plan, [adapter.shape(a) for a in arrays], [adapter.dtype(a) for a in arrays])
 
 
 def layout_of(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
@@ -119,38 +138,25 @@ def layout_of(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Se
     signature = tuple([(tuple(s), np.dtype(d)) for s, d in zip(shapes, dtypes)])
     table = _layouts(plan)
     layout = table.get(signature)
-    if layout is None:  # zero-strided stand-ins: shapes and dtypes without memory
-        stand_ins = [np.broadcast_to(np.zeros((), d), s) for s, d in signature]
-        layout = _layout(plan, stand_ins)
+    if layout is None:
+        layout = _layout(plan, [s for s, _ in signature], [d for _, d in signature])
         if len(table) >= _MAX_SIGNATURES:
             table.clear()
         table[signature] = layout
     return layout
 
 
-def check_nan(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray]) -> None:
+def check_nan(slots: Sequence[ArgSlot], arrays: Sequence[Any], adapter: ArrayAdapter = NUMPY):
     """Raise :func:`nan_error` for the first of ``arrays`` (one per slot) holding a NaN."""
-    for slot, array in zip(slots, arrays):
-        if has_nan(array):
-            raise nan_error(slot)
+    bad = adapter.first_nan(arrays)
+    if bad >= 0:
+        raise nan_error(slots[bad])
 
 
 def nan_error(slot: ArgSlot) -> ArgumentError:
     """The error for NaN values in the input of ``slot``."""
     return ArgumentError(f"{slot.describe()} contains NaN values")
 
-
-def has_nan(array: np.ndarray) -> bool:
-    """Whether a floating ``array`` holds a NaN (one reduction, no temporary array).
-
-    ``np.minimum`` propagates NaN (documented), so the minimum is NaN exactly when some
-    element is.
-    """
-    return array.size > 0 and _isnan(_minimum(array, axis=None))
-
-
-_minimum = np.minimum.reduce
-_isnan = math.isnan
 
 # Per plan (by identity; the entry holds the plan, so its id cannot be reused meanwhile):
 # call signature -> layout. Bounded: cleared when full (plans built per call, e.g. by
@@ -185,15 +191,15 @@ def _layouts(plan: ReductionPlan) -> dict[tuple[Any, ...], _Layout]:
     return table
 
 
-def _layout(plan: ReductionPlan, arrays: Sequence[np.ndarray]) -> _Layout:
+def _layout(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
     """Every check that depends on shapes and dtypes only, in the order errors are raised."""
-    user_dtype = input_dtype(plan, arrays)
+    user_dtype = input_dtype(plan, dtypes)
     dtype = np.dtype(np.float32) if user_dtype == np.float16 else user_dtype
     if plan.dtype_acc == "float32" and dtype == np.float64:
         raise ArgumentError("dtype_acc='float32' cannot accumulate float64 data; use 'float64'")
-    batch_shape = _check_shapes(plan.slots, arrays)
-    ni = _size(plan.slots, arrays, Cat.I, "M")
-    nj = _size(plan.slots, arrays, Cat.J, "N")
+    batch_shape = _check_shapes(plan.slots, shapes)
+    ni = _size(plan.slots, shapes, Cat.I, "M")
+    nj = _size(plan.slots, shapes, Cat.J, "N")
     n_out, n_red = (ni, nj) if plan.output_cat is Cat.I else (nj, ni)
     spec = SPECS[plan.reduction]
     k_too_large = spec.needs_k and plan.k is not None and plan.k > n_red
@@ -201,22 +207,22 @@ def _layout(plan: ReductionPlan, arrays: Sequence[np.ndarray]) -> _Layout:
     tails = spec.output_tails(plan.formula.dim, weight_dim, plan.k or 0)
     kinds = [np.dtype(np.int64) if o.index else dtype for o in spec.outputs]
     outputs = tuple(((*batch_shape, n_out, *tail), kind) for tail, kind in zip(tails, kinds))
-    cast = any(a.dtype != dtype for a in arrays)
+    cast = any(d != dtype for d in dtypes)
     return _Layout(dtype, user_dtype, cast, batch_shape, ni, nj, k_too_large, outputs)
 
 
-def input_dtype(plan: ReductionPlan, arrays: Sequence[np.ndarray]) -> np.dtype:
-    """The common floating dtype of the inputs (float64 when there are none).
+def input_dtype(plan: ReductionPlan, dtypes: Sequence[Any]) -> np.dtype:
+    """The common floating dtype of the inputs (float64 when there are none); ``dtypes``
+    are NumPy dtypes, or an array library's dtype objects where NumPy has none.
 
     Raises:
         DtypeError: a complex, non-floating or unsupported dtype, or mixed dtypes.
     """
     first: tuple[ArgSlot, np.dtype] | None = None
-    for slot, array in zip(plan.slots, arrays):
-        dt = array.dtype
-        if dt.kind == "c":
+    for slot, dt in zip(plan.slots, dtypes):
+        if getattr(dt, "kind", "") == "c":
             raise DtypeError(f"{slot.describe()}: complex arrays are not supported ({dt})")
-        if dt not in FLOAT_DTYPES:
+        if not isinstance(dt, np.dtype) or dt not in FLOAT_DTYPES:
             raise DtypeError(
                 f"{slot.describe()}: dtype {dt} is not supported; use float16, float32 or float64"
             )
@@ -236,28 +242,28 @@ def _expected(slot: ArgSlot, nbatch: int) -> str:
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def _check_shapes(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray]) -> tuple[int, ...]:
+def _check_shapes(slots: Sequence[ArgSlot], shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
     """Check ndim and last dims; return the broadcast batch shape."""
     nbatch, source = 0, None
-    for slot, array in zip(slots, arrays):
-        extra = array.ndim - (1 if slot.cat is Cat.PARAM else 2)
+    for slot, shape in zip(slots, shapes):
+        extra = len(shape) - (1 if slot.cat is Cat.PARAM else 2)
         if extra > nbatch:
             nbatch, source = extra, slot
-    for slot, array in zip(slots, arrays):
+    for slot, shape in zip(slots, shapes):
         core = 1 if slot.cat is Cat.PARAM else 2
-        if array.ndim != nbatch + core or array.shape[-1] != slot.dim:
+        if len(shape) != nbatch + core or shape[-1] != slot.dim:
             why = ""
-            if array.ndim != nbatch + core and source is not None:
+            if len(shape) != nbatch + core and source is not None:
                 why = f" ({source.describe()} has {nbatch} batch dimension(s))"
             raise ShapeError(
                 f"{slot.describe()}: expected an array of shape {_expected(slot, nbatch)}"
-                f"{why}, got shape {array.shape}"
+                f"{why}, got shape {shape}"
             )
     batch = []
     for k in range(nbatch):
         first: tuple[ArgSlot, int] | None = None
-        for slot, array in zip(slots, arrays):
-            size = array.shape[k]
+        for slot, shape in zip(slots, shapes):
+            size = shape[k]
             if size == 1:
                 continue
             if first is None:
@@ -272,13 +278,13 @@ def _check_shapes(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray]) -> tup
     return tuple(batch)
 
 
-def _size(slots: Sequence[ArgSlot], arrays: Sequence[np.ndarray], cat: Cat, label: str) -> int:
+def _size(slots: Sequence[ArgSlot], shapes: Sequence[tuple[int, ...]], cat: Cat, label: str):
     """M (i) or N (j) from the first argument of ``cat``; 1 when there is none."""
     first: tuple[ArgSlot, int] | None = None
-    for slot, array in zip(slots, arrays):
+    for slot, shape in zip(slots, shapes):
         if slot.cat is not cat:
             continue
-        n = array.shape[-2]
+        n = shape[-2]
         if first is None:
             first = (slot, n)
         elif n != first[1]:
@@ -340,31 +346,37 @@ def _int_array(name: str, value: Any) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _outputs(call: BoundCall, user_dtype: np.dtype, out: Any) -> tuple[np.ndarray, ...]:
-    plan = call.plan
+def _outputs(
+    plan: ReductionPlan,
+    kinds: Sequence[tuple[tuple[int, ...], np.dtype]],
+    user_dtype: np.dtype,
+    out: Any,
+    adapter: ArrayAdapter,
+    device: Device,
+) -> tuple[Any, ...]:
+    """The buffers a backend fills for a given ``out=``: its arrays when they have the
+    computation dtype, new ones (copied into ``out`` by the caller) for float16 values."""
     spec = SPECS[plan.reduction]
-    weight_dim = plan.weight.dim if plan.weight is not None else 0
-    tails = spec.output_tails(plan.formula.dim, weight_dim, plan.k or 0)
-    head = (*call.batch_shape, call.n_out)
-    shapes = [(*head, *tail) for tail in tails]
-    kinds = [np.dtype(np.int64) if o.index else call.dtype for o in spec.outputs]
-    if out is None:
-        return tuple(np.empty(s, dtype=k) for s, k in zip(shapes, kinds))
     given = tuple(out) if isinstance(out, list | tuple) else (out,)
-    if len(given) != len(shapes):
+    if len(given) != len(kinds):
         raise ArgumentError(
-            f"out: {plan.reduction} returns {len(shapes)} array(s), got {len(given)} in out="
+            f"out: {plan.reduction} returns {len(kinds)} array(s), got {len(given)} in out="
         )
     buffers = []
-    for o, shape, kind, spec_out in zip(given, shapes, kinds, spec.outputs):
+    for o, (shape, kind), spec_out in zip(given, kinds, spec.outputs):
         want = kind if spec_out.index else user_dtype
-        if not isinstance(o, np.ndarray):
-            raise ArgumentError(f"out: expected a NumPy array, got {type(o).__name__}")
-        if o.shape != shape or o.dtype != want:
+        if not adapter.owns(o):
+            raise ArgumentError(f"out: expected {adapter.noun}, got {type(o).__name__}")
+        if tuple(adapter.shape(o)) != shape or adapter.dtype(o) != want:
             raise ArgumentError(
-                f"out: expected shape {shape} and dtype {want}, got {o.shape} and {o.dtype}"
+                f"out: expected shape {shape} and dtype {want}, got {tuple(adapter.shape(o))} "
+                f"and {adapter.dtype(o)}"
             )
-        if not o.flags.c_contiguous or not o.flags.writeable:
+        if adapter.device(o) != device:
+            raise ArgumentError(
+                f"out: the output is on {adapter.device(o)}, the inputs on {device}"
+            )
+        if not adapter.usable_out(o):
             raise ArgumentError("out: the output array must be C-contiguous and writeable")
-        buffers.append(o if o.dtype == kind else np.empty(shape, dtype=kind))
+        buffers.append(o if want == kind else adapter.empty(shape, kind, device))
     return tuple(buffers)

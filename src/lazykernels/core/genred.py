@@ -22,7 +22,8 @@ from ..formula.ir import Cat, Node
 from ..formula.parse import parse_aliases, parse_formula_info
 from ..formula.simplify import simplify
 from ..reductions import SPECS, canonical_name
-from .backends import resolve
+from .arrays import NUMPY, ArrayAdapter, check_device_id
+from .backends import dispatch
 from .bind import bind_call, check_nan
 from .plan import SUM_SCHEMES, ArgSlot, BoundCall, ReductionPlan
 
@@ -315,47 +316,44 @@ def run_plan(
     ranges: Sequence[Any] | None = None,
     out: Any = None,
     device_id: int = -1,
-) -> tuple[np.ndarray, ...]:
-    """Bind ``args`` to ``plan``, run ``backend`` and return the outputs (NumPy arrays).
+    adapter: ArrayAdapter = NUMPY,
+) -> tuple[Any, ...]:
+    """Bind ``args`` to ``plan``, run ``backend`` and return the outputs.
 
-    float16 inputs are computed in float32 and the values cast back to float16. With
-    ``out``, the results are written into it and ``out``'s arrays are returned.
-    ``device_id`` picks the GPU of a GPU backend.
+    ``adapter`` answers for the array library of ``args`` (:mod:`.arrays`; NumPy by
+    default): the outputs are its arrays, on the inputs' device. float16 inputs are
+    computed in float32 and the values cast back to float16. With ``out``, the results are
+    written into it and ``out``'s arrays are returned. ``device_id`` picks the GPU of a GPU
+    backend for host arrays (:func:`.arrays.check_device_id`).
     """
-    name, runner = resolve(backend)
+    call, user_dtype = bind_call(plan, args, ranges, out, False, adapter)
+    name, runner = dispatch(backend, call.device)
     compiled = name == "CPU"  # checks the inputs for NaN itself, in C, as it reads them
-    call, user_dtype = bind_call(plan, args, ranges, out, nan_check=not compiled)
-    if device_id != -1:
-        call.device_id = _device_id(device_id)
+    if not compiled:
+        check_nan(plan.slots, call.arrays, adapter)
+    if type(device_id) is not int or device_id != -1:
+        call.device_id = check_device_id(device_id, call.device)
     outputs = call.outputs
-    if call.n_red and all([o.size for o in outputs]):
+    if call.n_red and all(adapter.sizes(outputs)):
         runner(call)
     else:
         if compiled:
-            check_nan(plan.slots, call.arrays)
+            check_nan(plan.slots, call.arrays, adapter)
         if call.n_red == 0:
             fill_neutral(call)  # empty reduction sets: no backend needs to handle N == 0
     if user_dtype == call.dtype:
         results = outputs
     else:  # float16 inputs, computed in float32: values back to float16, indices stay int64
-        results = tuple(o.astype(user_dtype) if o.dtype == call.dtype else o for o in outputs)
+        results = tuple(
+            adapter.astype(o, user_dtype) if adapter.dtype(o) == call.dtype else o for o in outputs
+        )
     if out is None:
         return results
     given = tuple(out) if isinstance(out, list | tuple) else (out,)
     for target, result in zip(given, results):
         if target is not result:
-            target[...] = result
+            adapter.copy_into(target, result)
     return given
-
-
-def _device_id(device_id: Any) -> int:
-    if isinstance(device_id, bool) or not isinstance(device_id, numbers.Integral):
-        raise ArgumentError(
-            f"device_id must be an integer (-1: the default GPU), got {device_id!r}"
-        )
-    if device_id < -1:
-        raise ArgumentError(f"device_id must be -1 or a GPU index >= 0, got {device_id}")
-    return int(device_id)
 
 
 def fill_neutral(call: BoundCall) -> None:

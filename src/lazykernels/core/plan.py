@@ -6,6 +6,6 @@ too, and sits below the core); backends and front ends import them from here or 
 
 from __future__ import annotations
 
-from ..reductions.plan import SUM_SCHEMES, ArgSlot, BoundCall, Ranges, ReductionPlan
+from ..reductions.plan import HOST, SUM_SCHEMES, ArgSlot, BoundCall, Device, Ranges, ReductionPlan
 
-__all__ = ["SUM_SCHEMES", "ArgSlot", "BoundCall", "Ranges", "ReductionPlan"]
+__all__ = ["HOST", "SUM_SCHEMES", "ArgSlot", "BoundCall", "Device", "Ranges", "ReductionPlan"]

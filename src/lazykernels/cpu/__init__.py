@@ -6,8 +6,11 @@ header (:mod:`.header`: the formula, reduction and dtype), compiles and loads it
 :func:`lazykernels.jit.build` (cached on disk by source hash), keeps the loaded function
 in memory by (plan, dtype) (batch dimensions and ranges are runtime arguments of the same
 kernel, not new kernels), and calls it through ctypes (which releases the GIL)
-with pointers, sizes and per-batch-entry offsets. Inputs whose trailing (rows, dim) block is
-contiguous are passed as they are, others are copied; outputs are written in place.
+with pointers, sizes and per-batch-entry offsets. The call's arrays are read through its
+array adapter (:mod:`lazykernels.core.arrays`): their pointers, shapes and strides, so NumPy
+arrays and torch CPU tensors alike are passed by address. Inputs whose trailing (rows, dim)
+block is contiguous are passed as they are, others are copied (through NumPy views of
+their memory); outputs are written in place.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..codegen.cpp import KernelSource, render_cpu
 from ..codegen.target_cpu import CPU
+from ..core.arrays import NUMPY
 from ..core.bind import check_nan, nan_error
 from ..core.plan import BoundCall, ReductionPlan
 from ..errors import CompileError, LazyKernelsError, ShapeError
@@ -191,16 +195,18 @@ def _usable(array: np.ndarray, core: int) -> bool:
     return all(s % item == 0 for s in strides[:-core])
 
 
-def _offsets(array: np.ndarray, core: int, batch_shape: tuple[int, ...]) -> np.ndarray:
-    """Element offset of every batch entry (row-major over ``batch_shape``; 0 if broadcast)."""
+def _offsets(
+    shape: tuple[int, ...], strides: tuple[int, ...], batch_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Element offset of every batch entry (row-major over ``batch_shape``; 0 if broadcast)
+    of an array of ``shape`` and element ``strides``."""
     off = np.zeros(batch_shape, dtype=np.int64)
     for k, size in enumerate(batch_shape):
-        if array.shape[k] == 1:
+        if shape[k] == 1:
             continue
-        step = array.strides[k] // array.itemsize
-        shape = [1] * len(batch_shape)
-        shape[k] = size
-        off += (np.arange(size, dtype=np.int64) * step).reshape(shape)
+        index = [1] * len(batch_shape)
+        index[k] = size
+        off += (np.arange(size, dtype=np.int64) * strides[k]).reshape(index)
     return off.reshape(-1)
 
 
@@ -218,24 +224,8 @@ def _zero_offsets(n: int) -> int:
     return entry[1]
 
 
-_CHAR = ctypes.c_char
-_from_buffer = _CHAR.from_buffer
-_addressof = ctypes.addressof
 _WORD = ctypes.sizeof(ctypes.c_void_p)
 _CELL = next(code for code in "QLI" if _words(code).itemsize == _WORD)  # unsigned, pointer-wide
-
-
-def _address(array: np.ndarray) -> int:
-    """The address of ``array``'s first element (the caller keeps the array alive).
-
-    ``ctypes.c_char.from_buffer`` is ~3x cheaper than ``array.ctypes.data`` (which builds
-    a helper object per call); it needs a writable, C-contiguous, non-empty buffer, and
-    anything else takes the general route.
-    """
-    try:
-        return ctypes.addressof(_CHAR.from_buffer(array))
-    except (TypeError, ValueError, BufferError):
-        return array.ctypes.data
 
 
 def prepare(plan: ReductionPlan, dtype: np.dtype | str) -> None:
@@ -297,19 +287,25 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
         ShapeError: an output buffer has the wrong size or dtype.
     """
     plan, dtype = call.plan, call.dtype
-    inputs = call.arrays
+    inputs, adapter = call.arrays, call.adapter or NUMPY
     if plan.gemm != "off" and _wide(plan):  # the dot-product path? (see .gemm)
         decision = decide(call)
-        plan, inputs = decision.plan, decision.arrays
+        if decision.arrays is not inputs:  # centred: NumPy copies
+            inputs, adapter = decision.arrays, NUMPY
+        plan = decision.plan
     kernel = _kernel(plan, dtype)
     n_batch = math.prod(call.batch_shape)
     if call.n_out == 0 or n_batch == 0:
-        check_nan(plan.slots, inputs)
+        check_nan(plan.slots, inputs, adapter)
         return
     # arrays read in place: C-contiguous (NaN-checked in C), or with only their trailing
     # (rows, dim) block contiguous (strided batch entries: checked by NumPy); others copied
-    flat = [a.dtype == dtype and a.flags.c_contiguous for a in inputs]
-    if not all(flat):
+    flat = adapter.contiguous(inputs)
+    if all(flat):
+        sizes = adapter.sizes(inputs)
+    else:  # on host views (the binding gave every input the dtype)
+        if adapter is not NUMPY:
+            inputs, adapter = [adapter.to_host(a) for a in inputs], NUMPY
         inputs = [
             a if ok else _readable(a, core, dtype)
             for a, ok, core in zip(inputs, flat, kernel.cores)
@@ -317,15 +313,19 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
         flat = [a.flags.c_contiguous for a in inputs]
         strided = [(s, a) for s, a, ok in zip(plan.slots, inputs, flat) if not ok]
         check_nan([s for s, _ in strided], [a for _, a in strided])
-    targets = _output_buffers(call, kernel, n_batch)
+        sizes = [a.size if ok else 0 for a, ok in zip(inputs, flat)]  # 0: no NaN check in C
+    outputs = call.outputs
+    if call.adapter is None:  # NumPy outputs: a given out= may be non-contiguous
+        targets = _output_buffers(call, kernel, n_batch)
+    else:  # the binding allocated them, or checked a given out= (contiguous, right size)
+        targets = outputs
     n_in = len(inputs)
-    # one table of machine words: input addresses, output addresses, input sizes (0: skip)
-    buffers = [*inputs, *targets]
-    try:
-        addresses = [_addressof(_from_buffer(a)) for a in buffers]
-    except (TypeError, ValueError, BufferError):  # read-only, or empty: see _address
-        addresses = [_address(a) for a in buffers]
-    cells = _words(_CELL, [*addresses, *[a.size if ok else 0 for a, ok in zip(inputs, flat)]])
+    # one table of machine words: input addresses, output addresses, input sizes
+    if adapter is (call.adapter or NUMPY):
+        addresses = adapter.pointers([*inputs, *targets])
+    else:
+        addresses = adapter.pointers(inputs) + (call.adapter or NUMPY).pointers(targets)
+    cells = _words(_CELL, [*addresses, *sizes])
     base = cells.buffer_info()[0]
     bad = _FIRST_NAN[0](n_in, base, base + _WORD * (n_in + len(targets)), dtype.itemsize)
     if bad >= 0:
@@ -333,7 +333,7 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
     if n_batch == 1:  # every offset is 0: a shared read-only table
         offset_address = _zero_offsets(n_in)
     else:
-        parts = [_offsets(a, core, call.batch_shape) for a, core in zip(inputs, kernel.cores)]
+        parts = [_offsets(adapter.shape(a), adapter.strides(a), call.batch_shape) for a in inputs]
         offset_table = np.concatenate(parts) if parts else np.zeros(1, dtype=np.int64)
         offset_address = offset_table.ctypes.data
     n_ranges, pointers = -1, [None, None, None]
@@ -358,7 +358,7 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
     )
     if status != 0:
         raise LazyKernelsError(f"the CPU kernel of {plan.reduction} failed (out of memory?)")
-    for target, out in zip(targets, call.outputs):
+    for target, out in zip(targets, outputs):
         if target is not out:
             out[...] = target.reshape(out.shape)
 

@@ -229,7 +229,7 @@ def _centre(call: BoundCall, groups) -> list[np.ndarray]:
     group's mean (accumulated in float64) rounded to the computation's dtype. ``x - m`` is
     then one subtraction of two numbers of that dtype, rounded once relative to the centred
     value itself; every slot of the group gets the same ``m``, so distances are unchanged."""
-    arrays = list(call.arrays)
+    arrays = list(call.host_arrays())
     for group in groups:
         flat = [arrays[s].reshape(-1, arrays[s].shape[-1]) for s in group]
         total = sum(f.shape[0] for f in flat)
@@ -291,8 +291,8 @@ def threshold(call: BoundCall, analysis: Analysis, block: int = 256, lanes: int 
 
 
 def decide(call: BoundCall) -> Decision:
-    """The plan and arrays to run ``call`` with (the plan itself when the path does not
-    apply)."""
+    """The plan and arrays to run ``call`` with (the plan itself and ``call.arrays`` when
+    the path does not apply; NumPy arrays, centred, when it does)."""
     plan = call.plan
     if plan.gemm == "off":
         return Decision(plan, call.arrays, math.inf, 0.0)

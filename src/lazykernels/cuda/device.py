@@ -9,11 +9,16 @@ few calls, so the host emulation tests it on a machine without a GPU.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import ctypes
+import sys
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..codegen.cuda import CudaSource
+from ..errors import LazyKernelsError
+
+if TYPE_CHECKING:  # (the probe below must stay light: it runs on a call without a GPU)
+    from ..codegen.cuda import CudaSource
 
 MAX_GRID = 2**31 - 1
 """The most blocks of a one-dimensional CUDA grid."""
@@ -59,3 +64,33 @@ class Device(Protocol):
 
     def download(self, buffer: Buffer, array: np.ndarray, stream: int) -> None:
         """Copy ``buffer`` into the C-contiguous ``array`` (complete when this returns)."""
+
+
+_DRIVER_LIBRARIES = {"win32": ("nvcuda.dll",)}.get(sys.platform, ("libcuda.so.1", "libcuda.so"))
+
+
+def driver_library_present() -> bool:
+    """Whether the NVIDIA driver library loads (a millisecond; no CUDA import)."""
+    for name in _DRIVER_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def available() -> bool:
+    """Whether a GPU is usable: the driver library is there, and the driver
+    (:mod:`.driver`) initialises and counts at least one GPU.
+
+    ``backend="auto"`` asks it (once per process) to pick the GPU as KeOps does.
+    """
+    if not driver_library_present():
+        return False
+    from .driver import device_count  # the bindings load only when a driver is there
+
+    try:
+        return device_count() > 0
+    except LazyKernelsError:  # CompatibilityError included: no bindings, no usable GPU
+        return False

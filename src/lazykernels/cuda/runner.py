@@ -272,7 +272,7 @@ def run(
     if scheme == "auto":
         scheme = choose_scheme(math.prod(call.batch_shape) * call.n_out, call.n_red)
     ks = kernel_source(call.plan, call.dtype, block, scheme)
-    arrays = [np.ascontiguousarray(a, dtype=call.dtype) for a in call.arrays]
+    arrays = [np.ascontiguousarray(a, dtype=call.dtype) for a in call.host_arrays()]
     keep: list[Any] = [device.upload(a, 0) for a in arrays]
     inputs = [b.ptr for b in keep]
     targets = [device.alloc(o.nbytes) for o in call.outputs]
@@ -295,5 +295,5 @@ def run(
         upload,
         chunk=chunk,
     )
-    for target, out in zip(targets, call.outputs):
+    for target, out in zip(targets, call.host_outputs()):
         device.download(target, out, 0)

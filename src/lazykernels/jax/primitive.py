@@ -5,7 +5,8 @@
 are the op-card shape of JAX:
 
 - abstract evaluation: the output shapes and dtypes of the plan's binding checks
-  (:func:`lazykernels.core.bind.layout_of`), run on the abstract shapes only, so shape
+  (:func:`lazykernels.core.bind.layout_for` through the JAX array adapter,
+  :mod:`lazykernels.jax.arrays`), run on the abstract shapes only, so shape
   errors surface at trace time with our messages. Index outputs are int64 under
   ``jax_enable_x64`` and int32 under JAX's default 32-bit mode (the values fit whenever the
   reduced axis has fewer than 2**31 indices);
@@ -44,11 +45,12 @@ from jax.interpreters import ad, batching, mlir
 
 from ..core.autodiff import run_jvp, run_vjp, vjp_rules
 from ..core.backends import resolve
-from ..core.bind import layout_of
+from ..core.bind import layout_for
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
 from ..errors import ArgumentError
 from ..reductions.derivatives import Derivative, Extra, derivative
+from .arrays import JAX
 
 reduce_p = Primitive("lazykernels_reduce")
 reduce_p.multiple_results = True
@@ -97,8 +99,8 @@ def _index_dtype() -> np.dtype:
     return np.dtype(np.int64) if jax.config.jax_enable_x64 else np.dtype(np.int32)
 
 
-def _out_avals(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]):
-    layout = layout_of(plan, shapes, dtypes)
+def _out_avals(plan: ReductionPlan, avals: Sequence[Any]):
+    layout = layout_for(plan, avals, JAX)
     index, values = _index_dtype(), layout.user_dtype  # float16 data: float16 values
     return [
         ShapedArray(shape, index if np.dtype(kind).kind == "i" else values)
@@ -107,7 +109,7 @@ def _out_avals(plan: ReductionPlan, shapes: Sequence[tuple[int, ...]], dtypes: S
 
 
 def _abstract_eval(*avals: ShapedArray, plan: ReductionPlan, backend: str, ranges: Any):
-    return _out_avals(plan, [a.shape for a in avals], [a.dtype for a in avals])
+    return _out_avals(plan, avals)
 
 
 def _host_run(
@@ -115,7 +117,7 @@ def _host_run(
 ) -> list[np.ndarray]:
     """Run the NumPy core; integer outputs cast to JAX's index dtype."""
     given = None if ranges is None else ranges.arrays
-    results = run_plan(plan, [np.asarray(a) for a in arrays], backend=backend, ranges=given)
+    results = run_plan(plan, arrays, backend=backend, ranges=given, adapter=JAX)
     index = _index_dtype()
     return [r.astype(index) if r.dtype.kind == "i" and r.dtype != index else r for r in results]
 
@@ -160,7 +162,7 @@ def _impl(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> list[
 
 
 def _callback(*arrays: Any, plan: ReductionPlan, backend: str, ranges: Any) -> list[Any]:
-    avals = _out_avals(plan, [a.shape for a in arrays], [a.dtype for a in arrays])
+    avals = _out_avals(plan, arrays)
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals]
     host = lambda *xs: tuple(_host_run(plan, backend, ranges, xs))
     return list(jax.pure_callback(host, tuple(shapes), *arrays))

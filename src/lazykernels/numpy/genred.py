@@ -40,7 +40,8 @@ class Genred(GenredCore):
             args: float16/float32/float64 arrays, all of one dtype; ``Vi(D)`` takes
                 ``(..., M, D)``, ``Vj(D)`` takes ``(..., N, D)``, ``Pm(D)`` takes ``(..., D)``.
             backend: ``"auto"``, ``"CPU"``, ``"reference"``, or ``"GPU"`` / ``"GPU_1D"``
-                (the arrays are copied to the GPU and the results back).
+                (the arrays are copied to the GPU and the results back); ``"auto"`` picks
+                the GPU when one is present, as KeOps does.
             device_id: the GPU of a GPU backend (-1: ``lazykernels.default_device_id``).
             ranges: KeOps's 6-tuple of block-sparse ranges.
             out: preallocated output array(s), filled in place and returned.

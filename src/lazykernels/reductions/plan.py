@@ -14,6 +14,7 @@ above reads plans (:mod:`lazykernels.core.plan` re-exports it for backends and f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -87,15 +88,39 @@ class Ranges:
     redranges: np.ndarray  # (S, 2)
 
 
+@dataclass(frozen=True)
+class Device:
+    """Where a call's arrays live: ``kind`` ("cpu" or "cuda"), the GPU's ``index`` (-1 on
+    the host) and the ``stream`` a GPU kernel runs on (0: the default stream)."""
+
+    kind: str = "cpu"
+    index: int = -1
+    stream: int = 0
+
+    @property
+    def is_host(self) -> bool:
+        return self.kind == "cpu"
+
+    def __str__(self) -> str:
+        return self.kind if self.index < 0 else f"{self.kind}:{self.index}"
+
+
+HOST = Device()
+"""The host (CPU memory)."""
+
+
 @dataclass
 class BoundCall:
     """A validated call: the plan, the inputs and the output buffers to fill.
 
     Attributes:
         plan: the reduction plan.
-        arrays: one array per slot, dtype ``dtype``. Shapes are ``batch + (n, dim)`` for
-            i/j variables and ``batch + (dim,)`` for parameters, where each batch entry is
-            1 (broadcast) or ``batch_shape[k]`` (``len(batch) == len(batch_shape)``).
+        arrays: one array per slot, dtype ``dtype``, as the array library holds it (ask
+            ``adapter`` for pointers, strides, host views: :mod:`lazykernels.core.arrays`;
+            :meth:`host_arrays` gives NumPy views of host memory). Shapes are
+            ``batch + (n, dim)`` for i/j variables and ``batch + (dim,)`` for parameters,
+            where each batch entry is 1 (broadcast) or ``batch_shape[k]``
+            (``len(batch) == len(batch_shape)``).
             Arrays may be non-contiguous; backends that need contiguity copy.
         dtype: the computation dtype (float16 inputs are computed in float32 and only
             cast back by Genred, so backends see float32 or float64).
@@ -105,6 +130,9 @@ class BoundCall:
         outputs: arrays to fill, shaped ``batch_shape + (n_out, ...)`` per the reduction's
             output rule (values in ``dtype``, indices in int64), C-contiguous.
         device_id: the GPU a GPU backend runs on (KeOps's ``device_id``; -1: the default).
+        adapter: the array library's adapter (``lazykernels.core.arrays.ArrayAdapter``);
+            None: the arrays are NumPy arrays.
+        device: where ``arrays`` and ``outputs`` live.
     """
 
     plan: ReductionPlan
@@ -116,6 +144,20 @@ class BoundCall:
     ranges: Ranges | None
     outputs: tuple[np.ndarray, ...] = field(default_factory=tuple)
     device_id: int = -1
+    adapter: Any = None
+    device: Device = HOST
+
+    def host_arrays(self) -> tuple[np.ndarray, ...]:
+        """The inputs as NumPy arrays: views of host memory (copies of device memory)."""
+        if self.adapter is None:
+            return self.arrays
+        return tuple([self.adapter.to_host(a) for a in self.arrays])
+
+    def host_outputs(self) -> tuple[np.ndarray, ...]:
+        """The outputs as NumPy arrays; views (written in place) for host memory."""
+        if self.adapter is None:
+            return self.outputs
+        return tuple([self.adapter.to_host(o) for o in self.outputs])
 
     @property
     def n_out(self) -> int:

@@ -42,9 +42,9 @@ def run(call: BoundCall) -> None:
     rows_block, cols_block = _block_shape(plan, scheme, n_out, n_red, period)
     nodes = [var(s.position, s.dim, s.cat) for s in plan.slots]
     nbatch = len(call.batch_shape)
-
+    inputs, outputs = call.host_arrays(), call.host_outputs()  # NumPy views of host memory
     for b in np.ndindex(*call.batch_shape):
-        arrays = [a[_entry(a, b, nbatch)] for a in call.arrays]
+        arrays = [a[_entry(a, b, nbatch)] for a in inputs]
         acc = accumulator(plan, n_out, call.dtype, period)
         for rows, c0, c1 in _blocks(n_out, n_red, call.ranges, rows_block, cols_block):
             env = _block_env(plan, nodes, arrays, rows, c0, c1)
@@ -54,7 +54,7 @@ def run(call: BoundCall) -> None:
             if plan.weight is not None:
                 weights = _evaluate_block(plan.weight, env, call.dtype, shape)
             acc.update(rows, values, weights, c0)
-        for out, result in zip(call.outputs, acc.finalize()):
+        for out, result in zip(outputs, acc.finalize()):
             out[b] = result.reshape(out[b].shape)
 
 

@@ -1,10 +1,11 @@
 """PyTorch front end: KeOps's ``pykeops.torch`` API on torch tensors.
 
-A thin adapter over the array-library-neutral core (:mod:`lazykernels.core`): CPU tensors
-are handed to the backends as NumPy views (no copies), results come back as tensors, and
-:mod:`.autograd` makes every reduction differentiable (its derivatives are reductions too,
-built by :mod:`lazykernels.reductions.derivatives`). CUDA tensors raise: there is no GPU
-backend yet. ``lazykernels.torch.cluster`` holds the cluster utilities.
+A thin adapter over the array-library-neutral core (:mod:`lazykernels.core`): the torch
+array adapter (:mod:`.arrays`) hands CPU tensors to the backends by pointer (no copies, no
+NumPy views) and CUDA tensors to the GPU runner in place; results come back as tensors on
+the inputs' device, and :mod:`.autograd` makes every reduction differentiable (its
+derivatives are reductions too, built by :mod:`lazykernels.reductions.derivatives`).
+``lazykernels.torch.cluster`` holds the cluster utilities.
 """
 
 from __future__ import annotations

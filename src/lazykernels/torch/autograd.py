@@ -1,10 +1,9 @@
 """Reductions on torch tensors with autograd: ``torch_reduce`` and ``GenredFunction``.
 
-The CPU backends work on NumPy arrays: CPU tensors are viewed as arrays without a copy
-(``.detach().numpy()``) and the outputs the backend allocates are wrapped back with
-``torch.from_numpy`` (no copy either). CUDA tensors run on the GPU in place
-(:mod:`lazykernels.torch.cuda`); tensors on any other device raise, and nothing is ever
-copied between devices behind the user's back.
+Tensors go to the core through the torch array adapter (:mod:`lazykernels.torch.arrays`):
+CPU tensors are read by the backends in place, by pointer; CUDA tensors run on the GPU in
+place, on torch's current stream; the outputs are tensors on the inputs' device. Tensors on
+any other device raise, and nothing is ever copied between devices behind the user's back.
 
 Differentiation follows :mod:`lazykernels.reductions.derivatives`:
 
@@ -26,7 +25,7 @@ Differentiation follows :mod:`lazykernels.reductions.derivatives`:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -37,7 +36,7 @@ from ..core.autodiff import derived_inputs, normalise, run_vjp, vjp_rules
 from ..core.backends import prepare
 from ..core.genred import run_plan
 from ..core.plan import ReductionPlan
-from ..errors import ArgumentError, BackendError, DtypeError
+from ..errors import ArgumentError
 from ..formula.ir import Cat
 from ..reductions import SPECS
 from ..reductions.derivatives import (
@@ -48,46 +47,12 @@ from ..reductions.derivatives import (
     selection_plan,
     with_index,
 )
+from .arrays import TORCH, check_device
 
 __all__ = ["GenredFunction", "check_device", "torch_reduce", "unbroadcast"]
 
 _FLOATS = (torch.float16, torch.float32, torch.float64)
 _N_STATIC = 3  # GenredFunction's non-tensor arguments: plan, backend, ranges
-
-
-def check_device(tensor: torch.Tensor, what: str) -> None:
-    """Raise unless ``tensor`` lives in CPU or CUDA memory.
-
-    Raises:
-        BackendError: a tensor on another device (``meta``, ``mps``...).
-    """
-    if tensor.device.type not in ("cpu", "cuda"):
-        raise BackendError(
-            f"{what} is on device {tensor.device}; only CPU and CUDA tensors are supported"
-        )
-
-
-def _as_array(tensor: Any, what: str | Callable[[], str]) -> np.ndarray:
-    """A NumPy view of a CPU tensor (no copy); ``what`` names it in errors (or makes the
-    name, so that a warm call does not format names it never shows)."""
-    if not isinstance(tensor, torch.Tensor):
-        raise ArgumentError(f"{_name(what)}: expected a torch.Tensor, got {type(tensor).__name__}")
-    if tensor.is_cuda or not tensor.is_cpu:  # (is_cpu is cheaper than device.type)
-        check_device(tensor, _name(what))
-        raise BackendError(f"{_name(what)} is on {tensor.device}; the other inputs are not")
-    if tensor.dtype not in _FLOATS and tensor.is_floating_point():
-        raise DtypeError(
-            f"{_name(what)}: dtype {tensor.dtype} is not supported; use float16, float32 or float64"
-        )
-    try:
-        # .detach() makes a new tensor (~1 us): only when numpy() would refuse
-        return tensor.detach().numpy() if tensor.requires_grad else tensor.numpy()
-    except RuntimeError:  # a lazy conjugate or negative view: materialise it first
-        return tensor.detach().resolve_conj().resolve_neg().numpy()
-
-
-def _name(what: str | Callable[[], str]) -> str:
-    return what if isinstance(what, str) else what()
 
 
 def _ranges_arrays(ranges: Sequence[Any] | None) -> tuple[np.ndarray, ...] | None:
@@ -96,8 +61,7 @@ def _ranges_arrays(ranges: Sequence[Any] | None) -> tuple[np.ndarray, ...] | Non
     if not isinstance(ranges, list | tuple):
         raise ArgumentError("ranges must be a 6-tuple of integer tensors")
     return tuple(  # CUDA ranges are read on the host: the block table is built there
-        _as_array(r.cpu(), f"ranges[{k}]") if isinstance(r, torch.Tensor) else np.asarray(r)
-        for k, r in enumerate(ranges)
+        TORCH.to_host(r) if isinstance(r, torch.Tensor) else np.asarray(r) for r in ranges
     )
 
 
@@ -108,23 +72,8 @@ def _run(
     ranges: tuple[np.ndarray, ...] | None,
     out: Any = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Run ``plan`` on the backend, without autograd; outputs as tensors (no copies)."""
-    if any([isinstance(t, torch.Tensor) and t.is_cuda for t in tensors]):
-        from .cuda import run_cuda
-
-        return run_cuda(plan, tensors, backend, ranges, out)
-    arrays = [_as_array(t, partial(_argument_name, plan, k)) for k, t in enumerate(tensors)]
-    if out is None:
-        results = run_plan(plan, arrays, backend=backend, ranges=ranges)
-        return tuple(torch.from_numpy(r) for r in results)
-    given = tuple(out) if isinstance(out, list | tuple) else (out,)
-    views = tuple(_as_array(o, "out") for o in given)
-    run_plan(plan, arrays, backend=backend, ranges=ranges, out=views)
-    return given
-
-
-def _argument_name(plan: ReductionPlan, k: int) -> str:
-    return plan.slots[k].describe() if k < len(plan.slots) else f"argument #{k}"
+    """Run ``plan`` on the backend, without autograd; outputs as tensors."""
+    return run_plan(plan, tensors, backend=backend, ranges=ranges, out=out, adapter=TORCH)
 
 
 def _tracked(tensors: Sequence[Any]) -> bool:
@@ -366,8 +315,10 @@ def torch_reduce(
 
     Args:
         plan: the reduction plan (``Genred``'s, or one built by a LazyTensor).
-        tensors: one CPU tensor per slot of the plan, in position order.
-        backend: ``"auto"``, ``"CPU"`` or ``"reference"``.
+        tensors: one tensor per slot of the plan, in position order, all on one device
+            (CPU or CUDA).
+        backend: ``"auto"`` (the GPU for CUDA tensors, or when one is present),
+            ``"CPU"``, ``"reference"``, ``"GPU"``.
         ranges: KeOps's 6-tuple of block-sparse ranges (tensors or arrays), or None.
         out: preallocated output tensor(s), filled in place; only when no gradient is
             tracked.
@@ -376,7 +327,7 @@ def torch_reduce(
         The outputs of the reduction (one tensor, or values and int64 indices).
 
     Raises:
-        BackendError: a CUDA tensor or a GPU backend name.
+        BackendError: tensors on different devices, a CPU backend for CUDA tensors.
         ArgumentError, ShapeError, DtypeError: invalid inputs (see
             :mod:`lazykernels.core.bind`).
 

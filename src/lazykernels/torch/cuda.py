@@ -1,14 +1,12 @@
-"""CUDA tensors in place: the torch side of the GPU runner (:mod:`lazykernels.cuda.runner`).
+"""CUDA tensors and GPU backends: the torch side of the GPU runner.
 
-The inputs stay where they are: their device pointers are passed to the kernel (a
-non-contiguous input is made contiguous by torch, on its device), the outputs are allocated
-by torch on the inputs' device, and the kernel runs on torch's current stream, so it is
-ordered with the surrounding torch work. Only small tables (batch offsets, the ranges'
-block table) are copied to the device, and the NaN check of the inputs reads one flag back.
-
-``run_cuda`` takes the device to launch on: by default the GPU of the tensors, through
-the driver; tests pass the host emulation (:class:`~lazykernels.cuda.emulation.EmulatedDevice`)
-with CPU tensors, which runs everything here but the stream.
+CUDA tensors go through the core like CPU tensors (the torch array adapter,
+:mod:`lazykernels.torch.arrays`, reports their device and stream) and run in place
+(:mod:`lazykernels.cuda.resident`). :func:`run_cuda` is that path with the device and
+block size given: tests pass the host emulation
+(:class:`~lazykernels.cuda.emulation.EmulatedDevice`) with CPU tensors, which runs
+everything here but the stream. :func:`gpu_arguments` moves CPU tensors to the GPU for a
+GPU backend, as KeOps does.
 """
 
 from __future__ import annotations
@@ -20,89 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..codegen.cuda import BLOCK
-from ..core.backends import GPU_NAMES, canonical_backend
-from ..core.bind import layout_of, nan_error, orient_ranges
+from ..core.arrays import Device, check_device_id
+from ..core.backends import GPU_NAMES, canonical_backend, dispatch
+from ..core.bind import bind_call
 from ..core.plan import ReductionPlan
-from ..cuda.runner import (
-    default_device,
-    default_device_id,
-    kernel_source,
-    launch_reduction,
-    scheme_for,
-)
-from ..errors import ArgumentError, BackendError
-from ..formula.ir import Cat
-from ..reductions import SPECS
-
-_NUMPY = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
-
-
-def tensors_device(tensors: Sequence[torch.Tensor], plan: ReductionPlan) -> torch.device:
-    """The one device of ``tensors``.
-
-    Raises:
-        BackendError: the inputs are on different devices (named in the message).
-    """
-    first = tensors[0]
-    for k, t in enumerate(tensors[1:], 1):
-        if t.device != first.device:
-            raise BackendError(
-                f"the inputs are on different devices: {plan.slots[0].describe()} is on "
-                f"{first.device} but {plan.slots[k].describe()} is on {t.device}; move them "
-                "to one device"
-            )
-    return first.device
-
-
-def check_device_id(device: torch.device, device_id: int) -> None:
-    """KeOps's rule: an explicit ``device_id`` must be the CUDA tensors' device.
-
-    Raises:
-        ArgumentError: it is not.
-    """
-    if device_id is not None and device_id >= 0 and device.index != device_id:
-        raise ArgumentError(
-            f"device_id={device_id}, but the inputs are on {device}; pass device_id=-1 or "
-            "move the inputs"
-        )
-
-
-def _check_backend(backend: str, device: torch.device) -> None:
-    name = canonical_backend(backend)
-    if name == "auto" or name in GPU_NAMES:
-        return
-    raise BackendError(
-        f"backend {name!r} runs on the CPU, but the inputs are CUDA tensors on {device}; "
-        "move them with .cpu() or use backend='GPU'"
-    )
-
-
-def _check_nan(plan: ReductionPlan, tensors: Sequence[torch.Tensor]) -> None:
-    if not tensors:
-        return
-    flags = torch.stack([t.isnan().any() for t in tensors])
-    if bool(flags.any()):  # one flag read back for all inputs
-        raise nan_error(plan.slots[int(flags.to(torch.int8).argmax())])
-
-
-def _outputs(plan, layout, dtype, device, out) -> list[torch.Tensor]:
-    spec = SPECS[plan.reduction]
-    kinds = [torch.int64 if o.index else dtype for o in spec.outputs]
-    shapes = [shape for shape, _ in layout.outputs]
-    if out is None:
-        return [torch.empty(s, dtype=k, device=device) for s, k in zip(shapes, kinds)]
-    given = list(out) if isinstance(out, list | tuple) else [out]
-    if len(given) != len(shapes):
-        raise ArgumentError(
-            f"out: {plan.reduction} returns {len(shapes)} tensor(s), got {len(given)}"
-        )
-    for o, shape, kind in zip(given, shapes, kinds):
-        if not isinstance(o, torch.Tensor) or tuple(o.shape) != shape or o.dtype != kind:
-            raise ArgumentError(f"out: expected a tensor of shape {shape} and dtype {kind}")
-        if o.device != device or not o.is_contiguous():
-            raise ArgumentError(f"out: the output must be a contiguous tensor on {device}")
-    return given
+from ..cuda import resident
+from ..cuda.runner import default_device, default_device_id, scheme_for
+from ..errors import BackendError
+from .arrays import TORCH
 
 
 def run_cuda(
@@ -127,57 +50,14 @@ def run_cuda(
         CompatibilityError: no driver or GPU.
         FormulaError: a plan the CUDA kernel does not print yet.
     """
-    tdev = tensors_device(tensors, plan) if tensors else torch.device("cpu")
-    _check_backend(backend, tdev)
-    check_device_id(tdev, device_id)
-    shapes = [tuple(t.shape) for t in tensors]
-    dtypes = [
-        np.dtype(_NUMPY.get(t.dtype, np.float64)) if t.is_floating_point() else np.dtype(np.int64)
-        for t in tensors
-    ]
-    layout = layout_of(plan, shapes, dtypes)
-    dtype = tensors[0].dtype if tensors else torch.float64
-    call_ranges = None
-    n_out, n_red = (layout.ni, layout.nj) if plan.output_cat is Cat.I else (layout.nj, layout.ni)
-    if ranges is not None:
-        call_ranges = orient_ranges(ranges, plan.output_cat, n_out, n_red)
-    elif layout.k_too_large:
-        raise ArgumentError(
-            f"{plan.reduction}: K = {plan.k} is larger than the number of reduction "
-            f"indices ({n_red})"
-        )
-    _check_nan(plan, tensors)
-    outputs = _outputs(plan, layout, dtype, tdev, out)
-    if n_out == 0 or math.prod(layout.batch_shape) == 0:
-        return tuple(outputs)
-    if device is None:
-        device = default_device(
-            tdev.index if tdev.index is not None else torch.cuda.current_device()
-        )
-    inputs = [t.detach().contiguous() for t in tensors]
-    scheme = scheme_for(canonical_backend(backend), math.prod(layout.batch_shape) * n_out, n_red)
-    ks = kernel_source(plan, _NUMPY[dtype], block or BLOCK, scheme)
-    keep: list[torch.Tensor] = []
-
-    def upload(table: np.ndarray) -> int:
-        keep.append(torch.from_numpy(table).to(tdev))
-        return keep[-1].data_ptr()
-
-    stream = torch.cuda.current_stream(tdev).cuda_stream if tdev.type == "cuda" else 0
-    launch_reduction(
-        device,
-        ks,
-        [tuple(t.shape) for t in inputs],
-        layout.batch_shape,
-        n_out,
-        n_red,
-        [t.data_ptr() for t in inputs],
-        [o.data_ptr() for o in outputs],
-        call_ranges,
-        upload,
-        stream,
-    )
-    return tuple(outputs)
+    call, _ = bind_call(plan, tensors, ranges, out, True, TORCH, float16=True)
+    # (host tensors here run on the given device's memory: checked as CUDA ones)
+    dispatch(backend, call.device if not call.device.is_host else Device("cuda", 0))
+    check_device_id(device_id, call.device)
+    name = canonical_backend(backend)  # "GPU" and "auto": the scheme chosen for the sizes
+    scheme = scheme_for(name, math.prod(call.batch_shape) * call.n_out, call.n_red)
+    resident.run(call, device, block, scheme)
+    return call.outputs
 
 
 def gpu_arguments(
@@ -197,8 +77,10 @@ def gpu_arguments(
     """
     on_gpu = [a for a in args if isinstance(a, torch.Tensor) and a.is_cuda]
     if on_gpu:
-        check_device_id(on_gpu[0].device, device_id)
+        check_device_id(device_id, TORCH.device(on_gpu[0]))
         return list(args), None
+    if type(device_id) is not int or device_id != -1:
+        device_id = check_device_id(device_id)
     if not isinstance(backend, str) or canonical_backend(backend) not in GPU_NAMES:
         return list(args), None
     target = torch.device("cuda", default_device_id() if device_id < 0 else device_id)

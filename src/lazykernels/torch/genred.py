@@ -46,14 +46,14 @@ class Genred(GenredCore):
         ranges: Any = None,
         out: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """Reduce over the inputs ``args`` (one CPU tensor per alias, in position order).
+        """Reduce over the inputs ``args`` (one tensor per alias, in position order).
 
         Args:
             args: float16/float32/float64 tensors, all of one dtype; ``Vi(D)`` takes
                 ``(..., M, D)``, ``Vj(D)`` takes ``(..., N, D)``, ``Pm(D)`` takes ``(..., D)``.
             backend: ``"auto"``, ``"CPU"``, ``"reference"``, or ``"GPU"`` / ``"GPU_1D"``
                 (CUDA tensors always run on their GPU; CPU tensors are moved to the GPU
-                and the results back).
+                and the results back). ``"auto"`` picks the GPU when one is present.
             device_id: the GPU of CPU inputs with a GPU backend (-1: the default); with
                 CUDA inputs it must be their device.
             ranges: KeOps's 6-tuple of block-sparse ranges (int tensors or arrays).
