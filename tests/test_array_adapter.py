@@ -277,3 +277,20 @@ def test_the_gpu_probe_is_false_without_a_driver_library(monkeypatch):
 
     monkeypatch.setattr(device, "_DRIVER_LIBRARIES", ("liblazykernels-no-such-library.so",))
     assert device.driver_library_present() is False and device.available() is False
+
+
+def test_jax_arrays_and_abstract_values_go_through_the_same_binding():
+    jax = pytest.importorskip("jax")
+    from lazykernels.core.bind import layout_for
+    from lazykernels.jax.arrays import JAX
+
+    arrays = inputs(np.random.default_rng(9), batch=(2,))
+    jarrays = [jax.numpy.asarray(a.astype(np.float32)) for a in arrays]
+    avals = [jax.core.ShapedArray(a.shape, a.dtype) for a in jarrays]
+    want = layout_for(GAUSS, [a.astype(np.float32) for a in arrays])
+    assert layout_for(GAUSS, avals, JAX) == layout_for(GAUSS, jarrays, JAX) == want
+    assert want.outputs == (((2, 7, 2), np.dtype(np.float32)),)
+    (got,) = run_plan(GAUSS, jarrays, backend="reference", adapter=JAX)
+    np.testing.assert_allclose(got, dense(*jarrays), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ShapeError, match="'y'"):
+        layout_for(GAUSS, [avals[0], jax.core.ShapedArray((2, 5, 2), np.float32), *avals[2:]], JAX)
