@@ -3,7 +3,8 @@
     python benchmarks/bench_accuracy.py [--m 200] [--n 300] [--batch 2] [--seed 0]
         [--cases Sum LogSumExp ...] [--backend CPU]
 
-For each reduction (Sum, LogSumExp, LogSumExpWeight, SumSoftMaxWeight, Min, KMin), a loss
+For each reduction (Sum, LogSumExp, LogSumExpWeight, SumSoftMaxWeight, Min, KMin, and
+LogSumExpWeight2 / SumSoftMaxWeight3 with weights of dimension 2 / 3), a loss
 ``L(x) = ||reduction(F(x_i, y_j))||`` (a norm on top, batch dimensions, a weight where the
 reduction takes one) is differentiated w.r.t. x with ``torch.func``: the value, the gradient
 (``torch.func.grad``) and the Hessian (``torch.func.hessian``). The float64 dense torch
@@ -124,6 +125,31 @@ def _kmin_dense(x, y, b):
     return _sqdist_dense(x_i, y_j)[..., 0].topk(3, dim=-1, largest=False).values
 
 
+def _lse_weight2(x, y, b, backend, **opts):
+    x_i, y_j, b_j = _lazy(x, y, b)
+    w_j = LazyTensor.concatenate([b_j, y_j[..., :1]]) ** 2 + 0.5  # positive, dimension 2
+    return (-_sqdist_lazy(x_i, y_j)).logsumexp(dim=x.dim() - 1, weight=w_j, backend=backend, **opts)
+
+
+def _lse_weight2_dense(x, y, b):
+    x_i, y_j, b_j = _dense(x, y, b)
+    w_j = torch.cat([b_j, y_j[..., :1]], -1) ** 2 + 0.5
+    return (-_sqdist_dense(x_i, y_j) + w_j.log()).logsumexp(-2)
+
+
+def _softmax3(x, y, b, backend, **opts):
+    x_i, y_j, b_j = _lazy(x, y, b)
+    return (-_sqdist_lazy(x_i, y_j)).sumsoftmaxweight(
+        b_j * y_j.sin(), dim=x.dim() - 1, backend=backend, **opts
+    )
+
+
+def _softmax3_dense(x, y, b):
+    x_i, y_j, b_j = _dense(x, y, b)
+    w = (-_sqdist_dense(x_i, y_j)).softmax(-2)
+    return (w * b_j * y_j.sin()).sum(-2)
+
+
 CASES = {
     c.name: c
     for c in (
@@ -133,6 +159,9 @@ CASES = {
         Case("SumSoftMaxWeight", _softmax, _softmax_dense),
         Case("Min", _min, _min_dense),
         Case("KMin", _kmin, _kmin_dense),
+        # weights of dimension > 1: the derivatives' Exp(F - o) path
+        Case("LogSumExpWeight2", _lse_weight2, _lse_weight2_dense),
+        Case("SumSoftMaxWeight3", _softmax3, _softmax3_dense),
     )
 }
 
@@ -171,15 +200,27 @@ def measure(
     backend: str,
     scale: float = 1.0,
     hess: bool = True,
+    wrt: str = "x",
     **opts,
 ):
-    """{"value"|"grad"|"hessian": (ours float32 error, dense float32 error)}."""
+    """{"value"|"grad"|"hessian": (ours float32 error, dense float32 error)}; the
+    derivatives are taken w.r.t. ``x`` (output-index points) or ``y`` (reduced ones)."""
     x, y, b = inputs(m, n, batch, seed, scale)
 
-    truth = derivatives(lambda x: case.dense(x, y, b), x, hess)
+    def loss_of(fn, x, y, b):
+        return (lambda v: fn(v, y, b)) if wrt == "x" else (lambda v: fn(x, v, b))
+
+    def at(x, y):
+        return x if wrt == "x" else y
+
+    truth = derivatives(loss_of(case.dense, x, y, b), at(x, y), hess)
     x32, y32, b32 = x.float(), y.float(), b.float()
-    dense32 = derivatives(lambda x: case.dense(x, y32, b32), x32, hess)
-    ours32 = derivatives(lambda x: case.ours(x, y32, b32, backend, **opts), x32, hess)
+    dense32 = derivatives(loss_of(case.dense, x32, y32, b32), at(x32, y32), hess)
+
+    def ours(x, y, b):
+        return case.ours(x, y, b, backend, **opts)
+
+    ours32 = derivatives(loss_of(ours, x32, y32, b32), at(x32, y32), hess)
     names = ("value", "grad", "hessian")
     return {
         name: (rel_error(o, t), rel_error(d, t))
@@ -212,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="CPU")
     parser.add_argument("--scale", type=float, default=1.0, help="spread of x and y")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--wrt", default="x", choices=["x", "y"], help="differentiate w.r.t.")
     parser.add_argument("--dtype-acc", default=None, help="dtype_acc of the sum-type reductions")
     parser.add_argument("--sum-scheme", default=None, help="sum_scheme of the sum-type ones")
     args = parser.parse_args(argv)
@@ -231,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.backend,
             args.scale,
+            wrt=args.wrt,
             **(opts if name not in ("Min", "KMin") else {}),
         )
         for name in args.cases

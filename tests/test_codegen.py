@@ -370,7 +370,8 @@ def _loop_lines(lines: list[str], header: str) -> set[int]:
     "name, headers",
     [
         # the whole-vector loop and the masked last vector of a tile
-        ("gauss_sum_f32", ["for (int64_t j = j0; j < jm; ++j)", "for (int u = 0; u < VW; ++u)"]),
+        # (float32: the whole vectors as per-lane partials, schedule_cpp.lane_sums)
+        ("gauss_sum_f32", ["for (int64_t u = 0; u < VW; ++u)", "for (int u = 0; u < VW; ++u)"]),
         # the K-min filter's vectorised threshold test
         ("argkmin_f32", ["for (int64_t j = j0; j < jm; ++j)", "for (int u = 0; u < 16; ++u)"]),
     ],

@@ -225,7 +225,9 @@ def test_kahan_and_double_accumulators_are_accurate():
     cpu.run(call)
     errors["block_sum"] = np.abs(call.outputs[0][:, 0] - exact).max() / exact
     assert errors["sum_kahan"] < 1e-7 and errors["sum_double_acc"] < 1e-7, errors
-    assert errors["block_sum"] > 1e-6 and errors["sum_direct"] > 1e-6, errors  # the contrast
+    # the contrast: direct sums add every term to the lane holding the huge one; block sums
+    # (float32 lanes in two levels, chunks of 32 terms) lose less, but still more than Kahan
+    assert errors["block_sum"] > 2e-7 and errors["sum_direct"] > 1e-6, errors
 
 
 def test_out_in_place_and_out_of_place():

@@ -110,6 +110,21 @@ static inline double lk_exp_scaled(double s, double c) {
   return lk_exp_reduced(s * c, __builtin_fma(s, c * 1.4426950408889634, 6755399441055744.0));
 }
 
+#if LK_VBYTES == 64
+#define LK_LANES(p) (lk_v){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]}
+#else
+#define LK_LANES(p) (lk_v){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]}
+#endif
+
+typedef T lk_v __attribute__((vector_size(LK_VBYTES)));
+static const int64_t LK_L = LK_VBYTES / (int64_t)sizeof(T);
+static inline lk_v lk_vload(const T* p) {
+  lk_v v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void lk_vstore(T* p, lk_v v) { __builtin_memcpy(p, &v, sizeof v); }
+
 extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                          const void* const* args, const int64_t* offsets,
                          void* const* outs, int64_t n_ranges,
@@ -308,22 +323,34 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                     const T xr2 = xs2[k];
                     A ps0 = 0;
                     const int64_t jm = j0 + (j1 - j0) / VW * VW;
-                    #pragma omp simd reduction(+:ps0)
-                    for (int64_t j = j0; j < jm; ++j) {
-                      const T yr0 = a2[j];
-                      const T yr1 = ys0[j];
-                      const T yr2 = ys1[j];
-                      const T yr3 = ys2[j];
-                      const T t0 = (xr0 + yr1);
-                      const T t1 = (xr1 + yr2);
-                      const T t2 = (xr2 + yr3);
-                      const T t3 = (t0 * t0);
-                      const T t4 = (t1 * t1);
-                      const T t5 = (t2 * t2);
-                      const T t6 = t3 + t4 + t5;
-                      const T t7 = lk_exp_scaled(t6, p1);
-                      const T t8 = (yr0 * t7);
-                      ps0 += t8;
+                    lk_v pv0 = {};
+                    for (int64_t jc = j0; jc < jm; jc += 32 * VW) {
+                      const int64_t je = lk_min(jm, jc + 32 * VW);
+                      A pq0[VW] = {};
+                      for (int64_t jv = jc; jv < je; jv += VW) {
+                        #pragma omp simd
+                        for (int64_t u = 0; u < VW; ++u) {
+                          const int64_t j = jv + u;
+                          const T yr0 = a2[j];
+                          const T yr1 = ys0[j];
+                          const T yr2 = ys1[j];
+                          const T yr3 = ys2[j];
+                          const T t0 = (xr0 + yr1);
+                          const T t1 = (xr1 + yr2);
+                          const T t2 = (xr2 + yr3);
+                          const T t3 = (t0 * t0);
+                          const T t4 = (t1 * t1);
+                          const T t5 = (t2 * t2);
+                          const T t6 = t3 + t4 + t5;
+                          const T t7 = lk_exp_scaled(t6, p1);
+                          const T t8 = (yr0 * t7);
+                          pq0[u] += t8;
+                        }
+                      }
+                      pv0 += LK_LANES(pq0);
+                    }
+                    for (int64_t u = 0; u < VW; ++u) {
+                      ps0 += pv0[u];
                     }
                     if (jm < j1 && j1 >= VW) {
                       const int64_t jt = j1 - VW;

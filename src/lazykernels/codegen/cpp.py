@@ -156,6 +156,8 @@ class _Printer:
         red = self.red
         self.short_sums = self.gemm is None and isinstance(red, SumRed) and not red.kahan
         self.short_sums = self.short_sums and not self.prog.row_index and self.dot is None
+        tiled = self.gemm is None and self.grad is None
+        self.lane_terms = schedule.lane_terms(red, dtype, self.acc_dtype, target) if tiled else 0
         self.b = IndentedBuffer()
 
     # --- accessors ---------------------------------------------------------------------
@@ -246,17 +248,25 @@ class _Printer:
         b.lines(self.prog.mixed)
         b.lines(stmts)
 
-    def _component_loop(self, b: IndentedBuffer, clause: str, stmts) -> None:
-        """Component ``cc`` of a looped formula over ``[j0, j1)`` (one plain simd loop):
-        the pair-loop scalars it reads come from the tile buffers of the first pass."""
+    def _component_loop(self, b: IndentedBuffer, clause: str, stmts, lanes=None) -> None:
+        """Component ``cc`` of a looped formula over ``[j0, j1)`` (one simd loop, or a sum's
+        :class:`.LaneSums` then the rest): the pair-loop scalars it reads come from the
+        tile buffers of the first pass."""
         vec = self.vec
-        b.pragma(f"omp simd {clause}".rstrip())
-        with b.block("for (int64_t j = j0; j < j1; ++j)"):
+
+        def body(b: IndentedBuffer, stmts: list[str]) -> None:
             self._loads(b)
             for n, name in enumerate(vec.buffered):
                 b.line(f"const T {name} = tm{n}[j - j0];")
             b.lines(vec.body)
-            b.lines(stmts(None))
+            b.lines(stmts)
+
+        if lanes is not None:  # the whole vectors, then the rest
+            b.line("const int64_t jm = j0 + (j1 - j0) / VW * VW;")
+            schedule.lane_sums(b, lanes, "j0", "jm", body)
+        b.pragma(f"omp simd {clause}".rstrip())
+        with b.block(f"for (int64_t j = {'j0' if lanes is None else 'jm'}; j < j1; ++j)"):
+            body(b, stmts(None))
 
     def vec_tile(self, b: IndentedBuffer) -> None:
         """A tile of a looped formula: the pair-loop scalars its components read are
@@ -273,18 +283,17 @@ class _Printer:
                 ],
             )
         same = self.acc_dtype == self.dtype
-        tc = TileCtx([vec.value], [], self.st, self._component_loop, same)
+        tc = TileCtx([vec.value], [], self.st, self._component_loop, same, self.lane_terms)
         self.red.tile(b, tc)
 
-    def eval_loop(self, b: IndentedBuffer, clause: str, stmts) -> None:
-        """Whole vectors of ``[j0, j1)``, then the rest as one masked vector ending at j1
-        (its lanes before ``jm`` are computed from valid indices and masked out), or a
-        plain loop when the range starts too close to 0 for that vector."""
+    def eval_loop(self, b: IndentedBuffer, clause: str, stmts, lanes=None) -> None:
+        """Whole vectors of ``[j0, j1)`` (one simd loop, or a sum's :class:`.LaneSums`),
+        then the rest as one masked vector ending at j1 (its lanes before ``jm`` are
+        computed from valid indices and masked out), or a plain loop when the range starts
+        too close to 0 for that vector."""
         pragma = f"omp simd {clause}".rstrip()
         b.line("const int64_t jm = j0 + (j1 - j0) / VW * VW;")
-        b.pragma(pragma)
-        with b.block("for (int64_t j = j0; j < jm; ++j)"):
-            self._loop_body(b, stmts(None))
+        schedule.whole_vectors(b, pragma, stmts, lanes, self._loop_body)
         with b.block("if (jm < j1 && j1 >= VW)"):
             b.line("const int64_t jt = j1 - VW;")
             b.line("const int u_first = (int)(jm - jt);")
@@ -313,6 +322,8 @@ class _Printer:
             helpers |= self.gemm.helpers
         if self.dot:
             helpers |= self.dot.helpers
+        if self.lane_terms:
+            helpers |= {"lk_vec", "lk_lanes"}
         for text in [SKELETON_HELPERS, *helper_sources(helpers)]:
             b.line(text.strip("\n"))
             b.line()
@@ -537,7 +548,7 @@ class _Printer:
         else:
             g = prog.roots[1] if len(prog.roots) > 1 else []
             same = self.acc_dtype == self.dtype
-            tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same)
+            tc = TileCtx(prog.roots[0], g, self.st, self.eval_loop, same, self.lane_terms)
             self.red.tile(b, tc)
 
     def merge_parts(self) -> None:

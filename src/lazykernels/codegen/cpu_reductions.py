@@ -114,7 +114,7 @@ class PerComponent(CppReduction):
     def tile(self, b: IndentedBuffer, tc: TileCtx) -> None:
         """``tc.f`` is component ``cc`` of the formula, ``tc.eval_loop`` its pass."""
         with self._loop(b):
-            inner = TileCtx(tc.f, tc.g, self._shift(tc.st), tc._eval_loop, tc._same)
+            inner = tc.with_state(self._shift(tc.st))
             self.inner.tile(b, inner)
 
     def merge(self, b: IndentedBuffer, dst: Access, src: Access) -> None:

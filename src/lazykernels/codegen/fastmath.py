@@ -196,9 +196,22 @@ static inline lk_v lk_vload(const T* p) {
 static inline void lk_vstore(T* p, lk_v v) { __builtin_memcpy(p, &v, sizeof v); }
 """
 
+# One vector of a float array as an lk_v (T = float): constant indices, so that an array
+# that the vectoriser holds in a register stays there (an lk_vload takes its address).
+_LK_LANES = "\n".join(
+    [
+        "#if LK_VBYTES == 64",
+        "#define LK_LANES(p) (lk_v){" + ", ".join(f"p[{u}]" for u in range(16)) + "}",
+        "#else",
+        "#define LK_LANES(p) (lk_v){" + ", ".join(f"p[{u}]" for u in range(8)) + "}",
+        "#endif",
+    ]
+)
+
 CPU_HELPERS: dict[str, str] = {
     "lk_exp": _LK_EXP.strip("\n"),
     "lk_kahan": _LK_KAHAN.strip("\n"),
+    "lk_lanes": _LK_LANES,
     "lk_vec": _LK_VEC.strip("\n"),
 }
 """Helper sources owned by the code generator (op cards' helpers live in ``helpers.py``)."""

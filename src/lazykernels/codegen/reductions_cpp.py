@@ -70,6 +70,18 @@ class Output:
     ctype: str
 
 
+@dataclass(frozen=True)
+class LaneSums:
+    """A fused sum's whole vectors as per-lane partials (printed by
+    :func:`.schedule_cpp.lane_sums`): chunks of ``terms`` vectors are summed per lane from
+    zero, the chunk partials added lane by lane into the tile's lane totals, which go to
+    ``totals`` (one per component) at the end; ``values``: the summed atoms (type A)."""
+
+    terms: int
+    totals: tuple[str, ...]
+    values: tuple[str, ...]
+
+
 class TileCtx:
     """What the skeleton gives a reduction's ``tile`` fragment (for output row ``k``).
 
@@ -77,6 +89,8 @@ class TileCtx:
         f, g: atoms of the formula and weight values inside the evaluation loop.
         st: accessor of the row's state.
         acc_cast: C spelling converting a T atom to the accumulator type.
+        lane_terms: terms per SIMD lane of the first-level partials of a fused sum
+            (:class:`LaneSums`); 0: one partial per lane for the tile.
     """
 
     def __init__(
@@ -84,18 +98,30 @@ class TileCtx:
         f: list[str],
         g: list[str],
         st: Access,
-        eval_loop: Callable[[IndentedBuffer, str, Stmts], None],
+        eval_loop: Callable[..., None],
         same_acc: bool,
+        lane_terms: int = 0,
     ) -> None:
         self.f, self.g, self.st = f, g, st
         self._eval_loop = eval_loop
         self._same = same_acc
+        self.lane_terms = lane_terms
 
-    def eval_loop(self, b: IndentedBuffer, clause: str, stmts: Stmts) -> None:
+    def with_state(self, st: Access) -> TileCtx:
+        """The same context with another state accessor."""
+        return TileCtx(self.f, self.g, st, self._eval_loop, self._same, self.lane_terms)
+
+    def eval_loop(
+        self, b: IndentedBuffer, clause: str, stmts: Stmts, lanes: LaneSums | None = None
+    ) -> None:
         """The ``omp simd`` loops over ``j`` in ``[j0, j1)`` evaluating the formula, then
         ``stmts(mask)`` (buffers are indexed by ``j - j0``); ``clause``: e.g.
-        ``reduction(+:s0)``."""
-        self._eval_loop(b, clause, stmts)
+        ``reduction(+:s0)``. With ``lanes``, the whole vectors are summed as
+        :class:`LaneSums` instead (``stmts`` then only serve the rest)."""
+        if lanes is None:
+            self._eval_loop(b, clause, stmts)
+        else:
+            self._eval_loop(b, clause, stmts, lanes)
 
     def acc(self, atom: str) -> str:
         return atom if self._same else f"(A){atom}"
@@ -192,7 +218,8 @@ def _partials(names: list[str], init: list[str]) -> str:
 class SumRed(CppReduction):
     """Sum: ``acc += F`` per component, with block, direct or Kahan summation.
 
-    block_sum: per tile, a simd reduction into fresh partial sums, added to the total;
+    block_sum: per tile, a simd reduction into fresh partial sums, added to the total
+    (float32: the tile's whole vectors as :class:`LaneSums`, two levels per lane);
     direct_sum: the simd reduction starts from the total; kahan_scheme: the tile's values
     go to a buffer, then into ``KAHAN_LANES`` compensated sums per component (``lk_kahan``).
     """
@@ -238,7 +265,10 @@ class SumRed(CppReduction):
                 return [f"{p} += {tc.acc(f)};" for p, f in zip(ps, tc.f)]
             return [f"{p} += {mask} ? {tc.acc(f)} : (A)0;" for p, f in zip(ps, tc.f)]
 
-        tc.eval_loop(b, f"reduction(+:{','.join(ps)})", stmts)
+        lanes = None
+        if tc.lane_terms and not direct:
+            lanes = LaneSums(tc.lane_terms, tuple(ps), tuple(tc.acc(f) for f in tc.f))
+        tc.eval_loop(b, f"reduction(+:{','.join(ps)})", stmts, lanes)
         for c, p in enumerate(ps):
             op = "=" if direct else "+="
             b.line(f"{tc.st('acc', str(c))} {op} {p};")

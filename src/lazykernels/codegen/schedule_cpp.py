@@ -11,8 +11,9 @@ from collections.abc import Callable
 import numpy as np
 
 from .buffer import IndentedBuffer
+from .cpu_reductions import PerComponent
 from .lower import ScalarProgram
-from .reductions_cpp import CppReduction, Field
+from .reductions_cpp import CppReduction, Field, LaneSums, SumRed
 from .target_cpu import CpuTarget
 
 SHORT_CHUNK = 16  # indices per first-level partial of the short sums (a power of 2)
@@ -100,6 +101,14 @@ def tile_len(
     return max(64, min(target.tile_fused, tj))
 
 
+def lane_terms(red: CppReduction, dtype: np.dtype, acc_dtype: np.dtype, t: CpuTarget) -> int:
+    """``t.sum_lane_terms`` for the float32 block sums of the tiled path (:func:`lane_sums`),
+    else 0: float64 sums, direct and Kahan sums keep their one partial per lane."""
+    inner = red.inner if isinstance(red, PerComponent) else red
+    block = isinstance(inner, SumRed) and inner.scheme == "block_sum"
+    return t.sum_lane_terms if block and dtype == acc_dtype == np.float32 else 0
+
+
 def short_sum(
     b: IndentedBuffer, prog: ScalarProgram, bi: int, same: bool, acc: Callable[[int], str]
 ) -> None:
@@ -137,3 +146,55 @@ def short_sum(
         for c in range(n):
             b.line(f"{acc(c)} += pv{c}[k];")
     b.line("continue;")
+
+
+def whole_vectors(
+    b: IndentedBuffer,
+    pragma: str,
+    stmts: Callable[[str | None], list[str]],
+    lanes: LaneSums | None,
+    body: Callable[[IndentedBuffer, list[str]], None],
+) -> None:
+    """The whole vectors ``[j0, jm)`` of a tile: one ``omp simd`` loop of ``stmts(None)``,
+    or a float32 sum's :func:`lane_sums`; ``body(b, stmts)`` prints the formula at ``j``."""
+    if lanes is not None:
+        lane_sums(b, lanes, "j0", "jm", body)
+        return
+    b.pragma(pragma)
+    with b.block("for (int64_t j = j0; j < jm; ++j)"):
+        body(b, stmts(None))
+
+
+def lane_sums(
+    b: IndentedBuffer,
+    lanes: LaneSums,
+    lo: str,
+    hi: str,
+    body: Callable[[IndentedBuffer, list[str]], None],
+) -> None:
+    """The whole vectors ``[lo, hi)`` of a float32 tile sum, summed per lane in two
+    levels: each chunk of ``lanes.terms`` vectors into fresh per-lane partials ``pq``
+    (one register per component: the ``omp simd`` loop covers one vector), which are then
+    added into the tile's lane totals ``pv`` (vectors ``lk_v``, T = A = float; read by
+    ``LK_LANES``, constant indices, so ``pq`` stays a register); the lanes' totals go to
+    ``lanes.totals`` at the end. ``body(b, stmts)`` prints the formula at index ``j``.
+
+    One lane summing a whole tile (256 terms) sequentially made float32 sums over N = 3000
+    1.3-3.3x less accurate than dense torch (tests/test_accuracy.py). A simd reduction per
+    chunk (a horizontal sum and the loop's set-up per chunk) was about 10% slower than the
+    one per tile, ``pq`` read by ``lk_vload`` or a vectorised loop 10-17% (GCC then kept it
+    in memory); this form keeps the speed (benchmarks/README.md, "float32 accuracy")."""
+    n = len(lanes.totals)
+    length = f"{lanes.terms} * VW"
+    b.line("lk_v " + ", ".join(f"pv{c} = {{}}" for c in range(n)) + ";")
+    with b.block(f"for (int64_t jc = {lo}; jc < {hi}; jc += {length})"):
+        b.line(f"const int64_t je = lk_min({hi}, jc + {length});")
+        b.line("A " + ", ".join(f"pq{c}[VW] = {{}}" for c in range(n)) + ";")
+        with b.block("for (int64_t jv = jc; jv < je; jv += VW)"):
+            b.pragma("omp simd")
+            with b.block("for (int64_t u = 0; u < VW; ++u)"):
+                b.line("const int64_t j = jv + u;")
+                body(b, [f"pq{c}[u] += {v};" for c, v in enumerate(lanes.values)])
+        b.lines([f"pv{c} += LK_LANES(pq{c});" for c in range(n)])
+    with b.block("for (int64_t u = 0; u < VW; ++u)"):
+        b.lines([f"{t} += pv{c}[u];" for c, t in enumerate(lanes.totals)])

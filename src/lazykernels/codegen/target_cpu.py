@@ -29,6 +29,9 @@ class CpuTarget:
         pre_limit: precomputed scalars per batch chunk.
         pairs_per_thread: automatic thread count: at least this many pairs per thread.
         short_red: sums over at most this many indices put the block's rows in the lanes.
+        sum_lane_terms: float32 sums on the tiled path: terms per SIMD lane of the
+            first-level partials (chunks of ``sum_lane_terms`` vectors), added lane by lane
+            into the tile's lane totals; 0: one partial per lane for the whole tile.
         unroll_max: vectors of larger dimension are looped over, not unrolled. Measured
             by ``benchmarks/bench_large_dims.py --cases threshold`` (Gaussian matvec with a
             D-dim weight, float64, M = N = 3000, busy 2-core machine): unrolled vs looped
@@ -59,6 +62,7 @@ class CpuTarget:
     pre_limit: int = 1 << 24
     pairs_per_thread: int = 1 << 18
     short_red: int = 256
+    sum_lane_terms: int = 32
     unroll_max: int = UNROLL_MAX
     gemm_min_dim: int = 16
     gemm_rows: int = 96
