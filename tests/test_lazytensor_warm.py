@@ -193,6 +193,17 @@ def test_torch_plain_tensors_take_run_plan_and_follow_edits(monkeypatch):
 _reduce = torch_front.torch_reduce
 
 
+def test_torch_neg_view_takes_the_fast_path(monkeypatch):
+    # the torch adapter resolves a lazy negative view itself (no NumPy view needed)
+    x, y, b = torch_inputs()
+    routes = []
+    monkeypatch.setattr(torch_front, "torch_reduce", lambda *a: routes.append(a) or _reduce(*a))
+    nb = torch._neg_view(-b)
+    got = (gauss(TorchLazyTensor, x, y) * TorchLazyTensor(nb[None, :, :])).sum(axis=1)
+    torch.testing.assert_close(got, dense_torch(x, y, b), rtol=1e-12, atol=1e-12)
+    assert routes == []
+
+
 @pytest.mark.parametrize("case", ["requires_grad", "neg_view", "no_grad", "out", "ranges"])
 def test_torch_other_tensors_go_to_torch_reduce(monkeypatch, case):
     x, y, b = torch_inputs()
@@ -203,7 +214,8 @@ def test_torch_other_tensors_go_to_torch_reduce(monkeypatch, case):
     if case == "requires_grad":
         x.requires_grad_()
     elif case == "neg_view":
-        b = torch._neg_view(-b)  # a lazy negative view: NumPy cannot view it
+        b = torch._neg_view(-b)  # a lazy negative view (the adapter resolves it)
+        x.requires_grad_()  # (and a derivative may be asked: torch_reduce)
     elif case == "no_grad":
         x.requires_grad_()
     elif case == "out":

@@ -100,6 +100,12 @@ class ArrayAdapter:
         """A hashable ``(shape, dtype)`` per array (the library's own spellings will do)."""
         raise NotImplementedError
 
+    def layout_key(self, args: Sequence[Any]) -> tuple[Any, ...] | None:
+        """A hashable key of the exact layout of ``args`` in host memory (shape, dtype and
+        strides of each), or None when some argument is not one of the library's plain
+        arrays on the host (then no prepared call serves it: :mod:`.prepared`)."""
+        return None
+
     def shape(self, array: Any) -> tuple[int, ...]:
         raise NotImplementedError
 
@@ -180,6 +186,12 @@ class NumpyAdapter(ArrayAdapter):
 
     def signature(self, arrays: Sequence[np.ndarray]) -> tuple[Any, ...]:
         return tuple([(a.shape, a.dtype) for a in arrays])
+
+    def layout_key(self, args: Sequence[Any]) -> tuple[Any, ...] | None:
+        for a in args:
+            if type(a) is not np.ndarray:
+                return None
+        return tuple([(a.shape, a.dtype, a.strides) for a in args])
 
     def shape(self, array: np.ndarray) -> tuple[int, ...]:
         return array.shape

@@ -36,7 +36,15 @@ from ..formula.ir import Cat, topological_order
 from .gemm import decide
 from .header import source_header
 
-__all__ = ["available", "kernel_source", "prepare", "prepare_many", "run", "unavailable_reason"]
+__all__ = [
+    "available",
+    "kernel_source",
+    "prepare",
+    "prepare_call",
+    "prepare_many",
+    "run",
+    "unavailable_reason",
+]
 
 _ARGTYPES = [
     ctypes.c_int64,  # n_out
@@ -361,6 +369,69 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
     for target, out in zip(targets, outputs):
         if target is not out:
             out[...] = target.reshape(out.shape)
+
+
+def prepare_call(call: BoundCall):
+    """A callable ``f(arrays) -> outputs`` that runs ``call.plan`` as :func:`run` ran
+    ``call``, for arrays of the exact layout of ``call.arrays`` (same adapter, shapes,
+    dtypes and strides: the caller's key, :mod:`lazykernels.core.prepared`); None when
+    the call is not of the simple kind a prepared call serves (ranges, the dot-product
+    path, arrays the kernel cannot read in place, a cast, empty inputs or outputs).
+
+    Each call of ``f`` allocates the outputs from the remembered shapes, checks the inputs
+    for NaN in C (raising as :func:`run`) and calls the kernel, with the remembered sizes
+    and offset table.
+    """
+    plan, dtype = call.plan, call.dtype
+    adapter = call.adapter or NUMPY
+    inputs = call.arrays
+    if call.ranges is not None or (plan.gemm != "off" and _wide(plan)):
+        return None
+    if not call.device.is_host or call.device_id != -1:
+        return None
+    if any(adapter.dtype(a) != dtype for a in inputs) or not all(adapter.contiguous(inputs)):
+        return None
+    sizes = adapter.sizes(inputs)
+    kinds = tuple((adapter.shape(o), adapter.dtype(o)) for o in call.outputs)
+    n_batch = math.prod(call.batch_shape)
+    if not all(sizes) or call.n_out == 0 or call.n_red == 0 or n_batch == 0:
+        return None
+    if not all(math.prod(s) for s, _ in kinds):
+        return None
+    kernel = _kernel(plan, dtype)
+    if len(kinds) != len(kernel.outputs) or any(
+        k != want for (_, k), (_, want) in zip(kinds, kernel.outputs)
+    ):
+        return None
+    n_in, n_outputs = len(inputs), len(kinds)
+    if n_batch == 1:
+        offset_address, offset_table = _zero_offsets(n_in), None
+    else:
+        parts = [_offsets(adapter.shape(a), adapter.strides(a), call.batch_shape) for a in inputs]
+        offset_table = np.concatenate(parts)
+        offset_address = offset_table.ctypes.data
+    function, first_nan, pool = kernel.function, _FIRST_NAN[0], _POOL[0]
+    pointers, empty, device, slots = adapter.pointers, adapter.empty, call.device, plan.slots
+    n_out, n_red, itemsize = call.n_out, call.n_red, dtype.itemsize
+    outputs_at, sizes_at = _WORD * n_in, _WORD * (n_in + n_outputs)
+
+    def prepared(arrays):
+        outputs = [empty(shape, kind, device) for shape, kind in kinds]
+        cells = _words(_CELL, [*pointers([*arrays, *outputs]), *sizes])
+        base = cells.buffer_info()[0]
+        bad = first_nan(n_in, base, base + sizes_at, itemsize)
+        if bad >= 0:
+            raise nan_error(slots[bad])
+        status = function(
+            n_out, n_red, n_batch, base, offset_address, base + outputs_at, -1,
+            None, None, None, 0, pool,
+        )  # fmt: skip
+        if status != 0:
+            raise LazyKernelsError(f"the CPU kernel of {plan.reduction} failed (out of memory?)")
+        return tuple(outputs)
+
+    prepared.offset_table = offset_table  # (kept alive with the callable)
+    return prepared
 
 
 _WIDE: dict[int, tuple[ReductionPlan, bool]] = {}

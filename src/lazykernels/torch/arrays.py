@@ -105,6 +105,12 @@ class TorchAdapter(ArrayAdapter):
     def signature(self, arrays: Sequence[torch.Tensor]) -> tuple[Any, ...]:
         return tuple([(t.shape, t.dtype) for t in arrays])
 
+    def layout_key(self, args: Sequence[Any]) -> tuple[Any, ...] | None:
+        for t in args:
+            if type(t) is not torch.Tensor or not t.is_cpu or t.is_neg():
+                return None
+        return tuple([(t.shape, t.dtype, t.stride()) for t in args])
+
     def shape(self, array: torch.Tensor) -> tuple[int, ...]:
         return tuple(array.shape)
 

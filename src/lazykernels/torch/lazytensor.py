@@ -23,6 +23,7 @@ from ..core.plan import ReductionPlan
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
 from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
+from .arrays import TORCH
 from .autograd import check_device, torch_reduce
 from .genred import Genred
 from .solve import solve_linear
@@ -42,24 +43,19 @@ def run_reduction(
     """:func:`~lazykernels.torch.autograd.torch_reduce`, with the LazyTensor's common case
     first: plain CPU float tensors of which no derivative can be asked (no tensor requires
     grad, none is a ``torch.func`` wrapper, no forward-AD level is open), no ``ranges`` and
-    no ``out``. That case runs :func:`~lazykernels.core.genred.run_plan` on NumPy views of
-    the tensors, which is what ``torch_reduce`` does for it, without its general checks
-    (about 2 us an array); anything else, and any tensor NumPy cannot view (a conjugate
-    or negative view, another device), goes to ``torch_reduce``.
+    no ``out``. That case runs :func:`~lazykernels.core.genred.run_plan` on the tensors
+    through the torch array adapter (by pointer, no NumPy view), which is what
+    ``torch_reduce`` does for it, without its general checks; anything else (another
+    device included) goes to ``torch_reduce``.
     """
     if ranges is None and out is None and _forward_ad._current_level < 0:
-        views = []
         for t in tensors:
             if type(t) is not torch.Tensor or t.requires_grad or t.dtype not in _FLOATS:
                 break
-            if t.is_cuda or _is_wrapped(t):
-                break
-            try:
-                views.append(t.numpy())
-            except (RuntimeError, TypeError):  # a lazy conjugate or negative view...
+            if not t.is_cpu or _is_wrapped(t):
                 break
         else:
-            return tuple([torch.from_numpy(r) for r in run_plan(plan, views, backend=backend)])
+            return run_plan(plan, tensors, backend=backend, adapter=TORCH)
     return torch_reduce(plan, tensors, backend, ranges, out)
 
 
