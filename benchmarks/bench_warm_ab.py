@@ -4,10 +4,11 @@
 
 Each round runs one fresh interpreter per tree (A then B, then B then A the next round) on
 the ``warm`` probes of ``bench_cpu.py`` (Genred NumPy and torch at M = N = 100, and the
-bare M = N = 2 NumPy call), best of batches of calls; the table keeps each probe's best
-over the rounds and its spread. CPU time (``time.process_time``: all threads of the
-process, so the kernel's pool too) is less sensitive than wall time to other work on a
-shared machine. Load averages are printed at the start and the end.
+bare M = N = 2 NumPy call) and the LazyTensor ``(-((x_i - y_j)**2).sum(-1)).exp() @ b``
+(NumPy, torch; built and reduced each call), best of batches of calls; the table keeps
+each probe's best over the rounds and its spread. CPU time (``time.process_time``: all
+threads of the process, so the kernel's pool too) is less sensitive than wall time to
+other work on a shared machine. Load averages are printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -32,12 +33,18 @@ args = bc.gauss_inputs(rng, 100, 100, 1, "float32")
 tiny = bc.gauss_inputs(rng, 2, 2, 1, "float32")
 g = bc.gauss(1)
 probes = {"numpy": lambda: g(*args, backend="CPU"), "numpy M=N=2": lambda: g(*tiny, backend="CPU")}
+def lazy(lt, x, y, b):
+    return lambda: (-((lt(x[:, None, :]) - lt(y[None, :, :])) ** 2).sum(-1)).exp() @ b
+from lazykernels.numpy import LazyTensor
+probes["LT numpy"] = lazy(LazyTensor, *args[:2], args[2])
 try:
     import torch
     from lazykernels.torch import Genred
     tg = Genred(bc.GAUSS, bc.gauss_aliases(1), reduction_op="Sum", axis=1)
     targs = [torch.from_numpy(a) for a in args]
     probes["torch"] = lambda: tg(*targs, backend="CPU")
+    from lazykernels.torch import LazyTensor as TorchLazyTensor
+    probes["LT torch"] = lazy(TorchLazyTensor, *targs[:2], targs[2])
 except ImportError:
     pass
 calls, batches = int(sys.argv[2]), int(sys.argv[3])
