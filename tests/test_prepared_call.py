@@ -97,6 +97,15 @@ def test_in_place_edits_and_new_arrays_are_read(plan):
     check(plan, [a.copy() * 0.5 for a in args])  # other buffers, same layout
 
 
+def test_read_only_and_broadcast_inputs(plan):
+    x, y, b = inputs(6, 4)
+    x.flags.writeable = False
+    wide = np.broadcast_to(b[:1], b.shape)  # zero strides: another layout, not contiguous
+    for _ in range(2):
+        check(plan, [x, y, b])
+        check(plan, [x, y, wide])
+
+
 def test_nan_raises_on_a_warm_call(plan):
     args = inputs(6, 4)
     check(plan, args)
