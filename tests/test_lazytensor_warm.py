@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import lazykernels.torch.lazytensor as torch_front
-from lazykernels.core.genred import run_plan
-from lazykernels.errors import ArgumentError, ShapeError
-from lazykernels.numpy import LazyTensor
-
 torch = pytest.importorskip("torch")
+
+import lazykernels.torch.lazytensor as torch_front  # noqa: E402
+from lazykernels.core.genred import run_plan  # noqa: E402
+from lazykernels.errors import ArgumentError, ShapeError  # noqa: E402
+from lazykernels.numpy import LazyTensor  # noqa: E402
+
 TorchLazyTensor = torch_front.LazyTensor
 
 RNG = np.random.default_rng(12)

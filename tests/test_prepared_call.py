@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from lazykernels.core import genred as core_genred
-from lazykernels.core import prepared
-from lazykernels.core.genred import build_plan, run_plan
-from lazykernels.errors import ArgumentError
-from lazykernels.numpy import LazyTensor
-from lazykernels.torch import LazyTensor as TorchLazyTensor
-from lazykernels.torch.arrays import TORCH
+torch = pytest.importorskip("torch")
+
+from lazykernels.core import genred as core_genred  # noqa: E402
+from lazykernels.core import prepared  # noqa: E402
+from lazykernels.core.genred import build_plan, run_plan  # noqa: E402
+from lazykernels.errors import ArgumentError  # noqa: E402
+from lazykernels.numpy import LazyTensor  # noqa: E402
+from lazykernels.torch import LazyTensor as TorchLazyTensor  # noqa: E402
+from lazykernels.torch.arrays import TORCH  # noqa: E402
 
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "b = Vj(2)"]
 FORMULA = "Exp(-SqDist(x, y)) * b"
