@@ -270,9 +270,9 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         const int64_t te = lk_min(j1 - j0, t0 + 16);
                         for (int64_t t = t0; t < te; ++t) {
                           if ((tb0[t] > thr)) continue;
-                          if ((tb0[t] < thr || ki[3] < 0 || (tb0[t] == thr && j0 + t < ki[3]))) {
+                          if ((tb0[t] < thr || ki[3] < 0)) {
                             int64_t lk_v1 = 3;
-                            while ((lk_v1 > 0 && (tb0[t] < kv[(lk_v1 + -1)] || ki[(lk_v1 + -1)] < 0 || (tb0[t] == kv[(lk_v1 + -1)] && j0 + t < ki[(lk_v1 + -1)])))) {
+                            while ((lk_v1 > 0 && (tb0[t] < kv[(lk_v1 + -1)] || ki[(lk_v1 + -1)] < 0))) {
                               kv[lk_v1] = kv[(lk_v1 + -1)];
                               ki[lk_v1] = ki[(lk_v1 + -1)];
                               lk_v1 = (lk_v1 - 1);

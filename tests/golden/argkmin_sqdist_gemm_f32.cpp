@@ -283,9 +283,9 @@ extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,
                         }
                         ex = (ex != ex ? std::numeric_limits<T>::infinity() : ex);
                         if ((ex > thr)) continue;
-                        if ((ex < thr || ki[3] < 0 || (ex == thr && j0 + t < ki[3]))) {
+                        if ((ex < thr || ki[3] < 0)) {
                           int64_t lk_v1 = 3;
-                          while ((lk_v1 > 0 && (ex < kv[(lk_v1 + -1)] || ki[(lk_v1 + -1)] < 0 || (ex == kv[(lk_v1 + -1)] && j0 + t < ki[(lk_v1 + -1)])))) {
+                          while ((lk_v1 > 0 && (ex < kv[(lk_v1 + -1)] || ki[(lk_v1 + -1)] < 0))) {
                             kv[lk_v1] = kv[(lk_v1 + -1)];
                             ki[lk_v1] = ki[(lk_v1 + -1)];
                             lk_v1 = (lk_v1 - 1);

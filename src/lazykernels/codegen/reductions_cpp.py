@@ -424,6 +424,7 @@ def kmin_filter(
             def row(name: str, index) -> Sym:
                 return lvalue(f"{'kv' if name == 'kval' else 'ki'}[{index_text(index)}]")
 
-            p.insert(e, Shape(1, k=k), row, 0, lvalue(value), lvalue("j0 + t"), True, thr)
+            # the tile's columns come in ascending order after every one held: ties stay
+            p.insert(e, Shape(1, k=k), row, 0, lvalue(value), lvalue("j0 + t"), True, thr, True)
             b.lines(e.lines())
             b.line(f"thr = kv[{k - 1}];")

@@ -83,13 +83,19 @@ class KMinProgram(Program):
         return e.fmt("({0} > {1})", v, last)
 
     @staticmethod
-    def beats(e, v, i, kv, ki):
-        """``(v, i)`` goes before the entry ``(kv, ki)``."""
+    def beats(e, v, i, kv, ki, later: bool = False):
+        """``(v, i)`` goes before the entry ``(kv, ki)``. ``later``: ``i`` is known to be
+        above every index held (a scan in ascending order), so a tie never beats."""
+        if later:
+            return e.fmt("({0} < {1} || {2} < 0)", v, kv, ki)
         return e.fmt("({0} < {2} || {3} < 0 || ({0} == {2} && {1} < {3}))", v, i, kv, ki)
 
-    def insert(self, e, sh, st, c: int, v, i, shift: bool = False, last_value=None) -> None:
+    def insert(
+        self, e, sh, st, c: int, v, i, shift: bool = False, last_value=None, later: bool = False
+    ) -> None:
         """Insert the candidate ``(v, i)`` (``i >= 0``) into component ``c``'s list, if it
-        beats the last entry (``last_value``: where a target keeps that entry's value).
+        beats the last entry (``last_value``: where a target keeps that entry's value;
+        ``later``: ``i`` is above every index held, see :meth:`beats`).
 
         Two forms of the same insertion: by default one pass of K steps swaps it into
         place (a fixed trip count: a state held in registers, e.g. a GPU thread's);
@@ -97,15 +103,15 @@ class KMinProgram(Program):
         its place (a loop that stops early: a state in memory, the CPU's)."""
         base, last = c * sh.k, c * sh.k + sh.k - 1
         kv_last = st("kval", last) if last_value is None else last_value
-        with e.if_(self.beats(e, v, i, kv_last, st("kind", last))):
+
+        def beats(kv, ki):
+            return self.beats(e, v, i, kv, ki, later)
+
+        with e.if_(beats(kv_last, st("kind", last))):
             if shift:
                 r = e.counter(sh.k - 1)
                 up = e.index(r, 1, base - 1)
-                with e.while_(
-                    e.fmt(
-                        "({0} > 0 && {1})", r, self.beats(e, v, i, st("kval", up), st("kind", up))
-                    )
-                ):
+                with e.while_(e.fmt("({0} > 0 && {1})", r, beats(st("kval", up), st("kind", up)))):
                     at = e.index(r, 1, base)
                     e.set(st("kval", at), st("kval", up))
                     e.set(st("kind", at), st("kind", up))
