@@ -18,45 +18,14 @@ from typing import Any
 
 import torch
 
-from ..core.genred import run_plan
-from ..core.plan import ReductionPlan
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
 from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
-from .arrays import TORCH
 from .autograd import check_device, torch_reduce
 from .genred import Genred
 from .solve import solve_linear
 
 _FLOATS = (torch.float16, torch.float32, torch.float64)
-_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-_forward_ad = torch.autograd.forward_ad
-
-
-def run_reduction(
-    plan: ReductionPlan,
-    tensors: Sequence[Any],
-    backend: str = "auto",
-    ranges: Any = None,
-    out: Any = None,
-) -> tuple[torch.Tensor, ...]:
-    """:func:`~lazykernels.torch.autograd.torch_reduce`, with the LazyTensor's common case
-    first: plain CPU float tensors of which no derivative can be asked (no tensor requires
-    grad, none is a ``torch.func`` wrapper, no forward-AD level is open), no ``ranges`` and
-    no ``out``. That case runs :func:`~lazykernels.core.genred.run_plan` on the tensors
-    through the torch array adapter (by pointer, no NumPy view), which is what
-    ``torch_reduce`` does for it, without its general checks; anything else (another
-    device included) goes to ``torch_reduce``.
-    """
-    if ranges is None and out is None and _forward_ad._current_level < 0:
-        for t in tensors:
-            if type(t) is not torch.Tensor or t.requires_grad or t.dtype not in _FLOATS:
-                break
-            if not t.is_cpu or _is_wrapped(t):
-                break
-        else:
-            return run_plan(plan, tensors, backend=backend, adapter=TORCH)
-    return torch_reduce(plan, tensors, backend, ranges, out)
 
 
 class TorchTools(ArrayTools):
@@ -136,7 +105,7 @@ class TorchTools(ArrayTools):
         return bool(cond.all())
 
     # The torch implementations, with the ArrayTools signatures (``self`` is solve's ``tools``).
-    run_reduction = staticmethod(run_reduction)
+    run_reduction = staticmethod(torch_reduce)
     solve_linear = solve_linear
 
 
