@@ -23,6 +23,7 @@ from array import array as _words
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -236,6 +237,18 @@ _WORD = ctypes.sizeof(ctypes.c_void_p)
 _CELL = next(code for code in "QLI" if _words(code).itemsize == _WORD)  # unsigned, pointer-wide
 
 
+def _offset_table(
+    adapter: Any, inputs: Sequence[Any], batch_shape: tuple[int, ...]
+) -> tuple[int, np.ndarray | None]:
+    """The address of the per-batch-entry offsets of ``inputs``, and the table (None: the
+    shared table of zeros, one batch entry), which the caller keeps alive."""
+    if math.prod(batch_shape) == 1:
+        return _zero_offsets(len(inputs)), None
+    parts = [_offsets(adapter.shape(a), adapter.strides(a), batch_shape) for a in inputs]
+    table = np.concatenate(parts) if parts else np.zeros(1, dtype=np.int64)
+    return table.ctypes.data, table
+
+
 def prepare(plan: ReductionPlan, dtype: np.dtype | str) -> None:
     """Compile (or fetch) the kernel of ``plan`` for ``dtype`` ahead of the first call."""
     _kernel(plan, np.dtype(dtype))
@@ -338,12 +351,7 @@ def run(call: BoundCall, n_threads: int = 0) -> None:
     bad = _FIRST_NAN[0](n_in, base, base + _WORD * (n_in + len(targets)), dtype.itemsize)
     if bad >= 0:
         raise nan_error(plan.slots[bad])
-    if n_batch == 1:  # every offset is 0: a shared read-only table
-        offset_address = _zero_offsets(n_in)
-    else:
-        parts = [_offsets(adapter.shape(a), adapter.strides(a), call.batch_shape) for a in inputs]
-        offset_table = np.concatenate(parts) if parts else np.zeros(1, dtype=np.int64)
-        offset_address = offset_table.ctypes.data
+    offset_address, _table = _offset_table(adapter, inputs, call.batch_shape)
     n_ranges, pointers = -1, [None, None, None]
     if call.ranges is not None:
         r = call.ranges
@@ -404,12 +412,8 @@ def prepare_call(call: BoundCall):
     ):
         return None
     n_in, n_outputs = len(inputs), len(kinds)
-    if n_batch == 1:
-        offset_address, offset_table = _zero_offsets(n_in), None
-    else:
-        parts = [_offsets(adapter.shape(a), adapter.strides(a), call.batch_shape) for a in inputs]
-        offset_table = np.concatenate(parts)
-        offset_address = offset_table.ctypes.data
+    offset_address, offset_table = _offset_table(adapter, inputs, call.batch_shape)
+    # (the NaN check and the call as in run, unrolled: this closure is the warm path)
     function, first_nan, pool = kernel.function, _FIRST_NAN[0], _POOL[0]
     pointers, empty, device, slots = adapter.pointers, adapter.empty, call.device, plan.slots
     n_out, n_red, itemsize = call.n_out, call.n_red, dtype.itemsize
