@@ -219,8 +219,7 @@ def test_one_device_id_validator_for_numpy_and_torch_cuda(bad):
 
 
 def test_auto_picks_the_gpu_when_the_device_interface_reports_one(monkeypatch):
-    monkeypatch.setattr(backends, "_GPU_PRESENT", [True])
-    monkeypatch.setattr(backends, "_NO_GPU", False)
+    monkeypatch.setattr(backends, "_GPU_PRESENT", True)
     assert backends.dispatch("auto")[0] == "GPU"
     assert backends.dispatch("AUTO")[0] == "GPU"
     assert backends.dispatch("reference")[0] == "reference"  # asked for: kept
@@ -229,8 +228,7 @@ def test_auto_picks_the_gpu_when_the_device_interface_reports_one(monkeypatch):
     with pytest.raises(BackendError, match="runs on the CPU.*cuda:0.*backend='GPU'"):
         backends.dispatch("CPU", cuda)
     assert backends.dispatch("GPU_2D", cuda)[1] is backends._RUN_GPU["2D"]
-    monkeypatch.setattr(backends, "_GPU_PRESENT", [False])
-    monkeypatch.setattr(backends, "_NO_GPU", True)
+    monkeypatch.setattr(backends, "_GPU_PRESENT", False)
     assert backends.dispatch("auto")[0] in ("CPU", "reference")
 
 
@@ -248,8 +246,7 @@ def test_auto_runs_numpy_and_torch_cpu_arrays_on_a_fake_gpu(monkeypatch):
     monkeypatch.setattr(driver, "_DEVICES", {})
     monkeypatch.setattr(driver, "cubin", lambda source, arch, name: (source.encode(), False))
     monkeypatch.setattr(device, "driver_library_present", lambda: True)
-    monkeypatch.setattr(backends, "_GPU_PRESENT", [])
-    monkeypatch.setattr(backends, "_NO_GPU", False)
+    monkeypatch.setattr(backends, "_GPU_PRESENT", None)
     assert device.available() and backends.gpu_present()
     arrays = inputs(np.random.default_rng(8), 9, 6)
     (got,) = run_plan(GAUSS, arrays)  # backend="auto"

@@ -79,20 +79,18 @@ def _run_gpu_or_cpu(call: BoundCall) -> None:
     _RUN_GPU["auto"](call)
 
 
-_GPU_PRESENT: list[bool] = []  # memo of gpu_present()
-_NO_GPU = False  # gpu_present() was False
+_GPU_PRESENT: bool | None = None  # memo of gpu_present() (None: not asked yet)
 
 
 def gpu_present() -> bool:
     """Whether a GPU is usable (the device interface's ``available()``, asked once)."""
-    if not _GPU_PRESENT:
+    global _GPU_PRESENT
+    if _GPU_PRESENT is None:
         present = False
         if importlib.util.find_spec("lazykernels.cuda") is not None:
             present = bool(importlib.import_module("lazykernels.cuda.device").available())
-        _GPU_PRESENT.append(present)
-        global _NO_GPU
-        _NO_GPU = not present
-    return _GPU_PRESENT[0]
+        _GPU_PRESENT = present
+    return _GPU_PRESENT
 
 
 def dispatch(name: str, device: Device = HOST) -> tuple[str, Runner]:
@@ -105,8 +103,6 @@ def dispatch(name: str, device: Device = HOST) -> tuple[str, Runner]:
         BackendError: as :func:`resolve`; a CPU backend for arrays in GPU memory.
     """
     if device is HOST or device.kind == "cpu":
-        if _NO_GPU:  # (the warm path of a machine without a GPU: one test)
-            return resolve(name)
         resolved = resolve(name)
         if resolved[0] == "GPU" or not gpu_present():
             return resolved
