@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..codegen.cuda import BLOCK
-from ..codegen.target_cuda import choose_scheme
 from ..core.arrays import NUMPY
 from ..core.plan import BoundCall
 from .device import Device
-from .runner import default_device, kernel_source, launch_reduction
+from .runner import call_scheme, default_device, kernel_source, launch_reduction
 
 
 def run(
@@ -49,9 +48,7 @@ def run(
     if device is None:
         device = default_device(where.index)
     inputs = [adapter.contiguous_copy(a) for a in call.arrays]
-    if scheme == "auto":
-        scheme = choose_scheme(math.prod(call.batch_shape) * call.n_out, call.n_red)
-    ks = kernel_source(call.plan, call.dtype, block or BLOCK, scheme)
+    ks = kernel_source(call.plan, call.dtype, block or BLOCK, call_scheme(call, scheme))
     keep: list[Any] = []
 
     def upload(table: np.ndarray) -> int:

@@ -79,6 +79,15 @@ def scheme_for(backend: str, n_rows: int, n_red: int) -> str:
     return choose_scheme(n_rows, n_red)
 
 
+def call_scheme(call: BoundCall, scheme: str) -> str:
+    """``scheme`` (``"1D"``, ``"2D"``), or for ``"auto"`` the one
+    :func:`~.codegen.target_cuda.choose_scheme` picks for the call's output rows (all batch
+    entries) and reduction indices."""
+    if scheme != "auto":
+        return scheme
+    return choose_scheme(math.prod(call.batch_shape) * call.n_out, call.n_red)
+
+
 def block_table(ranges: Ranges, n_out: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     """The ranges as row blocks: ``(r0, r1, s0, s1)`` per block of at most ``block`` rows
     (see :mod:`lazykernels.codegen.cuda`) and the reduction intervals they index; rows
@@ -269,9 +278,7 @@ def run(
     """
     if device is None:
         device = default_device(getattr(call, "device_id", -1))
-    if scheme == "auto":
-        scheme = choose_scheme(math.prod(call.batch_shape) * call.n_out, call.n_red)
-    ks = kernel_source(call.plan, call.dtype, block, scheme)
+    ks = kernel_source(call.plan, call.dtype, block, call_scheme(call, scheme))
     arrays = [np.ascontiguousarray(a, dtype=call.dtype) for a in call.host_arrays()]
     keep: list[Any] = [device.upload(a, 0) for a in arrays]
     inputs = [b.ptr for b in keep]
