@@ -21,6 +21,7 @@ from ..core.genred import build_plan
 from ..errors import ArgumentError, DenseSizeError
 from ..formula.aliases import Alias
 from ..formula.ir import Cat, substitute, var
+from .reductions import call_arrays
 
 if TYPE_CHECKING:
     from .core import GenericLazyTensor
@@ -78,7 +79,7 @@ def materialise(lt: GenericLazyTensor, max_bytes: int | None = None) -> Any:
         )
     tools = lt.tools
     order, mapping = lt._layout()
-    arrays = lt._call_arrays((), [])  # the bound values, batch dims padded, in ``order``
+    arrays = call_arrays(lt, (), [])  # the bound values, batch dims padded, in ``order``
     nb = lt.nbatchdims
     m, n = lt.ni or 1, lt.nj or 1
     rows: dict = {}

@@ -359,11 +359,6 @@ class ReductionMethods:
             self, self._plan, info.is_complex, args, self._symbolic_vars(), call_kwargs
         )
 
-    def _call_arrays(self: GenericLazyTensor, args: tuple[Any, ...], symbolic: list[Node]) -> list:
-        """The arrays of a call, in plan order: ``args`` for the ``symbolic`` variables
-        (checked, complex ones viewed as real), then the bound values."""
-        return call_arrays(self, args, symbolic)
-
     def _param_dtype(self: GenericLazyTensor, symbolic_arrays: list[Any]) -> tuple[Any, Any]:
         """(dtype, an array of the call) for the Python numbers of a parameter: the
         LazyTensor's dtype (else the first array's, else the default), and the first array

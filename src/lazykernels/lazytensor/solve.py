@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import ArgumentError, FormulaError
 from ..formula.ir import Cat
 from ..formula.parse import parse_aliases, parse_formula
-from .reductions import split_kwargs
+from .reductions import call_arrays, split_kwargs
 
 if TYPE_CHECKING:
     from .core import GenericLazyTensor
@@ -177,7 +177,7 @@ def lazy_solve(
         call_kwargs = {**reduced._reduction.call_kwargs, **call_kwargs}
         # every array the reduction reads (the unknown's slot holds rhs for now), so that
         # tools.solve_linear sees them all (PyTorch differentiates with respect to them)
-        arrays = reduced._call_arrays((*args[:position], rhs, *args[position:]), symbolic)
+        arrays = call_arrays(reduced, (*args[:position], rhs, *args[position:]), symbolic)
         inputs = [*arrays[:position], *arrays[position + 1 :]]
         backend = call_kwargs.get("backend") or reduced.backend or "auto"
         ranges = call_kwargs.get("ranges", reduced.ranges)
