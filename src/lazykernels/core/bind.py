@@ -92,12 +92,10 @@ def bind_call(
     if nan_check:
         check_nan(plan.slots, arrays, adapter)
     dtype, kinds = layout.dtype, layout.outputs
-    if not layout.cast:
-        pass
-    elif float16 or not device.is_host:  # float16 stays float16, outputs too
+    if layout.cast and (float16 or not device.is_host):  # float16 stays float16, outputs too
         dtype = layout.user_dtype
         kinds = tuple((s, dtype if k == layout.dtype else k) for s, k in kinds)
-    else:
+    elif layout.cast:
         arrays = [adapter.astype(a, dtype) if adapter.dtype(a) != dtype else a for a in arrays]
     call = BoundCall(plan, tuple(arrays), dtype, layout.batch_shape, layout.ni, layout.nj, None)
     if adapter is not NUMPY:  # (NumPy arrays on the host: the defaults)
