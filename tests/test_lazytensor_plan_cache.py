@@ -70,6 +70,30 @@ def test_shared_leaf_vs_two_leaves():
     np.testing.assert_allclose(two.sum(axis=1), (X3 * Y3[:1]).sum(-1, keepdims=True), rtol=1e-12)
 
 
+def test_which_operands_share_a_leaf_is_part_of_the_key():
+    """Same ops, dimensions and categories; only which sub-expressions share a variable
+    differs: each must get its own plan and its own (dense) value, warm or fresh."""
+    a, b, c = (RNG.standard_normal((M, 3)) for _ in range(3))
+
+    def cases():
+        x, y, z = lt_i(a), lt_i(b), lt_i(c)
+        return {
+            "(x-y)*(x-z)": ((x - y) * (x - z), (a - b) * (a - c)),
+            "(x-y)*(z-x)": ((x - y) * (z - x), (a - b) * (c - a)),
+            "(x-y)*(y-x)": ((x - y) * (y - x), (a - b) * (b - a)),
+            "(x-y)*(z-y)": ((x - y) * (z - y), (a - b) * (c - b)),
+            "(x-y)*(x-y)": ((x - y) * (x - y), (a - b) * (a - b)),
+        }
+
+    plans = {name: plan_of(lazy.sum(-1)) for name, (lazy, _) in cases().items()}
+    assert len({id(p) for p in plans.values()}) == len(plans)
+    for _ in range(2):  # fresh, then warm
+        for lazy, dense in cases().values():
+            got = (lazy.sum(-1) * lt_j(B)).sum(axis=1)
+            want = dense.sum(-1, keepdims=True) * B.sum()
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_i_vs_j_category():
     a = (lt_i(X3) - lt_j(Y3)).sum(-1)
     b = (lt_j(Y3) - lt_i(X3)).sum(-1)

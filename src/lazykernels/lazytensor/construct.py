@@ -44,7 +44,7 @@ class Leaf:
 
     def __init__(self, index: int, dim: int, cat: Cat) -> None:
         self.index, self.dim, self.cat = index, dim, cat
-        self.code = (dim, cat._value_)  # its part of a structural key (ints hash fast)
+        self.code = (dim, cat._value_)  # its structure id (see plan_cache; ints hash fast)
         self._node: Node | None = None
         self._t: Leaf | None = None
 
@@ -200,4 +200,4 @@ class ConstructionMixin:
         # node waits for the Leaf
         self._ndim = dim
         self._binds = {leaf: value}
-        self._ops = (leaf,)
+        self._sid = leaf.code  # a bound variable's structure id (see plan_cache)

@@ -39,6 +39,7 @@ from .construct import (
 from .dense import materialise
 from .indexing import index_last_axis
 from .pending import DIMS, UNKNOWN, build_nodes, remembered_dim
+from .plan_cache import SIDS, UNSET, op_sid, operands_key, own_sid
 from .reductions import ReductionMethods
 from .state import copy_state, empty_state, merge, merged, with_state
 from .tools import ArrayTools
@@ -124,7 +125,7 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     _ndim: int = 1
     _pending: tuple | None = None  # (op name, operands, params) of a node not built yet
     _reduction: Any = None
-    _ops: tuple | None = None  # postfix of the operations that built node (see _apply)
+    _sid: Any = UNSET  # the structure id (see plan_cache): set by _apply and constructors
     _sym: list[Node] | None = None  # a reduced LazyTensor's symbolic variables, when known
 
     def __new__(cls, x: Any = None, axis: int | None = None, is_complex: bool = False):
@@ -257,8 +258,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         """Hook of the operator surface: ``name(self, *args; params)`` as a LazyTensor.
 
         The node is built when first read (a reduction found in the plan cache by its
-        structural key never reads it); its dimensions are checked now. A warm operation
-        is a few dictionary look-ups and one new object (no list or node built).
+        structure id never reads it); its dimensions are checked now. A warm operation is
+        a few dictionary look-ups and one new object (no list or node built): its structure
+        id and result dimension come from :data:`.plan_cache.SIDS`.
         """
         cls = _RESULT_CLASS.get(name)
         cls = type(self) if cls is None else getattr(self, cls)
@@ -266,42 +268,40 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
             other = self._lift(args[0])
             operands = (self, other)
             res = with_state(cls, merged(self.tools, operands))
-            dims = (self._ndim, other._ndim)
         elif args:
             operands = (self, *[self._lift(a) for a in args])
             res = with_state(cls, merged(self.tools, operands))
-            dims = tuple([o._ndim for o in operands])
         else:  # one operand: its state as it is (the bound values are never mutated)
             if self._reduction is not None:
                 self._check_usable()
             operands = (self,)
             res = copy_state(cls, self)
-            dims = (self._ndim,)
-        pkey: tuple = ()
         try:
-            if params:
-                pkey = params_key(params)
-            key = (name, pkey, dims)
-            dim = DIMS.get(key, UNKNOWN)
-            if dim is UNKNOWN:
-                dim = remembered_dim(key, params)
+            pkey = params_key(params) if params else ()
+            if len(operands) == 1:
+                sid = self._sid
+                if sid is UNSET:
+                    sid = own_sid(self)
+                skey = None if sid is None else (name, pkey, cls, sid)
+            else:
+                head = operands_key(operands, res._binds)
+                skey = None if head is None else (name, pkey, cls, *head)
+            found = None if skey is None else SIDS.get(skey)
+            if found is not None:
+                res._sid, dim = found
+            else:
+                key = (name, pkey, tuple([o._ndim for o in operands]))
+                dim = DIMS.get(key, UNKNOWN)
+                if dim is UNKNOWN:
+                    dim = remembered_dim(key, params)
+                res._sid = None if skey is None else op_sid(skey, dim)
         except TypeError:  # an unhashable parameter: make says what is wrong
-            pkey, dim = params, None
+            dim = res._sid = None
         if dim is None:
             res.node = make(name, tuple([o.node for o in operands]), params)
         else:
             res._ndim = dim
             res._pending = (name, operands, params)
-        # the postfix of plan_cache.structure_key: leaves, then (op, params, arity, class)
-        entry = (name, pkey, len(operands), cls)
-        if len(operands) == 1:
-            ops = self._ops
-            res._ops = (*ops, entry) if ops is not None else (self.node, entry)
-        else:
-            ops = ()
-            for o in operands:
-                ops += o._ops if o._ops is not None else (o.node,)
-            res._ops = (*ops, entry)
         return res
 
     def _state(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def build_nodes(lt: Any) -> None:
             todo.pop()
             continue
         if t._pending is None:  # a bound leaf
-            t._node = t._ops[0].node
+            t._node = next(iter(t._binds)).node
             todo.pop()
             continue
         name, operands, params = t._pending

@@ -40,9 +40,8 @@ from .plan_cache import (
     PLAN_KEYS,
     PLANS,
     STRUCTURES,
-    bound_leaves,
+    reduction_key,
     remember_structure,
-    structure_key,
 )
 from .state import copy_state
 
@@ -250,30 +249,25 @@ class ReductionMethods:
         """Like :meth:`reduction` with KeOps's Genred ``axis`` (0: over i, 1: over j)."""
         self._check_usable()
         options, call_kwargs = split_kwargs(kwargs) if kwargs else (_NONE, _NONE)
-        operands = [self] if other is None else [self, self._lift(other)]
-        key, leaves = structure_key(operands, reduction_op, axis, opt_arg, options)
+        if other is None:
+            operands, state, binds = [self], None, self._binds
+        else:
+            operands = [self, self._lift(other)]
+            state = self._merge(operands)
+            binds = state["binds"]
         try:
+            key = reduction_key(operands, binds, reduction_op, axis, opt_arg, options)
             hit = None if key is None else STRUCTURES.get(key)
         except TypeError:  # an unhashable parameter or option: no caching
             key = hit = None
         # the warm path: a plan without symbolic variables, run on this state as it is (no
-        # reduced LazyTensor is made); the key fixes the plan and the order of the bound
-        # arrays, bound_leaves checks that the bindings follow that order
-        if (
-            hit is not None
-            and call
-            and not hit[1]
-            and other is None
-            and bound_leaves(leaves, self._binds)
-        ):
+        # reduced LazyTensor is made); the key fixes the plan and the order of the
+        # bound arrays
+        if hit is not None and call and not hit[1] and other is None:
             complex_outputs = self.is_complex if is_complex is None else bool(is_complex)
             return run_bound(self, hit[0], complex_outputs, (), (), call_kwargs)
-        if other is None:
-            res = copy_state(type(self), self)
-        else:
-            res = type(self)._wrap(None, self._merge(operands))
+        res = copy_state(type(self), self) if state is None else type(self)._wrap(None, state)
         res._node, res._ndim, res._pending = self._node, self._ndim, self._pending
-        res._ops = self._ops  # a leaf's node is built from it
         weight = None if other is None else operands[1].node
         res._reduction = ReductionInfo(
             reduction_op,
@@ -285,12 +279,11 @@ class ReductionMethods:
             self.is_complex if is_complex is None else bool(is_complex),
         )
         res.axis = axis
-        if hit is not None and bound_leaves(leaves, res._binds):
-            res._plan = hit[0]
-            res._sym = [leaves[k] for k in hit[1]]
+        if hit is not None:
+            res._plan, res._sym = hit[0], list(hit[1])
         else:
             res._plan = res._build_plan()  # options and dimensions are checked now
-            remember_structure(key, leaves, res)
+            remember_structure(key, res)
         if call and not res._symbolic_vars():
             return res._run((), _NONE)
         return res
