@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 
 from .arrays import ArrayAdapter
@@ -47,8 +46,10 @@ def lookup(plan: ReductionPlan, backend: str, adapter: ArrayAdapter, key: Any) -
     entry = _MEMO.get(memo_key)
     if entry is None or entry[0] is not plan:
         return MISSING
-    with suppress(KeyError):  # evicted meanwhile by another thread
+    try:  # (not contextlib.suppress: it costs 0.5 us of a 10 us call)
         _MEMO.move_to_end(memo_key)
+    except KeyError:  # evicted meanwhile by another thread: prepared again
+        return MISSING
     return entry[1]
 
 

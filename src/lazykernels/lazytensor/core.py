@@ -129,16 +129,24 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     _sym: list[Node] | None = None  # a reduced LazyTensor's symbolic variables, when known
 
     def __new__(cls, x: Any = None, axis: int | None = None, is_complex: bool = False):
+        # the common case, a real floating array of shape (..., M, 1, D) etc., is built
+        # here at once (one look at the array decides the class and the binding), and
+        # __init__ finds it done
+        if not (cls.is_complex or is_complex or axis is not None):
+            found = cls.tools.float_info(x)
+            if found is not None and len(found[1]) >= 3:
+                obj = object.__new__(cls)
+                obj._dtype = found[0]
+                obj._init_batched(x, found[1], None)
+                return obj
         if not cls.is_complex and (is_complex or cls._is_complex_data(x)):
             return cls._complex_cls(x, axis)
         return object.__new__(cls)
 
     def __init__(self, x: Any = None, axis: int | None = None, is_complex: bool = False):
-        found = None if self.is_complex or axis is not None else self.tools.float_info(x)
-        if found is not None and len(found[1]) >= 3:  # the common case first
-            self._dtype = found[0]
-            self._init_batched(x, found[1], None)
-        elif self.tools.is_array(x):
+        if self._sid is not UNSET:  # bound by __new__
+            return
+        if self.tools.is_array(x):
             self._init_array(x, axis)
         elif x is None:
             raise ArgumentError("LazyTensor needs data: an array, a number or (ind, dim, cat)")

@@ -519,18 +519,21 @@ class ReductionMethods:
             raise DimensionError(
                 f"K @ v needs a LazyTensor of vector dimension 1, got ndim = {self.ndim}"
             )
-        # (GenericLazyTensor derives from this class, which core imports)
-        if isinstance(v, ReductionMethods) or not tools.is_array(v):
-            raise TypeError(f"K @ v: v must be a {tools.name} array, got {type(v).__name__}")
-        shape = tools.shape(v)
+        found = tools.float_info(v)  # (dtype, shape) of a real floating array
+        if found is None:
+            # (GenericLazyTensor derives from this class, which core imports)
+            if isinstance(v, ReductionMethods) or not tools.is_array(v):
+                raise TypeError(f"K @ v: v must be a {tools.name} array, got {type(v).__name__}")
+            shape = tools.shape(v)
+        else:
+            dtype, shape = found
         if not shape:
             raise ArgumentError("K @ v: v must be a (N,) or (..., N, D) array, got a 0-d array")
         vector = len(shape) == 1
         if vector:
             v = tools.reshape(v, (shape[0], 1))
             shape = (shape[0], 1)
-        dtype = tools.dtype_of(v)
-        if shape[-2] != 1 and not tools.is_complex_array(v) and tools.is_floating(dtype):
+        if found is not None and shape[-2] != 1:
             # what LazyTensor(v[..., None, :, :]) binds, without the reshapes and checks
             v_j = self._real_cls._rows_of(v, Cat.J, shape[:-2], shape[-2], shape[-1], dtype)
         else:  # the constructor decides (and raises on a bad dtype)
