@@ -82,19 +82,22 @@ def _tracked(tensors: Sequence[Any]) -> bool:
     # dual tensors exist only inside forward_ad.dual_level() (level >= 0); where torch
     # does not say, every tensor is asked
     dual = getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0
+    # tensors are wrapped only inside torch.func transforms (grad, vjp, jvp, vmap...)
+    transformed = _transforms_active()
     for t in tensors:
         if not isinstance(t, torch.Tensor):
             continue
         if t.requires_grad and grad_enabled:
             return True
-        if _is_wrapped(t):
-            return True  # inside torch.func transforms (grad, vjp, jvp, vmap...)
+        if transformed and _is_wrapped(t):
+            return True
         if dual and torch.autograd.forward_ad.unpack_dual(t).tangent is not None:
             return True
     return False
 
 
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
 
 
 def unbroadcast(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -55,7 +55,7 @@ class TorchTools(ArrayTools):
         if isinstance(x, torch.Tensor):
             dtype = x.dtype
             if dtype in _FLOATS:
-                if x.is_cuda or not x.is_cpu:  # refuse other devices at once (as dtype_of)
+                if not x.is_cpu:  # refuse other devices at once (as dtype_of)
                     check_device(x, "LazyTensor data")
                 return dtype, tuple(x.shape)
         return None
