@@ -65,6 +65,19 @@ def remember(call: BoundCall, backend: str, adapter: ArrayAdapter, key: Any) -> 
             _MEMO.popitem(last=False)
 
 
+def alias(plan: ReductionPlan, backend: str, adapter: ArrayAdapter, key: Any, known: Any) -> None:
+    """File under the layout key ``key`` the prepared call remembered for the layout
+    ``known`` of ``plan``'s arrays (None: that there is none, also when ``known`` was not
+    remembered, e.g. a call the GPU ran)."""
+    with _LOCK:
+        entry = None if known is None else _MEMO.get((id(plan), backend, adapter, known))
+        if entry is None or entry[0] is not plan:
+            entry = (plan, None)
+        _MEMO[(id(plan), backend, adapter, key)] = entry
+        while len(_MEMO) > MAX_PREPARED:
+            _MEMO.popitem(last=False)
+
+
 def clear() -> None:
     """Forget every prepared call (tests)."""
     with _LOCK:

@@ -40,11 +40,15 @@ class Leaf:
     key never builds it (building a fresh node costs about as much as the rest of the
     constructor). One Leaf per variable: the transposed leaf is made once and linked back."""
 
-    __slots__ = ("index", "dim", "cat", "code", "_node", "_t")
+    __slots__ = ("index", "dim", "cat", "code", "core", "_node", "_t")
 
-    def __init__(self, index: int, dim: int, cat: Cat) -> None:
+    def __init__(self, index: int, dim: int, cat: Cat, core: tuple[int, ...] | None) -> None:
         self.index, self.dim, self.cat = index, dim, cat
         self.code = (dim, cat._value_)  # its structure id (see plan_cache; ints hash fast)
+        # the shape its array is viewed to before a call, when bound as given (an array of
+        # shape (M, 1, D) is kept so, and read as (M, D): the view costs a torch tensor a
+        # few us, and a warm call never makes it, see warm.py); None: bound as it is read
+        self.core = core
         self._node: Node | None = None
         self._t: Leaf | None = None
 
@@ -60,7 +64,7 @@ class Leaf:
         if self.cat is Cat.PARAM:
             return self
         if self._t is None:
-            self._t = Leaf(self.index, self.dim, self.cat.opposite())
+            self._t = Leaf(self.index, self.dim, self.cat.opposite(), self.core)
             self._t._t = self
         return self._t
 
@@ -160,12 +164,12 @@ class ConstructionMixin:
         batch, (m, n, d) = shape[:-3], shape[-3:]
         if m == 1 and n == 1:
             self.batchdims = batch
-            self._bind_new(self.tools.reshape(x, (*batch, d)), d, Cat.PARAM)
+            self._bind_new(x, d, Cat.PARAM, (*batch, d))
             self.axis = 2
         elif n == 1:
-            self._bind_rows(self.tools.reshape(x, (*batch, m, d)), Cat.I, batch, m, d)
+            self._bind_rows(x, Cat.I, batch, m, d, (*batch, m, d))
         elif m == 1:
-            self._bind_rows(self.tools.reshape(x, (*batch, n, d)), Cat.J, batch, n, d)
+            self._bind_rows(x, Cat.J, batch, n, d, (*batch, n, d))
         else:
             raise ShapeError(
                 f"LazyTensor: an array of shape {shape} must look like (..., M, 1, D) (i), "
@@ -182,22 +186,32 @@ class ConstructionMixin:
         obj._bind_rows(x, cat, batch, n, d)
         return obj
 
-    def _bind_rows(self, x: Any, cat: Cat, batch: tuple[int, ...], n: int, d: int) -> None:
+    def _bind_rows(
+        self, x: Any, cat: Cat, batch: tuple[int, ...], n: int, d: int, core: Any = None
+    ) -> None:
         if batch:
             self.batchdims = batch
         if cat is Cat.I:
             self.ni = n
         else:
             self.nj = n
-        self._bind_new(x, d, cat)
+        self._bind_new(x, d, cat, core)
         self.axis = cat._value_
 
-    def _bind_new(self, value: Any, dim: int, cat: Cat) -> None:
+    def _bind_new(self, value: Any, dim: int, cat: Cat, core: Any = None) -> None:
+        """Bind ``value`` to a fresh variable; ``core``: the shape it is read as, when it
+        is bound as given (see :class:`Leaf`)."""
         if dim < 1:
             raise ShapeError("LazyTensor: the vector dimension (last axis) must be at least 1")
-        leaf = Leaf(next(_fresh_index), dim, cat)
+        leaf = Leaf(next(_fresh_index), dim, cat, core)
         # a fresh LazyTensor's node and pending op are the class defaults (None): its
         # node waits for the Leaf
         self._ndim = dim
         self._binds = {leaf: value}
         self._sid = leaf.code  # a bound variable's structure id (see plan_cache)
+
+
+def read_value(tools: Any, leaf: Leaf, value: Any) -> Any:
+    """The array bound to ``leaf`` as a call reads it (viewed to its ``core`` shape)."""
+    core = leaf.core
+    return value if core is None else tools.reshape(value, core)

@@ -35,6 +35,7 @@ from .construct import (
     FloatParam,
     Leaf,
     is_number_list,
+    read_value,
 )
 from .dense import materialise
 from .indexing import index_last_axis
@@ -178,7 +179,8 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     @property
     def _bindings(self) -> dict[Node, Any]:
         """The bound values by their variable's node (builds the leaves' nodes)."""
-        return {leaf.node: value for leaf, value in self._binds.items()}
+        tools = self.tools
+        return {leaf.node: read_value(tools, leaf, value) for leaf, value in self._binds.items()}
 
     @node.setter
     def node(self, node: Node) -> None:
@@ -509,11 +511,11 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
     def variables(self) -> Variables:
         """The bound arrays (and Python numbers), in creation order."""
         values = []
-        for value in self._binds.values():
+        for leaf, value in self._binds.items():
             if isinstance(value, FloatParam):
                 values.append(value.values[0] if len(value.values) == 1 else list(value.values))
             else:
-                values.append(value)
+                values.append(read_value(self.tools, leaf, value))
         return Variables(values)
 
     @property

@@ -114,6 +114,16 @@ class ArrayTools:
 
     # --- running a reduction ---------------------------------------------------------------
 
+    warm_adapter: Any = None
+    """The core's :class:`~lazykernels.core.arrays.ArrayAdapter` of this library when its
+    ``run_reduction`` is :func:`~lazykernels.core.genred.run_plan` through it (its plain
+    calls may then be served by prepared calls, see :mod:`.warm`); None otherwise."""
+
+    def untracked(self, values: Sequence[Any]) -> bool:
+        """True when no derivative of a reduction of ``values`` can be asked for (a warm
+        call may then bypass the library's autograd)."""
+        return True
+
     def run_reduction(
         self,
         plan: ReductionPlan,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.arrays import NUMPY
 from ..core.genred import run_plan
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
 from ..lazytensor.frontend import wire_front_end
@@ -89,6 +90,7 @@ class NumpyTools(ArrayTools):
         return bool(np.all(cond))
 
     run_reduction = staticmethod(run_plan)  # the neutral core takes NumPy arrays as they are
+    warm_adapter = NUMPY
 
 
 NUMPY_TOOLS = NumpyTools()

@@ -76,7 +76,7 @@ def _run(
     return run_plan(plan, tensors, backend=backend, ranges=ranges, out=out, adapter=TORCH)
 
 
-def _tracked(tensors: Sequence[Any]) -> bool:
+def tracked(tensors: Sequence[Any]) -> bool:
     """True when a derivative of the result may be asked for."""
     grad_enabled = torch.is_grad_enabled()
     # dual tensors exist only inside forward_ad.dual_level() (level >= 0); where torch
@@ -346,15 +346,15 @@ def torch_reduce(
     """
     tensors = list(tensors)
     ranges_np = _ranges_arrays(ranges)
-    tracked = _tracked(tensors)
+    is_tracked = tracked(tensors)
     if out is not None:
-        if tracked:
+        if is_tracked:
             raise ArgumentError(
                 "out= cannot be used when a gradient is tracked (an input requires grad); "
                 "call under torch.no_grad() or drop out="
             )
         return _run(plan, tensors, backend, ranges_np, out)
-    if not tracked:
+    if not is_tracked:
         return _run(plan, tensors, backend, ranges_np)
     kind = derivative(plan)
     if kind is Derivative.INDEX:

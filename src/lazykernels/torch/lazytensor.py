@@ -21,7 +21,8 @@ import torch
 from ..lazytensor import ArrayTools, ComplexGenericLazyTensor, GenericLazyTensor
 from ..lazytensor.frontend import wire_front_end
 from ..solve import GenericKernelSolve
-from .autograd import check_device, torch_reduce
+from .arrays import TORCH
+from .autograd import check_device, torch_reduce, tracked
 from .genred import Genred
 from .solve import solve_linear
 
@@ -106,6 +107,11 @@ class TorchTools(ArrayTools):
 
     # The torch implementations, with the ArrayTools signatures (``self`` is solve's ``tools``).
     run_reduction = staticmethod(torch_reduce)
+    warm_adapter = TORCH
+
+    def untracked(self, values: Sequence[Any]) -> bool:
+        return not tracked(values)
+
     solve_linear = solve_linear
 
 
