@@ -275,7 +275,9 @@ class GenericLazyTensor(ConstructionMixin, ReductionMethods, FormulaSurface):
         cls = _RESULT_CLASS.get(name)
         cls = type(self) if cls is None else getattr(self, cls)
         if len(args) == 1:  # (no list comprehensions: each is a call in Python 3.11)
-            other = self._lift(args[0])
+            other = args[0]
+            if not isinstance(other, GenericLazyTensor) or other.tools is not self.tools:
+                other = self._lift(other)  # (_binary lifted it already)
             operands = (self, other)
             res = with_state(cls, merged(self.tools, operands))
         elif args:
