@@ -33,7 +33,8 @@ So the kernels bring their own threads, and never spin:
   another Python thread) runs on its caller alone instead of waiting.
 
 The library also holds ``lk_first_nan``, the NaN check of a call's inputs: one foreign call
-for all of them (four NumPy reductions cost 5 us of a warm call's 30 us budget).
+for all of them (four NumPy reductions cost 5 us of a warm call's 30 us budget), and
+``lk_checked_run``, a prepared call's NaN check and kernel call in one foreign call.
 
 OpenMP still supplies ``omp simd`` (vectorisation) and the default thread count
 (``omp_get_max_threads()``: ``OMP_NUM_THREADS``, or torch's ``set_num_threads`` when the
@@ -166,5 +167,22 @@ extern "C" int64_t lk_first_nan(int64_t n, const void* const* ptrs, const intptr
     if (bad) return k;
   }
   return -1;
+}
+
+typedef int (*lk_kernel_fn)(int64_t, int64_t, int64_t, const void* const*, const int64_t*,
+                            void* const*, int64_t, const int64_t*, const int64_t*,
+                            const int64_t*, int64_t, void*);
+
+// A prepared call (lazykernels.cpu.prepare_call) in one foreign call: the NaN check of the
+// n_in inputs, then the kernel without ranges on the default threads. Returns the kernel's
+// status (0, or 1: failed), or -2 - k when input k holds a NaN.
+extern "C" int64_t lk_checked_run(void* kernel, int64_t n_in, const void* const* args,
+                                  const intptr_t* sizes, int64_t itemsize, int64_t n_out,
+                                  int64_t n_red, int64_t n_batch, const int64_t* offsets,
+                                  void* const* outs, void* pool) {
+  const int64_t bad = lk_first_nan(n_in, args, sizes, itemsize);
+  if (bad >= 0) return -2 - bad;
+  return ((lk_kernel_fn)kernel)(n_out, n_red, n_batch, args, offsets, outs, -1, nullptr,
+                                nullptr, nullptr, 0, pool);
 }
 """

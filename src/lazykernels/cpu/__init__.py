@@ -88,12 +88,14 @@ _TABLE_LOCK = threading.Lock()
 _LOCK = threading.Lock()
 _POOL: list[int] = []  # address of lk_pool_run, once built
 _FIRST_NAN: list[ctypes._CFuncPtr] = []  # type: ignore[name-defined]  # lk_first_nan, likewise
+_CHECKED_RUN: list[ctypes._CFuncPtr] = []  # type: ignore[name-defined]  # lk_checked_run
 
 
 def _pool() -> int:
     """The address of ``lk_pool_run``: the process's one thread pool for every kernel
     (passive waits, no spinning; see :mod:`lazykernels.codegen.runtime`). Its library also
-    holds ``lk_first_nan``, the NaN check of :func:`run`."""
+    holds ``lk_first_nan``, the NaN check of :func:`run`, and ``lk_checked_run``, the NaN
+    check and kernel call of a prepared call."""
     if _POOL:
         return _POOL[0]
     from ..codegen.runtime import POOL_SOURCE  # at the first build
@@ -106,6 +108,12 @@ def _pool() -> int:
             first_nan.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
             first_nan.restype = ctypes.c_int64
             _FIRST_NAN.append(first_nan)
+            checked_run = library.lk_checked_run
+            checked_run.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+            checked_run.argtypes += [ctypes.c_void_p, *[ctypes.c_int64] * 4]
+            checked_run.argtypes += [ctypes.c_void_p] * 3
+            checked_run.restype = ctypes.c_int64
+            _CHECKED_RUN.append(checked_run)
             _POOL.append(ctypes.cast(library.lk_pool_run, ctypes.c_void_p).value or 0)
     return _POOL[0]
 
@@ -413,8 +421,10 @@ def prepare_call(call: BoundCall):
         return None
     n_in, n_outputs = len(inputs), len(kinds)
     offset_address, offset_table = _offset_table(adapter, inputs, call.batch_shape)
-    # (the NaN check and the call as in run, unrolled: this closure is the warm path)
-    function, first_nan, pool = kernel.function, _FIRST_NAN[0], _POOL[0]
+    # (the NaN check and the call as in run, in one foreign call: this closure is the warm
+    # path, and each ctypes call costs ~1 us)
+    checked_run, pool = _CHECKED_RUN[0], _POOL[0]
+    kernel_address = ctypes.cast(kernel.function, ctypes.c_void_p).value
     pointers, empty, device, slots = adapter.pointers, adapter.empty, call.device, plan.slots
     n_out, n_red, itemsize = call.n_out, call.n_red, dtype.itemsize
     outputs_at, sizes_at = _WORD * n_in, _WORD * (n_in + n_outputs)
@@ -423,18 +433,18 @@ def prepare_call(call: BoundCall):
         outputs = [empty(shape, kind, device) for shape, kind in kinds]
         cells = _words(_CELL, [*pointers([*arrays, *outputs]), *sizes])
         base = cells.buffer_info()[0]
-        bad = first_nan(n_in, base, base + sizes_at, itemsize)
-        if bad >= 0:
-            raise nan_error(slots[bad])
-        status = function(
-            n_out, n_red, n_batch, base, offset_address, base + outputs_at, -1,
-            None, None, None, 0, pool,
+        status = checked_run(
+            kernel_address, n_in, base, base + sizes_at, itemsize, n_out, n_red, n_batch,
+            offset_address, base + outputs_at, pool,
         )  # fmt: skip
         if status != 0:
+            if status <= -2:
+                raise nan_error(slots[-2 - status])
             raise LazyKernelsError(f"the CPU kernel of {plan.reduction} failed (out of memory?)")
         return tuple(outputs)
 
-    prepared.offset_table = offset_table  # (kept alive with the callable)
+    prepared.offset_table = offset_table  # (kept alive with the callable, as the kernel's
+    prepared.kernel = kernel  # library, which the callable reaches by address)
     return prepared
 
 
