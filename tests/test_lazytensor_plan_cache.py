@@ -218,6 +218,22 @@ def test_deep_expression_builds_without_recursion_limit():
     np.testing.assert_allclose(K.sum(axis=1), expected, rtol=1e-10)
 
 
+def test_structure_ids_survive_the_tables_being_cleared(monkeypatch):
+    """The id tables are bounded: a clearing while expressions are built only costs misses
+    (ids are never reused), never a wrong plan."""
+    from lazykernels.lazytensor import plan_cache
+
+    monkeypatch.setattr(plan_cache, "MAX_SIDS", 3)
+    plan_cache.SIDS.clear()
+    expected = dense_gauss(X3, Y3) @ B
+    K = gauss(X3, Y3)  # built across clearings
+    for _ in range(3):
+        np.testing.assert_allclose(gauss(X3, Y3) @ B, expected, rtol=1e-12)
+        np.testing.assert_allclose(K @ B, expected, rtol=1e-12)
+        np.testing.assert_allclose(gauss(X2, Y2) @ B, dense_gauss(X2, Y2) @ B, rtol=1e-12)
+    assert len(plan_cache.SIDS) <= 3
+
+
 def test_torch_warm_calls_match_dense():
     torch = pytest.importorskip("torch")
     from lazykernels.torch import LazyTensor as TorchLazyTensor
