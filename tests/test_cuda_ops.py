@@ -45,11 +45,18 @@ def test_helpers_print_in_every_dialect(name):
         assert CudaDialect("float64").helper(name) != cuda
 
 
-def test_unknown_and_target_helpers_are_refused_clearly():
+def test_unknown_and_target_helpers_are_refused_clearly(monkeypatch):
     with pytest.raises(FormulaError, match="CudaDialect has no source for the helper 'lk_exp'"):
         CudaDialect("float32").helper("lk_exp")  # the CPU's own vectorised exp
     with pytest.raises(FormulaError, match="'lk_nothing'"):
         CpuDialect("float64").helper("lk_nothing")
+    monkeypatch.setitem(HELPERS, "lk_typo", "template <typename T> T lk_typo(T x) { $sqrtt(x); }")
+    with pytest.raises(FormulaError, match="lk_typo calls sqrtt, not a neutral maths function"):
+        CudaDialect("float32").helper("lk_typo")
+    monkeypatch.setitem(HELPERS, "lk_e", "template <typename T> T lk_e(T x) { return $exp(x); }")
+    assert CudaDialect("float32").helper("lk_e").endswith("{ return expf(x); }")
+    with pytest.raises(FormulaError, match=r"lk_e calls exp, which needs \['lk_exp'\]"):
+        CpuDialect("float32").helper("lk_e")  # the CPU's exp is a helper of its own
 
 
 def test_kernels_print_only_the_helpers_they_call():

@@ -18,6 +18,7 @@ The loop, statement and expression syntax printed here is common to C++ and CUDA
 
 from __future__ import annotations
 
+import re
 from string import Template
 
 import numpy as np
@@ -49,6 +50,9 @@ MATH_FUNCTIONS = frozenset(
     ["exp", "log", "pow", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2"]
     + ["floor", "ceil", "trunc", "round", "fabs"]
 )
+
+
+_FIELD = re.compile(r"\$\{?([A-Za-z_][A-Za-z_0-9]*)")  # a helper's $name or ${name}
 
 
 class Dialect:
@@ -84,7 +88,7 @@ class Dialect:
             raise FormulaError(f"{type(self).__name__} has no source for the helper {name!r}")
         text = Template(HELPERS[name])
         fields = {"qualifier": f"{self.helper_qualifier} " if self.helper_qualifier else ""}
-        for fn in text.get_identifiers():
+        for fn in sorted(set(_FIELD.findall(HELPERS[name]))):  # Template.get_identifiers: 3.11
             if fn in fields:
                 continue
             if fn not in MATH_FUNCTIONS:
