@@ -153,3 +153,38 @@ def test_emulated_kernel_matches_dense_numpy(name, dtype, emulated):
         args = data(rng, name, m, n)
         (got,) = kernel.run(m, n, [a.astype(dtype) for a in args])
         check(name, dtype, got, args)
+
+
+@needs_gxx
+@pytest.mark.cpu
+def test_cuda_powi_helper_at_zero_and_negative_exponents(tmp_path):
+    # formulas never reach lk_powi with m = 0 (Pow(f, 0) simplifies to 1): call the CUDA
+    # text directly, behind the emulation's header, for m in -3..3 at 0 and negative x
+    import ctypes
+    import subprocess
+
+    from lazykernels.cuda.emulation import HEADER
+
+    lines = [HEADER]
+    for ctype in ("float", "double"):
+        text = CudaDialect("float32" if ctype == "float" else "float64").helper("lk_powi")
+        lines += [f"namespace {ctype}_ns {{", text, "}"]
+        lines.append(
+            f'extern "C" double powi_{ctype}(double x, int m) '
+            f"{{ return {ctype}_ns::lk_powi<{ctype}>(({ctype})x, m); }}"
+        )
+    (tmp_path / "powi.cpp").write_text("\n".join(lines))
+    lib = tmp_path / "powi.so"
+    cmd = ["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Wextra"]
+    done = subprocess.run([*cmd, str(tmp_path / "powi.cpp"), "-o", str(lib)], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    library = ctypes.CDLL(str(lib))
+    for ctype, dtype in (("float", np.float32), ("double", np.float64)):
+        fn = getattr(library, f"powi_{ctype}")
+        fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double, ctypes.c_int]
+        for x in (-1.75, -0.5, 0.0, 1.25):
+            for m in range(-3, 4):
+                with np.errstate(divide="ignore"):
+                    want = float(np.float64(x) ** m)  # 0 ** -m = inf, 0 ** 0 = 1
+                got = fn(x, m)
+                assert got == pytest.approx(want, rel=4 * float(np.finfo(dtype).eps)), (ctype, x, m)
