@@ -74,7 +74,7 @@ says so in its first line (:attr:`CudaSource.staged`).
 
 The op cards' helper functions (``lk_rsqrt``, ``lk_powi``...: :mod:`.helpers`, written
 once in a neutral spelling) are printed by the dialect as ``__device__`` templates after the
-kernel's typedefs, the ones the formula uses only, as on the CPU; their defined values at
+kernel's typedefs, only those the formula calls, as on the CPU; their defined values at
 singular points (``Rsqrt(0) = 0``, ``SinXDivX(0) = 1``, ``XLogX(0) = 0``) are the CPU's.
 """
 

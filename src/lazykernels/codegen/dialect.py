@@ -88,7 +88,7 @@ class Dialect:
             raise FormulaError(f"{type(self).__name__} has no source for the helper {name!r}")
         text = Template(HELPERS[name])
         fields = {"qualifier": f"{self.helper_qualifier} " if self.helper_qualifier else ""}
-        for fn in sorted(set(_FIELD.findall(HELPERS[name]))):  # Template.get_identifiers: 3.11
+        for fn in sorted(set(_FIELD.findall(HELPERS[name]))):  # (get_identifiers: 3.11+)
             if fn in fields:
                 continue
             if fn not in MATH_FUNCTIONS:
