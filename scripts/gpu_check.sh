@@ -2,8 +2,10 @@
 # The GPU checks of issue #11 in one call, for a session lent a GPU machine (no network,
 # a short budget): `lazykernels check`, the benchmark's dry run (every kernel it will launch
 # compiled by NVRTC for sm_90, the 2D scheme's two passes included), the cuda test tier
-# (tests/test_cuda_gpu.py: the 1D and 2D schemes, kNN at D=50; plus the emulation-backed
-# runner tests), then benchmarks/bench_gpu.py. Results go under $OUT
+# (tests/test_cuda_gpu.py: the 1D and 2D schemes, kNN at D=50, the op cards' helper
+# functions -- Rsqrt, SinXDivX, XLogX, Pow, Round, Sign, Step, Mod, the clamps -- and their
+# gradients at their singular points; plus the emulation-backed runner tests), then
+# benchmarks/bench_gpu.py. Results go under $OUT
 # (default: a new temporary folder), one file per step, and a summary is printed.
 #
 #   bash scripts/gpu_check.sh            # from the repository root, PYTHONPATH=src

@@ -188,7 +188,6 @@ CPU_MODULES = {
     "codegen/dotprod_cpp.py",
     "codegen/dotgrad_cpp.py",
     "codegen/fastmath.py",
-    "codegen/helpers.py",
     "codegen/prelude.py",
     "codegen/runtime.py",
     "codegen/buffer.py",

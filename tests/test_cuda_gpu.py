@@ -1,7 +1,9 @@
 """The ``cuda`` tier: the GPU backend on a real GPU, against the CPU results.
 
 Skipped without an NVIDIA driver and GPU (and, for the torch tests, without a CUDA build of
-torch). ``scripts/gpu_check.sh`` runs this file and ``benchmarks/bench_gpu.py`` in one go.
+torch). The op cards' helper functions (Rsqrt, SinXDivX, XLogX, Pow...) and their gradients
+run on the cases of tests/cuda_op_cases.py, against dense NumPy. ``scripts/gpu_check.sh``
+runs this file and ``benchmarks/bench_gpu.py`` in one go.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from lazykernels import cpu
 from lazykernels.cuda import driver
 from lazykernels.errors import ArgumentError, BackendError, CompatibilityError
 from lazykernels.numpy import Genred as NumpyGenred
+
+from .cuda_op_cases import CASES as OP_CASES
+from .cuda_op_cases import DTYPES as OP_DTYPES
+from .cuda_op_cases import aliases as op_aliases
+from .cuda_op_cases import check as check_op
+from .cuda_op_cases import data as op_data
 
 _REASON = driver.unavailable_reason()
 CPU = "CPU" if cpu.available() else "reference"  # the GPU machine may have no g++
@@ -95,6 +103,35 @@ def test_knn_d50_on_cuda_tensors_has_recall_one(backend):
     # float32 distances: a neighbour may only swap with one at the same distance (~1e-6)
     torch.testing.assert_close(exact.gather(1, got), best, rtol=1e-5, atol=1e-5)
     assert recall > 0.999
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "backend"),
+    [(n, t, "GPU_1D") for n, t in OP_DTYPES] + [(n, "float32", "GPU_2D") for n in OP_CASES],
+)
+def test_helper_ops_and_their_gradients_match_dense_numpy(name, dtype, backend):
+    # Rsqrt, SinXDivX, XLogX, Pow, Round, Sign, Step, Mod, the clamps: singular points
+    # included (tests/cuda_op_cases.py; the same cases run in the host emulation)
+    formula, _, dim, _, _ = OP_CASES[name]
+    g = NumpyGenred(formula, op_aliases(dim), axis=1)
+    args = op_data(np.random.default_rng(len(name)), name, 300, 1000)
+    check_op(name, dtype, g(*[a.astype(dtype) for a in args], backend=backend), args)
+
+
+@needs_torch_cuda
+def test_torch_autograd_of_helper_ops_on_cuda():
+    from lazykernels.torch import Genred
+
+    formula = "Rsqrt(SqDist(x, y)) * b + SinXDivX(x - y) + Pow(x - y, -3) + XLogX(Abs(x - y))"
+    g = Genred(formula, ["x = Vi(2)", "y = Vj(2)", "b = Vj(1)"], axis=1)
+    x, y, b = op_data(np.random.default_rng(2), "grad_pow", 500, 700)[:3]  # x - y never 0
+    cpu = [torch.from_numpy(a).requires_grad_() for a in (x, y, b)]
+    cuda = [t.detach().cuda().requires_grad_() for t in cpu]
+    want = torch.autograd.grad(g(*cpu, backend=CPU).square().sum(), cpu)
+    got = torch.autograd.grad(g(*cuda).square().sum(), cuda)
+    for a, w in zip(got, want):
+        assert a.device == cuda[0].device
+        torch.testing.assert_close(a.cpu(), w, rtol=1e-10, atol=1e-10)
 
 
 def test_modules_are_loaded_once_per_device_and_cubin():

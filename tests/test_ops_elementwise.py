@@ -348,7 +348,7 @@ _LIBM = CpuLibmDialect("float64")  # the C library's spellings (the test compile
 
 def _c_source(cases: list[tuple]) -> str:
     needed = sorted({h for card, *_ in cases for h in card.helpers})
-    lines = ["#include <cmath>", "", *(HELPERS[h] for h in needed)]
+    lines = ["#include <cmath>", "", *(_LIBM.helper(h) for h in needed)]
     for k, (card, params, _inputs, _expected) in enumerate(cases):
         for ctype in ("float", "double"):
             atoms = [f"a{m}" for m in range(card.arity)]

@@ -34,9 +34,10 @@ and gets source back (then the JIT or NVRTC compiles it). The steps:
 - :mod:`.runtime`: the process's thread pool (passive waits, optional participation), passed
   to every kernel; OpenMP only vectorises (``omp simd``) and gives the default thread count.
 
-Helper C++ functions: :mod:`.helpers` (``HELPERS``, filled by op cards' authors) and
-:mod:`.fastmath` (the kernel's own: a vectorisable ``exp`` of documented accuracy, Kahan and
-K-min steps, explicit vectors). Only identifiers chosen here and numbers printed here reach
+Helper functions: :mod:`.helpers` (``HELPERS``, filled by op cards' authors, in a neutral
+spelling that every dialect prints: :meth:`.dialect.Dialect.helper`) and :mod:`.fastmath`
+(the CPU kernel's own: a vectorisable ``exp`` of documented accuracy, Kahan and K-min
+steps, explicit vectors). Only identifiers chosen here and numbers printed here reach
 the compiler, never user text.
 
 This package's ``__init__`` imports nothing, so that op modules may import ``.helpers``

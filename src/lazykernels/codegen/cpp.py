@@ -324,7 +324,7 @@ class _Printer:
             helpers |= self.dot.helpers
         if self.lane_terms:
             helpers |= {"lk_vec", "lk_lanes"}
-        for text in [SKELETON_HELPERS, *helper_sources(helpers)]:
+        for text in [SKELETON_HELPERS, *helper_sources(helpers, self.dtype)]:
             b.line(text.strip("\n"))
             b.line()
         b.line('extern "C" int lk_kernel(int64_t n_out, int64_t n_red, int64_t n_batch,')

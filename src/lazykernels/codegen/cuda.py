@@ -72,7 +72,10 @@ root formula runs the card's dim-1 program once per component. Staging must fit
 with the vectors *not staged* (recomputed per pair from the inputs in global memory), and
 says so in its first line (:attr:`CudaSource.staged`).
 
-Not here: helper functions of the op cards (refused with a clear error).
+The op cards' helper functions (``lk_rsqrt``, ``lk_powi``...: :mod:`.helpers`, written
+once in a neutral spelling) are printed by the dialect as ``__device__`` templates after the
+kernel's typedefs, only those the formula calls, as on the CPU; their defined values at
+singular points (``Rsqrt(0) = 0``, ``SinXDivX(0) = 1``, ``XLogX(0) = 0``) are the CPU's.
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class _Kernel:
     red: ThreadReduction
     outputs: list[tuple[int, str]]
     staged: bool
+    helpers: list[str]  # the definitions of the helper functions the formula calls
 
     @property
     def half(self) -> bool:
@@ -177,8 +181,6 @@ class _Kernel:
 
 
 def _check(plan: ReductionPlan, prog: ScalarProgram) -> None:
-    if prog.helpers:
-        raise FormulaError(f"the CUDA kernel has no source for the helpers {sorted(prog.helpers)}")
     if prog.slots and max(prog.slots) >= len(plan.slots):
         raise FormulaError(
             f"the formula reads input #{max(prog.slots)}, beyond the {len(plan.slots)} arguments"
@@ -216,7 +218,8 @@ def _kernel(plan: ReductionPlan, dtype: np.dtype, block: int, target: CudaTarget
         looped=vec is not None,
     )
     outputs = [(w, "S" if ctype == "T" else ctype) for w, ctype in red.outputs()]
-    return _Kernel(plan, dtype, compute, acc_dtype, prog, red, outputs, staged)
+    helpers = [dialect.helper(name) for name in sorted(prog.helpers)]
+    return _Kernel(plan, dtype, compute, acc_dtype, prog, red, outputs, staged, helpers)
 
 
 def _load(pointer: str, index: str, half: bool) -> str:
@@ -401,6 +404,8 @@ def _partial_kernel(k: _Kernel, block: int, scheme: str) -> tuple[str, list[str]
     n_slots = len(k.plan.slots)
     b = IndentedBuffer()
     b.lines(_prelude(k, block, scheme))
+    for text in k.helpers:
+        b.lines([*text.splitlines(), ""])
     params = ["int64_t"] * 4
     names = ["n_out", "n_red", "n_batch", "n_tab"]
     if two_d:

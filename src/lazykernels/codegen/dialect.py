@@ -8,7 +8,8 @@ prints it; what differs between targets is a few hooks:
 * :meth:`Dialect.function`: the spelling of a neutral maths function (the C++ library's, a
   vectorisable polynomial, ``expf`` or ``__expf``) and the helpers it needs;
 * :attr:`Dialect.helper_qualifier`: what a helper function's definition is marked with
-  (nothing on the CPU, ``__device__`` in CUDA);
+  (nothing on the CPU, ``__device__`` in CUDA); :meth:`Dialect.helper` prints the op
+  cards' helpers (:mod:`.helpers`, written once in a neutral spelling) with it;
 * :attr:`Dialect.fuse_scaled_exp`: whether the lowering rewrites ``Exp(s * c)`` into the
   dialect's ``lk_exp_scaled`` helper.
 
@@ -17,8 +18,13 @@ The loop, statement and expression syntax printed here is common to C++ and CUDA
 
 from __future__ import annotations
 
+import re
+from string import Template
+
 import numpy as np
 
+from ..errors import FormulaError
+from .helpers import HELPERS
 from .kir import (
     Acc,
     Array,
@@ -42,8 +48,11 @@ from .kir import (
 # The neutral maths functions op cards and lowering rules may call.
 MATH_FUNCTIONS = frozenset(
     ["exp", "log", "pow", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2"]
-    + ["floor", "ceil", "trunc", "fabs"]
+    + ["floor", "ceil", "trunc", "round", "fabs"]
 )
+
+
+_FIELD = re.compile(r"\$\{?([A-Za-z_][A-Za-z_0-9]*)")  # a helper's $name or ${name}
 
 
 class Dialect:
@@ -64,6 +73,31 @@ class Dialect:
     def function(self, fn: str) -> tuple[str, frozenset[str]]:
         """(spelling, helper names) of the neutral maths function ``fn``."""
         raise NotImplementedError
+
+    def helper(self, name: str) -> str:
+        """The definition of the op cards' helper ``name`` (:data:`.helpers.HELPERS`) in
+        this dialect: ``$qualifier`` is :attr:`helper_qualifier`, ``$fn`` the spelling of
+        the neutral maths function ``fn``.
+
+        Raises:
+            FormulaError: ``name`` is not a neutral helper (a target's own helper, such as
+                the CPU's ``lk_exp``, is printed by that target), or it calls a function
+                whose spelling needs a helper of its own.
+        """
+        if name not in HELPERS:
+            raise FormulaError(f"{type(self).__name__} has no source for the helper {name!r}")
+        text = Template(HELPERS[name])
+        fields = {"qualifier": f"{self.helper_qualifier} " if self.helper_qualifier else ""}
+        for fn in sorted(set(_FIELD.findall(HELPERS[name]))):  # (get_identifiers: 3.11+)
+            if fn in fields:
+                continue
+            if fn not in MATH_FUNCTIONS:
+                raise FormulaError(f"the helper {name} calls {fn}, not a neutral maths function")
+            spelling, needs = self.function(fn)
+            if needs:
+                raise FormulaError(f"the helper {name} calls {fn}, which needs {sorted(needs)}")
+            fields[fn] = spelling
+        return text.substitute(fields)
 
     # --- printing ------------------------------------------------------------------------
 

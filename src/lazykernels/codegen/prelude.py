@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from ..errors import FormulaError
 from . import fastmath
-from . import helpers as op_helpers
+from .dialect_cpu import CpuDialect
 
 _CMATH = (  # noqa: SIM905 (one string: easier to read than a 58-item list)
     "abs fabs fmod remainder fma fmax fmin fdim exp exp2 expm1 log log10 log2 log1p pow "
@@ -76,15 +78,13 @@ def includes(text: str) -> list[str]:
     return [f"#include <{h}>" for h in (*BASE_HEADERS, *sorted(headers))]
 
 
-def helper_sources(names: set[str]) -> list[str]:
-    """The C++ source of each named helper function (the CPU math helpers, then the op
-    cards' helpers), sorted by name."""
-    out = []
-    for name in sorted(names):
-        if name in fastmath.CPU_HELPERS:
-            out.append(fastmath.CPU_HELPERS[name])
-        elif name in op_helpers.HELPERS:
-            out.append(op_helpers.HELPERS[name])
-        else:
-            raise FormulaError(f"no C++ source for the helper {name!r}")
-    return out
+def helper_sources(names: set[str], dtype: np.dtype | str = "float64") -> list[str]:
+    """The C++ source of each named helper function, sorted by name: the CPU's own
+    (:data:`.fastmath.CPU_HELPERS`), else the op cards' (:mod:`.helpers`), printed by the
+    CPU dialect of ``dtype``.
+
+    Raises:
+        FormulaError: a name has no source in either.
+    """
+    dialect = CpuDialect(dtype)
+    return [fastmath.CPU_HELPERS.get(name) or dialect.helper(name) for name in sorted(names)]
