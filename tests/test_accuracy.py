@@ -113,17 +113,20 @@ def test_long_sum_over_ranges_is_as_accurate_as_dense_torch():
     assert 0 < theirs < 1e-5 and mine <= bench.TARGET * theirs, (mine, theirs)
 
 
-# Weights of dimension > 1 (the derivatives' Exp(F - o) path) and derivatives w.r.t. the
-# reduced points y (sums over i of Exp(F - o) terms), one seed each (SumSoftMaxWeight3 w.r.t.
-# x takes the normalised rule, like SumSoftMaxWeight: measured by the script only). Over seeds 0-7
-# (LAZYKERNELS_LONG_ACCURACY=1) some exceed 2x: the saved output's rounding, amplified by
-# Exp(F - o), not the summation (benchmarks/README.md, "float32 accuracy").
+# Weights of dimension > 1 and derivatives w.r.t. the reduced points y. With x at N = 3000
+# LogSumExpWeight2's gradient (seed 1) was 3.32x dense torch's error through Exp(F - o) (the
+# saved output's rounding in every term): now normalised per component of the weight (1.52x).
+# W.r.t. y the rules keep Exp(F - o) (Exp(F - L) for the softmax), and the incoming gradient
+# is divided by Sum_R Exp(F - o) g (core/autodiff.corrected_gradient): LogSumExp's Hessian,
+# seed 2, 2.05x -> 1.61x. LAZYKERNELS_LONG_ACCURACY=1 runs seeds 0-7; some still exceed 2x
+# there (SumSoftMaxWeight w.r.t. y, seed 1; benchmarks/README.md, "float32 accuracy").
+_X3000 = {"m": 20, "n": 3000, "batch": 1}
 _EXP_F_O = [
-    ("LogSumExpWeight2", "x", 2.0, 3),
+    ("LogSumExpWeight2", "x", 2.0, 1),
     ("LogSumExpWeight2", "y", 2.0, 0),
     ("SumSoftMaxWeight3", "y", 1.0, 0),
     ("LogSumExpWeight", "y", 2.0, 1),
-    ("LogSumExp", "y", 2.0, 1),
+    ("LogSumExp", "y", 2.0, 2),
 ]
 if LONG:
     _EXP_F_O = sorted({(c, w, s, seed) for c, w, s, _ in _EXP_F_O for seed in range(8)})
@@ -132,7 +135,7 @@ if LONG:
 @pytest.mark.cpu
 @pytest.mark.parametrize("name, wrt, scale, seed", _EXP_F_O)
 def test_exp_f_minus_o_paths_are_as_accurate_as_dense_torch(name, wrt, scale, seed):
-    size = {"m": M, "n": N, "batch": B} if wrt == "x" else {"m": M, "n": 50, "batch": 1}
+    size = _X3000 if wrt == "x" else {"m": M, "n": 50, "batch": 1}
     _check(name, seed, scale, wrt=wrt, **size)
 
 

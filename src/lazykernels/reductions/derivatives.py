@@ -19,10 +19,10 @@ log-sum-exp family), g the weight, o the forward output, G the gradient of o.
   category R the same formula is summed over the other index (output R); parameters take
   the O-indexed reduction summed over its rows.
 - ``LogSumExp`` / ``LogSumExpWeight`` (:mod:`.logsumexp`; o = log sum_R exp(F) g,
-  component-wise in g): for v of category O and parameters (weight of dimension 1 or
-  none), ``dv = G * SumSoftMaxWeight
-  (F, [Grad(F, v, g) + Grad(g, v, 1)]) / SumSoftMaxWeight(F, g)``, one reduction (the weight
-  ``[g, ...]`` concatenated, the division done by the adapter); otherwise
+  component-wise in g): for v of category O and parameters (no weight, or one of dimension
+  E <= ``logsumexp.NORMALISED_MAX_DIM``), ``dv = sum_c G_c * SumSoftMaxWeight
+  (F, Grad(F, v, g_c) + Grad(g_c, v, 1)) / SumSoftMaxWeight(F, g_c)``, one reduction (the
+  weight ``[g, h_1, ..., h_E]`` concatenated, the divisions done by the adapter); otherwise
   ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)``, with o a constant input, reduced as for
   Sum. Forward mode: ``do = SumSoftMaxWeight(F, g dF + dg) / SumSoftMaxWeight(F, g)``.
 - ``SumSoftMaxWeight`` (o = sum_R w g, w = softmax_R F): with
@@ -43,8 +43,12 @@ kernels) the tangent ``do`` then misses its centre by ``|o| eps |dF|``, and the 
 terms ``w (dF - do) dF`` cancel, lost a factor 4-7 against dense torch (which normalises its
 softmax in the pass). The rules above never divide by ``exp(o)``: the softmax is normalised
 inside the reduction (max-shifted, as SumSoftMaxWeight does), so the weights sum to 1 up to
-the rounding of the sum itself. Reduced-category gradients still use ``Exp(F - o)``: their
-sum runs over the other index, where no single normaliser exists.
+the rounding of the sum itself. Reduced-category gradients (and weights wider than
+``NORMALISED_MAX_DIM``) still use ``Exp(F - o)``: their sum runs over the other index, where
+no single normaliser exists. There a driver divides the incoming gradient by
+``Sum_R Exp(F - o) * g`` (``DerivedPlan.correction``: 1 in exact arithmetic, ``e^-r`` for a
+rounding r of o, held constant), which takes the rounding out of every term
+(:func:`lazykernels.core.autodiff.corrected_gradient`; float32 and float16 only).
 - ``Max_SumShiftExp*`` (raw [m, s] pairs) are not differentiable here: differentiate
   LogSumExp or SumSoftMaxWeight instead.
 """

@@ -21,6 +21,7 @@ from .derived import (
     Extra,
     Feed,
     concat,
+    correction_plan,
     derived,
     gradient_target,
     new_var,
@@ -255,15 +256,22 @@ class ShiftExpProgram(Program):
 # --- derivative rules (see :mod:`.derivatives` for the notation) -------------------------
 
 
+NORMALISED_MAX_DIM = 8
+"""The widest weight whose log-sum-exp gradient w.r.t. output-category inputs is normalised
+in the pass (``E (1 + W)`` sums for inputs of total width W); wider ones take the
+``Exp(F - o)`` rule with its float32 correction."""
+
+
 def _out_dim(plan: ReductionPlan) -> int:
     return 1 if plan.weight is None else plan.weight.dim
 
 
 def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]) -> DerivedPlan:
     """LogSumExp(Weight): normalised in the pass where it can be, else
-    ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)`` with o a constant input."""
+    ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)`` with o a constant input, and the
+    correction ``Sum_R Exp(F - o) * g`` (``DerivedPlan.correction``)."""
     target = gradient_target(plan, slots)
-    if target is plan.output_cat and (plan.weight is None or plan.weight.dim == 1):
+    if target is plan.output_cat and _out_dim(plan) <= NORMALISED_MAX_DIM:
         return _normalised_lse_vjp(plan, positions, slots)
     extra: list[ArgSlot] = []
     feeds = [Feed(Extra.GRADIENT), Feed(Extra.OUTPUT)]
@@ -281,32 +289,43 @@ def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot
         feeds=tuple(feeds),
         sum_rows=slots[0].cat is Cat.PARAM,
         parts=tuple(kept),
+        correction=correction_plan(plan, plan.weight, _out_dim(plan)),
+        correction_feed=Extra.OUTPUT,
     )
 
 
 def _normalised_lse_vjp(
     plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]
 ) -> DerivedPlan:
-    """The gradient of a log-sum-exp (weight of dimension 1) w.r.t. output-category inputs
-    and parameters, as a softmax-weighted sum normalised in the pass.
+    """The gradient of a log-sum-exp w.r.t. output-category inputs and parameters, as a
+    softmax-weighted sum normalised in the pass, component by component of the weight.
 
-    ``dv = G sum_R w (g dF + dg) / sum_R w g`` with ``w = e^F`` (g = 1 without a weight):
-    a ``SumSoftMaxWeight`` of F with the weight ``[g, Grad(F, v, g) + Grad(g, v, 1)]``
-    (``[Grad(F, v, 1)]`` without a weight) whose output the adapter divides by its first
-    column and multiplies by G (``DerivedPlan.denominator``, ``times_gradient``).
+    ``dv = sum_c G_c sum_R w (g_c dF + dg_c) / sum_R w g_c`` with ``w = e^F`` (one
+    component, g = 1, without a weight): a ``SumSoftMaxWeight`` of F with the weight
+    ``[g_1..g_E, h_1, ..., h_E]``, ``h_c = [Grad(F, v, g_c) + Grad(g_c, v, 1)]`` over the
+    inputs v (``[Grad(F, v, 1)]`` without a weight), whose output the adapter cuts into
+    ``E`` blocks, divides each by its leading column and sums times G
+    (``DerivedPlan.denominator``, ``times_gradient``).
     """
     f, g = plan.formula, plan.weight
-    parts: dict[int, Node] = {}
-    for p, s in zip(positions, slots):
-        v = slot_var(s)
-        h = make("Grad", (f, v, const(1) if g is None else g))
-        if g is not None:
-            h = h + make("Grad", (g, v, const(1)))
-        parts[p] = h
-    kept = nonzero(parts)
+    dim = _out_dim(plan)
+    comps = (
+        [None] if g is None else [g if dim == 1 else make("Elem", (g,), (c,)) for c in range(dim)]
+    )
+
+    def block(v: Node, gc: Node | None) -> Node:
+        if gc is None:
+            return make("Grad", (f, v, const(1)))
+        return make("Grad", (f, v, gc)) + make("Grad", (gc, v, const(1)))
+
+    blocks = [
+        nonzero({p: block(slot_var(s), gc) for p, s in zip(positions, slots)}) for gc in comps
+    ]
+    kept = sorted(set().union(*blocks), key=positions.index)
     if not kept:
         return zero_gradient(plan, slots, plan.output_cat, [], [])
-    joined = concat(kept)
+    zero = {p: make("Zero", (), (plan.slots[p].dim,)) for p in kept}
+    joined = concat(dict(enumerate(b.get(p, zero[p]) for b in blocks for p in kept)))
     if g is not None:
         joined = make("Concat", (g, joined))
     return DerivedPlan(
@@ -314,7 +333,7 @@ def _normalised_lse_vjp(
         feeds=(),
         sum_rows=slots[0].cat is Cat.PARAM,
         parts=tuple(kept),
-        denominator=0 if g is None else 1,
+        denominator=0 if g is None else dim,
         times_gradient=True,
     )
 
@@ -324,7 +343,8 @@ def vjp_softmax(
 ) -> DerivedPlan:
     """SumSoftMaxWeight: ``h = Grad(F, v, Sum(G * (g - o))) + Grad(g, v, G)``; v of the
     output category gets the SumSoftMaxWeight of (F, h), v of the reduced one
-    ``Sum Exp(F - L) * h`` with ``L = LogSumExp F`` (an auxiliary reduction)."""
+    ``Sum Exp(F - L) * h`` with ``L = LogSumExp F`` (an auxiliary reduction; the
+    correction ``Sum_R Exp(F - L)``, ``DerivedPlan.correction``)."""
     out_cat = plan.output_cat
     target = gradient_target(plan, slots)
     extra: list[ArgSlot] = []
@@ -341,7 +361,7 @@ def vjp_softmax(
     if not kept:
         return zero_gradient(plan, slots, target, extra, feeds)
     joined = concat(kept)
-    auxiliary = None
+    auxiliary = fix = None
     if target is out_cat:
         rule = derived(plan, f, "SumSoftMaxWeight", target, tuple(extra), joined)
     else:
@@ -349,12 +369,15 @@ def vjp_softmax(
         lse = new_var(plan, extra, 1, out_cat, "lse")
         auxiliary = derived(plan, f, "LogSumExp", out_cat, ())
         rule = derived(plan, (f - lse).exp() * joined, "Sum", target, tuple(extra))
+        fix = correction_plan(plan, None, 1)
     return DerivedPlan(
         plan=rule,
         feeds=tuple(feeds),
         sum_rows=slots[0].cat is Cat.PARAM,
         auxiliary=auxiliary,
         parts=tuple(kept),
+        correction=fix,
+        correction_feed=None if fix is None else Extra.AUXILIARY,
     )
 
 
