@@ -50,41 +50,40 @@ def _data(width, seed=5):
     return x, y, b, p
 
 
-def _lse(backend):
+def _lazy(x, y, b, p):
+    """The LazyTensors y_j, b_j and F = -p |x_i - y_j|^2."""
     from lazykernels.torch import LazyTensor
 
-    def ours(x, y, b, p):
-        x_i, y_j, b_j = (
-            LazyTensor(x[..., :, None, :]),
-            LazyTensor(y[..., None, :, :]),
-            LazyTensor(b[..., None, :, :]),
-        )
-        f = -LazyTensor(p) * ((x_i - y_j) ** 2).sum(-1)
+    x_i, y_j = LazyTensor(x[..., :, None, :]), LazyTensor(y[..., None, :, :])
+    return y_j, LazyTensor(b[..., None, :, :]), -LazyTensor(p) * ((x_i - y_j) ** 2).sum(-1)
+
+
+def _dense(x, y, b, p):
+    """y_j, b_j and F densely, (..., M, N, 1)."""
+    d = -p * ((x[..., :, None, :] - y[..., None, :, :]) ** 2).sum(-1, keepdim=True)
+    return y[..., None, :, :], b[..., None, :, :], d
+
+
+def _lse(backend):
+    def ours(*args):
+        y_j, b_j, f = _lazy(*args)
         return f.logsumexp(dim=2, weight=b_j * b_j + y_j[..., :1].exp(), backend=backend)
 
-    def dense(x, y, b, p):
-        d = -p * ((x[..., :, None, :] - y[..., None, :, :]) ** 2).sum(-1, keepdim=True)
-        w = b[..., None, :, :] ** 2 + y[..., None, :, :1].exp()
-        return (d + w.log()).logsumexp(-2)
+    def dense(*args):
+        y_j, b_j, f = _dense(*args)
+        return (f + (b_j**2 + y_j[..., :1].exp()).log()).logsumexp(-2)
 
     return ours, dense
 
 
 def _softmax(backend):
-    from lazykernels.torch import LazyTensor
-
-    def ours(x, y, b, p):
-        x_i, y_j, b_j = (
-            LazyTensor(x[..., :, None, :]),
-            LazyTensor(y[..., None, :, :]),
-            LazyTensor(b[..., None, :, :]),
-        )
-        f = -LazyTensor(p) * ((x_i - y_j) ** 2).sum(-1)
+    def ours(*args):
+        y_j, b_j, f = _lazy(*args)
         return f.sumsoftmaxweight(b_j * y_j[..., :1].sin(), dim=2, backend=backend)
 
-    def dense(x, y, b, p):
-        d = -p * ((x[..., :, None, :] - y[..., None, :, :]) ** 2).sum(-1, keepdim=True)
-        return (d.softmax(-2) * b[..., None, :, :] * y[..., None, :, :1].sin()).sum(-2)
+    def dense(*args):
+        y_j, b_j, f = _dense(*args)
+        return (f.softmax(-2) * b_j * y_j[..., :1].sin()).sum(-2)
 
     return ours, dense
 
