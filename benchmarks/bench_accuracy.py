@@ -159,7 +159,7 @@ CASES = {
         Case("SumSoftMaxWeight", _softmax, _softmax_dense),
         Case("Min", _min, _min_dense),
         Case("KMin", _kmin, _kmin_dense),
-        # weights of dimension > 1: the derivatives' Exp(F - o) path
+        # weights of dimension > 1 (the log-sum-exp gradient normalised per component)
         Case("LogSumExpWeight2", _lse_weight2, _lse_weight2_dense),
         Case("SumSoftMaxWeight3", _softmax3, _softmax3_dense),
     )
