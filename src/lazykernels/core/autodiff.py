@@ -94,35 +94,6 @@ def normalise(rule: DerivedPlan, result: Any, gradient: Any) -> Any:
     return result
 
 
-def _low_precision(array: Any) -> bool:
-    """The array holds float32 (or float16) values: where a saved output's rounding shows."""
-    itemsize = getattr(getattr(array, "dtype", None), "itemsize", None)
-    return itemsize is not None and itemsize < 8
-
-
-def corrected_gradient(
-    rule: DerivedPlan,
-    inputs: Sequence[Any],
-    gradient: Any,
-    shift: Any,
-    constant: Reduce | None,
-) -> Any:
-    """The incoming gradient divided by ``rule.correction`` (held constant) when the rule
-    has one, ``constant`` is given and ``shift`` (the log-sum-exp the rule's
-    ``Exp(F - shift)`` reads) is float32 or float16; else the gradient as it is.
-
-    In float32 the saved log-sum-exp ``c`` is off by its rounding ``r`` (about ``|c|
-    eps``), and every term ``Exp(F - c)`` by the same factor ``e^-r`` along a row: the
-    softmax weights no longer sum to 1. ``s = Sum_R Exp(F - c) * g`` is ``e^-r`` up to its
-    own summation, so ``G / s`` takes the factor out; s is 1 in exact arithmetic, so holding
-    it constant leaves every derivative exact. Float64: not run (the rounding is far below
-    what float64 users compare against, and it costs one pass over the pairs).
-    """
-    if rule.correction is None or constant is None or not _low_precision(shift):
-        return gradient
-    return gradient / constant(rule.correction, [*inputs, shift])
-
-
 def run_vjp(
     plan: ReductionPlan,
     rules: Sequence[DerivedPlan],
@@ -130,7 +101,6 @@ def run_vjp(
     gradient: Any,
     output: Any,
     reduce: Reduce,
-    constant: Reduce | None = None,
 ) -> dict[int, Any]:
     """Run the backward reductions ``rules`` (:func:`vjp_rules`); one gradient per input.
 
@@ -140,9 +110,6 @@ def run_vjp(
         inputs: the forward inputs; gradient: the incoming gradient of the output;
             output: the forward output.
         reduce: the front end's reduction.
-        constant: the front end's reduction without derivatives (its output held
-            constant), for the float32 corrections of :func:`corrected_gradient`; None:
-            no correction (the same derivatives, with the saved output's rounding).
 
     Returns:
         ``{position: gradient}`` for the inputs the rules cover, each of the input's
@@ -151,10 +118,7 @@ def run_vjp(
     """
     grads: dict[int, Any] = {}
     for rule in rules:
-        aux = None if rule.auxiliary is None else reduce(rule.auxiliary, inputs)
-        shift = aux if rule.correction_feed is Extra.AUXILIARY else output
-        g_in = corrected_gradient(rule, inputs, gradient, shift, constant)
-        feeds = derived_inputs(rule, inputs, g_in, output, (), lambda _, a=aux: a)
+        feeds = derived_inputs(rule, inputs, gradient, output, (), lambda aux: reduce(aux, inputs))
         joined = normalise(rule, reduce(rule.plan, feeds), gradient)
         if rule.sum_rows:  # parameters: the O-indexed reduction summed over its rows
             joined = joined.sum(-2)
@@ -208,12 +172,4 @@ def run_jvp(
     return tangent[..., d:] / known[..., :d]
 
 
-__all__ = [
-    "Reduce",
-    "corrected_gradient",
-    "derived_inputs",
-    "normalise",
-    "run_jvp",
-    "run_vjp",
-    "vjp_rules",
-]
+__all__ = ["Reduce", "derived_inputs", "normalise", "run_jvp", "run_vjp", "vjp_rules"]

@@ -45,10 +45,7 @@ softmax in the pass). The rules above never divide by ``exp(o)``: the softmax is
 inside the reduction (max-shifted, as SumSoftMaxWeight does), so the weights sum to 1 up to
 the rounding of the sum itself. Reduced-category gradients (and weights wider than
 ``NORMALISED_MAX_DIM``) still use ``Exp(F - o)``: their sum runs over the other index, where
-no single normaliser exists. There a driver divides the incoming gradient by
-``Sum_R Exp(F - o) * g`` (``DerivedPlan.correction``: 1 in exact arithmetic, ``e^-r`` for a
-rounding r of o, held constant), which takes the rounding out of every term
-(:func:`lazykernels.core.autodiff.corrected_gradient`; float32 and float16 only).
+no single normaliser exists.
 - ``Max_SumShiftExp*`` (raw [m, s] pairs) are not differentiable here: differentiate
   LogSumExp or SumSoftMaxWeight instead.
 """

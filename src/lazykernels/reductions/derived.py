@@ -50,17 +50,11 @@ class DerivedPlan:
             the output holds, concatenated along its last axis in this order; the inputs of
             the group left out have a zero gradient.
         denominator: when not 0, the derivative is the output (along its last axis) less
-            its first ``denominator`` columns, divided by them (one column: broadcast).
+            its first ``denominator`` columns, divided by them (one column: broadcast;
+            ``d`` columns with ``times_gradient``: the rest in ``d`` blocks, block c
+            divided by column c and times G's column c, summed; see
+            :func:`lazykernels.core.autodiff.normalise`).
         times_gradient: the derivative is that times the incoming gradient G.
-        correction: for a rule whose formula holds ``Exp(F - c)`` with ``c`` a saved
-            log-sum-exp (the forward output, or the auxiliary one), the reduction
-            ``s = Sum_R Exp(F - c) * g`` (g = 1 without a weight) over the original inputs
-            and ``c`` (its last slot, fed by ``correction_feed``): 1 in exact arithmetic,
-            ``e^(-rounding of c)`` in floating point. A driver may divide the incoming
-            gradient by s, held constant (its derivative is exactly 0), which takes the
-            saved output's rounding out of every term (:mod:`lazykernels.core.autodiff`).
-        correction_feed: what feeds the last slot of ``correction`` (``Extra.OUTPUT`` or
-            ``Extra.AUXILIARY``).
     """
 
     plan: ReductionPlan
@@ -71,8 +65,6 @@ class DerivedPlan:
     parts: tuple[int, ...] = ()
     denominator: int = 0
     times_gradient: bool = False
-    correction: ReductionPlan | None = None
-    correction_feed: Extra | None = None
 
 
 def derived(
@@ -95,15 +87,6 @@ def derived(
         sum_scheme=base.sum_scheme,
         gemm=base.gemm,
     )
-
-
-def correction_plan(base: ReductionPlan, weight: Node | None, dim: int) -> ReductionPlan:
-    """The plan of ``DerivedPlan.correction``: ``Sum_R Exp(F - c) * g`` with c a new input
-    of the output category and of dimension ``dim`` (g = 1 when ``weight`` is None)."""
-    extra: list[ArgSlot] = []
-    terms = (base.formula - new_var(base, extra, dim, base.output_cat, "lse")).exp()
-    terms = terms if weight is None else terms * weight
-    return derived(base, terms, "Sum", base.output_cat, tuple(extra))
 
 
 def slot_var(slot: ArgSlot) -> Node:

@@ -21,7 +21,6 @@ from .derived import (
     Extra,
     Feed,
     concat,
-    correction_plan,
     derived,
     gradient_target,
     new_var,
@@ -259,7 +258,7 @@ class ShiftExpProgram(Program):
 NORMALISED_MAX_DIM = 8
 """The widest weight whose log-sum-exp gradient w.r.t. output-category inputs is normalised
 in the pass (``E (1 + W)`` sums for inputs of total width W); wider ones take the
-``Exp(F - o)`` rule with its float32 correction."""
+``Exp(F - o)`` rule."""
 
 
 def _out_dim(plan: ReductionPlan) -> int:
@@ -268,8 +267,7 @@ def _out_dim(plan: ReductionPlan) -> int:
 
 def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]) -> DerivedPlan:
     """LogSumExp(Weight): normalised in the pass where it can be, else
-    ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)`` with o a constant input, and the
-    correction ``Sum_R Exp(F - o) * g`` (``DerivedPlan.correction``)."""
+    ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)`` with o a constant input."""
     target = gradient_target(plan, slots)
     if target is plan.output_cat and _out_dim(plan) <= NORMALISED_MAX_DIM:
         return _normalised_lse_vjp(plan, positions, slots)
@@ -289,8 +287,6 @@ def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot
         feeds=tuple(feeds),
         sum_rows=slots[0].cat is Cat.PARAM,
         parts=tuple(kept),
-        correction=correction_plan(plan, plan.weight, _out_dim(plan)),
-        correction_feed=Extra.OUTPUT,
     )
 
 
@@ -343,8 +339,7 @@ def vjp_softmax(
 ) -> DerivedPlan:
     """SumSoftMaxWeight: ``h = Grad(F, v, Sum(G * (g - o))) + Grad(g, v, G)``; v of the
     output category gets the SumSoftMaxWeight of (F, h), v of the reduced one
-    ``Sum Exp(F - L) * h`` with ``L = LogSumExp F`` (an auxiliary reduction; the
-    correction ``Sum_R Exp(F - L)``, ``DerivedPlan.correction``)."""
+    ``Sum Exp(F - L) * h`` with ``L = LogSumExp F`` (an auxiliary reduction)."""
     out_cat = plan.output_cat
     target = gradient_target(plan, slots)
     extra: list[ArgSlot] = []
@@ -361,7 +356,7 @@ def vjp_softmax(
     if not kept:
         return zero_gradient(plan, slots, target, extra, feeds)
     joined = concat(kept)
-    auxiliary = fix = None
+    auxiliary = None
     if target is out_cat:
         rule = derived(plan, f, "SumSoftMaxWeight", target, tuple(extra), joined)
     else:
@@ -369,15 +364,12 @@ def vjp_softmax(
         lse = new_var(plan, extra, 1, out_cat, "lse")
         auxiliary = derived(plan, f, "LogSumExp", out_cat, ())
         rule = derived(plan, (f - lse).exp() * joined, "Sum", target, tuple(extra))
-        fix = correction_plan(plan, None, 1)
     return DerivedPlan(
         plan=rule,
         feeds=tuple(feeds),
         sum_rows=slots[0].cat is Cat.PARAM,
         auxiliary=auxiliary,
         parts=tuple(kept),
-        correction=fix,
-        correction_feed=None if fix is None else Extra.AUXILIARY,
     )
 
 

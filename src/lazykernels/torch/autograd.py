@@ -198,8 +198,7 @@ class GenredFunction(torch.autograd.Function):
         rules = vjp_rules(ctx.plan, wanted)
         _prepare(rules, output, ctx.backend)
         reduce = partial(_reduce_one, backend=ctx.backend, ranges=ctx.ranges)
-        constant = lambda p, ts: _constant(p, ts, ctx.backend, ctx.ranges)[0]
-        joined = run_vjp(ctx.plan, rules, tensors, grad_out, output, reduce, constant)
+        joined = run_vjp(ctx.plan, rules, tensors, grad_out, output, reduce)
         grads: list[torch.Tensor | None] = [None] * len(tensors)
         for k in wanted:  # zeros for the inputs F does not depend on
             grad = joined.get(k)
@@ -237,8 +236,6 @@ def _prepare(rules: Sequence[DerivedPlan], output: torch.Tensor, backend: str) -
     their compilations dominated the first backward pass.
     """
     plans = [r.plan for r in rules] + [r.auxiliary for r in rules if r.auxiliary is not None]
-    if output.dtype is not torch.float64:  # the float32 corrections (core.autodiff)
-        plans += [r.correction for r in rules if r.correction is not None]
     if len(plans) < 2 or output.dtype not in _FLOATS or output.is_cuda:
         return  # (CUDA: NVRTC compiles in-process, one kernel at a time)
     dtype = np.float64 if output.dtype == torch.float64 else np.float32  # float16: float32

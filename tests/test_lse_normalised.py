@@ -1,14 +1,11 @@
-"""The float32 measures of the log-sum-exp family's gradients, checked for exactness.
+"""The log-sum-exp gradient normalised per weight component, checked for exactness.
 
-- LogSumExpWeight with a weight of any dimension up to ``NORMALISED_MAX_DIM``: the gradient
-  w.r.t. output-category inputs and parameters is normalised in the pass, component by
-  component (one SumSoftMaxWeight, cut into blocks by ``core.autodiff.normalise``).
-- The rules that keep ``Exp(F - c)`` (reduced-category inputs, wider weights): the
-  incoming gradient is divided by ``Sum_R Exp(F - c) * g``, held constant
-  (``core.autodiff.corrected_gradient``). Float64 skips it; here it is forced on, so that
-  its formula is checked against dense float64 and ``gradcheck`` / ``gradgradcheck``.
-
-The accuracy these buy in float32 is measured by tests/test_accuracy.py.
+LogSumExpWeight with a weight of any dimension up to ``NORMALISED_MAX_DIM``: the gradient
+w.r.t. output-category inputs and parameters is normalised in the pass, component by
+component (one SumSoftMaxWeight, cut into blocks by ``core.autodiff.normalise``); wider
+weights and the reduced-category inputs keep the ``Exp(F - o)`` rule. Both are checked
+against dense float64 torch and ``gradcheck`` / ``gradgradcheck``; the accuracy the
+normalised rule buys in float32 is measured by tests/test_accuracy.py.
 """
 
 from __future__ import annotations
@@ -17,28 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lazykernels.core import autodiff  # noqa: E402
 from lazykernels.core.genred import build_plan  # noqa: E402
 from lazykernels.reductions.derivatives import vjp_group_rule  # noqa: E402
 from lazykernels.reductions.logsumexp import NORMALISED_MAX_DIM  # noqa: E402
 
 pytestmark = pytest.mark.cpu
-
-
-@pytest.fixture
-def forced(monkeypatch):
-    """Run the float32 corrections in float64 too, counting them."""
-    calls = []
-    real = autodiff.corrected_gradient
-
-    def counted(rule, inputs, gradient, shift, constant):
-        if rule.correction is not None and constant is not None:
-            calls.append(rule.correction.reduction)
-        return real(rule, inputs, gradient, shift, constant)
-
-    monkeypatch.setattr(autodiff, "_low_precision", lambda array: True)
-    monkeypatch.setattr(autodiff, "corrected_gradient", counted)
-    return calls
 
 
 def _data(width, seed=5):
@@ -93,8 +73,8 @@ _CASES = [(_lse, 2), (_lse, NORMALISED_MAX_DIM + 1), (_softmax, 2)]
 
 
 @pytest.mark.parametrize("family, width", _CASES)
-def test_derivatives_with_the_corrections_agree_with_float64_dense_torch(forced, family, width):
-    """Gradients w.r.t. x, y (reduced: corrected), the weight's b and a parameter; Hessians
+def test_derivatives_agree_with_float64_dense_torch(family, width):
+    """Gradients w.r.t. x, y (reduced category), the weight's b and a parameter; Hessians
     w.r.t. x and y (a parameter's: tests/test_accuracy.py)."""
     from torch.func import grad, hessian
 
@@ -111,37 +91,14 @@ def test_derivatives_with_the_corrections_agree_with_float64_dense_torch(forced,
         got = hessian(loss(ours), argnums)(*args)
         want = hessian(loss(dense), argnums)(*args)
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-    assert forced, "no correction ran"  # y is an input: its rule reads Exp(F - c)
 
 
-def test_gradcheck_with_the_corrections(forced):
+def test_gradcheck():
     ours, _ = _lse("CPU")
     x, y, b, p = _data(2, seed=2)
     x, y, p = (t.clone().requires_grad_() for t in (x, y, p))
     assert torch.autograd.gradcheck(ours, (x, y, b, p))
     assert torch.autograd.gradgradcheck(ours, (x, y, b, p))
-    assert forced
-
-
-def test_float32_runs_the_correction_and_float64_does_not():
-    ours, _ = _lse("CPU")
-    seen = []
-    real = autodiff.corrected_gradient
-
-    def spy(rule, inputs, gradient, shift, constant):
-        out = real(rule, inputs, gradient, shift, constant)
-        seen.append((shift.dtype, out is not gradient))
-        return out
-
-    x, y, b, p = _data(2)
-    try:
-        autodiff.corrected_gradient = spy
-        for dtype in (torch.float64, torch.float32):
-            yy = y.to(dtype).requires_grad_()
-            ours(x.to(dtype), yy, b.to(dtype), p.to(dtype)).sum().backward()
-    finally:
-        autodiff.corrected_gradient = real
-    assert seen == [(torch.float64, False), (torch.float32, True)]
 
 
 def test_weighted_gradient_is_normalised_per_component_up_to_the_limit():
@@ -157,7 +114,7 @@ def test_weighted_gradient_is_normalised_per_component_up_to_the_limit():
         rule = vjp_group_rule(plan, (0,))
         if width <= NORMALISED_MAX_DIM:
             assert (rule.plan.reduction, rule.denominator) == ("SumSoftMaxWeight", width)
-            assert rule.plan.weight.dim == width * (1 + 2) and rule.correction is None
+            assert rule.plan.weight.dim == width * (1 + 2)
         else:
-            assert rule.plan.reduction == "Sum" and rule.correction is not None
-        assert vjp_group_rule(plan, (1,)).correction is not None  # reduced category
+            assert rule.plan.reduction == "Sum"  # the Exp(F - o) rule
+        assert vjp_group_rule(plan, (1,)).plan.reduction == "Sum"  # reduced category
