@@ -3,11 +3,12 @@
 A LazyTensor keeps the arrays it binds as the user gave them (``x[:, None, :]`` stays of
 shape (M, 1, D)); a call views them to the shapes its plan reads (:func:`.read_value`)
 and runs :func:`lazykernels.core.genred.run_plan`, which remembers a *prepared call* for
-that layout (:mod:`lazykernels.core.prepared`). :func:`remember_as_given` files the same
+that layout (:mod:`lazykernels.core.prepared`). :func:`file_as_given` files the same
 prepared call under the layout of the arrays as given, so that the next call with that
-layout goes from the bound arrays straight to the kernel (:func:`run_as_given`): no views,
-no binding, no dispatch. The prepared call reads only the arrays' data pointers; the views
-a call would make share them, and the layout as given fixes the layout of the views.
+layout goes from the bound arrays straight to the kernel (:func:`lookup_as_given` finds
+it): no views, no binding, no dispatch. The prepared call reads only the arrays' data
+pointers; the views a call would make share them, and the layout as given fixes the layout
+of the views.
 
 Only plain calls come here: no arguments for symbolic variables, no call options, no
 ranges, real outputs, no bound Python numbers, and (torch) no derivative tracked.
