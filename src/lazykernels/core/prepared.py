@@ -60,9 +60,7 @@ def remember(call: BoundCall, backend: str, adapter: ArrayAdapter, key: Any) -> 
     prepared = None if cpu is None else cpu.prepare_call(call)
     plan = call.plan
     with _LOCK:
-        _MEMO[(id(plan), backend, adapter, key)] = (plan, prepared)
-        while len(_MEMO) > MAX_PREPARED:
-            _MEMO.popitem(last=False)
+        _file((id(plan), backend, adapter, key), (plan, prepared))
 
 
 def alias(plan: ReductionPlan, backend: str, adapter: ArrayAdapter, key: Any, known: Any) -> None:
@@ -73,9 +71,15 @@ def alias(plan: ReductionPlan, backend: str, adapter: ArrayAdapter, key: Any, kn
         entry = None if known is None else _MEMO.get((id(plan), backend, adapter, known))
         if entry is None or entry[0] is not plan:
             entry = (plan, None)
-        _MEMO[(id(plan), backend, adapter, key)] = entry
-        while len(_MEMO) > MAX_PREPARED:
-            _MEMO.popitem(last=False)
+        _file((id(plan), backend, adapter, key), entry)
+
+
+def _file(memo_key: tuple[Any, ...], entry: tuple[ReductionPlan, Prepared | None]) -> None:
+    """Store ``entry`` under ``memo_key``, evicting the least recently used beyond
+    :data:`MAX_PREPARED` (the caller holds the lock)."""
+    _MEMO[memo_key] = entry
+    while len(_MEMO) > MAX_PREPARED:
+        _MEMO.popitem(last=False)
 
 
 def clear() -> None:
