@@ -108,17 +108,9 @@ def reduction_key(
     :data:`STRUCTURES`: their ids, the reduction, its axis and K, the plan options. None
     when an operand has no id. It may be unhashable (an unhashable option): the caller
     catches the TypeError."""
-    if len(operands) == 1:
-        sid = operands[0]._sid
-        if sid is UNSET:
-            sid = own_sid(operands[0])
-        if sid is None:
-            return None
-        head: tuple[Any, ...] | None = (sid,)
-    else:
-        head = operands_key(operands, binds)
-        if head is None:
-            return None
+    head = operands_key(operands, binds)
+    if head is None:
+        return None
     opts = ()
     if options:
         opts = tuple(sorted((k, options[k]) for k in PLAN_KEYS if k in options))
