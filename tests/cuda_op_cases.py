@@ -1,6 +1,6 @@
 """The op-coverage cases of the CUDA kernels: formulas calling every op card helper function
-(Rsqrt, SinXDivX, XLogX, Pow, Round, Sign, Step, Mod, the clamps), forward and gradients,
-with their data and an independent dense float64 NumPy computation.
+(Rsqrt, SinXDivX, XLogX, Pow, Round, Sign, Step, Mod, the clamps, Fence), forward and
+gradients, with their data and an independent dense float64 NumPy computation.
 
 Shared by tests/test_cuda_ops.py (NVRTC, host emulation) and tests/test_cuda_gpu.py (the
 ``cuda`` tier, on hardware). The data sit on a grid, so x - y and |x - y|^2 are exactly 0
@@ -90,12 +90,26 @@ CASES = {
             -1,
         ),
     ),
+    "fence": (  # the identity (the CPU's is a barrier to reassociation, CUDA's is not)
+        "Exp(Fence(-SqDist(x,y))) * b",
+        "shift",
+        2,
+        {"Fence"},
+        lambda a: np.exp(-a["r2"]) * a["b"],
+    ),
     "looped": (  # dimension 40: the templates inside the kernel IR's loops
         "Sum(SinXDivX(x - y) + XLogX(Abs(x - y)))",
         "zero",
         40,
         {"SinXDivX", "XLogX"},
         lambda a: (_sinc(a["d"]) + _xlogx(np.abs(a["d"]))).sum(-1, keepdims=True),
+    ),
+    "grad_fence": (  # the derivative of a fenced formula keeps the fence
+        "Grad(Exp(Fence(-SqDist(x,y))), x, e)",
+        "shift",
+        2,
+        {"Fence"},
+        lambda a: -2 * a["e"] * a["d"] * np.exp(-a["r2"]),
     ),
     # gradients: Rsqrt's calls Pow, Sqrt's calls Rsqrt, Abs's Sign, ReLU's Step, ClampInt's
     # DiffClampInt; d/dx Rsqrt(|x-y|^2) = -(x-y) |x-y|^-3, 0 where x = y (Rsqrt(0)^3 = 0)

@@ -30,7 +30,9 @@ CASES = {
     "double_acc": (build_plan(F, GAUSS, axis=1, use_double_acc=True), "i"),
     "no_inner": (build_plan("Sqrt(x|x) * g", GAUSS[:3], axis=1), "i"),
     "maths": (
-        build_plan("Log(1 + Abs(Sin(x) * Cos(y))) / (1 + Atan2(x, y))", GAUSS[:2], axis=1),
+        # 4 + Atan2 > 0.85: with 1 + Atan2 the pole made float32 sums of ~1e3 differ by 2e-4
+        # between two correct orders of evaluation (AMD EPYC; a draw of the data)
+        build_plan("Log(1 + Abs(Sin(x) * Cos(y))) / (4 + Atan2(x, y))", GAUSS[:2], axis=1),
         "i",
     ),
 }

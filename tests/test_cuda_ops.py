@@ -1,5 +1,5 @@
 """The op cards' helper functions in CUDA kernels (Rsqrt, SinXDivX, XLogX, Pow, Round, Sign,
-Step, Mod, Clamp, ClampInt, DiffClampInt) and the gradients that call them.
+Step, Mod, Clamp, ClampInt, DiffClampInt, Fence) and the gradients that call them.
 
 Each kernel of tests/cuda_op_cases.py is compiled by NVRTC for sm_80 and sm_90 (skipped
 without the ``cuda`` extra) and run in the host emulation (cuda/emulation.py, the same

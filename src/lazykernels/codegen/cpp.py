@@ -56,8 +56,9 @@ from .buffer import IndentedBuffer
 from .cpu_reductions import PerComponent, cpp_reduction
 from .dotgrad_cpp import DotGrad, match_dotgrad
 from .dotprod_cpp import DotGemm, match_dotprod
+from .exact import formula_rounding
 from .lower import ScalarProgram, lower
-from .prelude import SKELETON_HELPERS, helper_sources, includes
+from .prelude import SKELETON_HELPERS, THREAD_HEADERS, helper_sources, includes, rounding_lines
 from .reductions_cpp import Access, Output, SumRed, TileCtx, masked_store
 from .runtime import POOL_SIGNATURE
 from .sqdist_cpp import SqDistGemm, match_sqdist
@@ -359,14 +360,9 @@ class _Printer:
             + (", blocked inner products" if self.dot else "")
             + ".",
             "// Generated code: a deterministic function of the reduction plan.",
+            *rounding_lines(formula_rounding(plan)),
             *includes(body),
-            # omp.h for the default thread count; without OpenMP, sysconf counts the CPUs
-            "#include <sched.h>",
-            "#ifdef _OPENMP",
-            "#include <omp.h>",
-            "#else",
-            "#include <unistd.h>",
-            "#endif",
+            *THREAD_HEADERS,
         ]
         source = "\n".join(head) + "\n" + body
         return KernelSource(source, tuple(self.outputs), n_slots, path)

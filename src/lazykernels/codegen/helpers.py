@@ -32,6 +32,13 @@ template <typename T> static ${qualifier}inline T lk_xlogx(T x) {
     return x == T(0) ? T(0) : x * $log(x);
 }
 """
+# Fence(f): the identity. The CPU's own lk_fence (codegen/fastmath.py) is a barrier to
+# reassociation and contraction; CUDA has no such builtin.
+HELPERS["lk_fence"] = """\
+template <typename T> static ${qualifier}inline T lk_fence(T x) {
+    return x;
+}
+"""
 # x ** m by squaring; m is a literal at every call site, so the loop unrolls.
 HELPERS["lk_powi"] = """\
 template <typename T> static ${qualifier}inline T lk_powi(T x, int m) {

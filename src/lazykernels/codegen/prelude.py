@@ -38,6 +38,43 @@ STD_HEADERS: dict[str, str] = {
 BASE_HEADERS = ("cstddef", "cstdint")
 """Included by every kernel (``int64_t``, ``size_t``: negligible cost)."""
 
+THREAD_HEADERS = (
+    "#include <sched.h>",
+    "#ifdef _OPENMP",
+    "#include <omp.h>",
+    "#else",
+    "#include <unistd.h>",
+    "#endif",
+)
+"""The skeleton's thread headers: sched_yield, and omp.h for the default thread count
+(without OpenMP, sysconf counts the CPUs)."""
+
+ROUNDING_PRAGMAS = {
+    "no-contraction": '#pragma GCC optimize ("fp-contract=off")',
+    "as-written": '#pragma GCC optimize ("fp-contract=off", "no-associative-math")',
+}
+"""The GCC pragma of each formula rounding other than ``"fast"`` (:mod:`.exact`)."""
+
+
+def rounding_lines(rounding: str) -> tuple[str, ...]:
+    """The lines that open a kernel whose formula rounds as ``rounding`` says.
+
+    The pragma comes first in the source, before any header, so that every function of the
+    file is built with the same options (GCC inlines only between functions of equal
+    options). The exponential (:mod:`.fastmath`) spells its FMAs out, so it keeps them, and
+    the kernels' sums are ``omp simd`` reductions, which vectorise without reassociation.
+    Other compilers skip GCC's pragma and build as their flags say.
+    """
+    if rounding == "fast":
+        return ()
+    return (
+        f"// formula rounding: {rounding} (it rounds as in the kernels that share it)",
+        "#if defined(__GNUC__) && !defined(__clang__)",
+        ROUNDING_PRAGMAS[rounding],
+        "#endif",
+    )
+
+
 SKELETON_HELPERS = r"""
 template <typename X> static inline X lk_min(X a, X b) { return b < a ? b : a; }
 template <typename X> static inline X lk_max(X a, X b) { return a < b ? b : a; }

@@ -89,6 +89,14 @@ def derived(
     )
 
 
+def fenced(formula: Node) -> Node:
+    """The formula F where a rule subtracts a saved output from it (``Exp(Fence(F) - o)``):
+    evaluated as written, F rounds as in the forward kernel, whose rounding error the
+    output carries, and the two cancel (see ``Fence`` in :mod:`lazykernels.formula.ops.arith`).
+    """
+    return make("Fence", (formula,))
+
+
 def slot_var(slot: ArgSlot) -> Node:
     return var(slot.position, slot.dim, slot.cat)
 

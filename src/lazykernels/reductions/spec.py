@@ -64,6 +64,10 @@ class ReductionSpec:
         needs_k: takes ``opt_arg = K``.
         needs_weight: takes ``formula2``.
         scalar_formula: the formula must have dimension 1 (log-sum-exp family).
+        formula_rounding: how compiled kernels may round the formula: ``"fast"``,
+            ``"no-contraction"`` (no FMA fused across its operations) or ``"as-written"``
+            (nor reassociated), for the reductions whose outputs derived kernels subtract
+            from the recomputed formula (:mod:`lazykernels.codegen.exact`).
         program: the accumulator statements every compiled target prints.
         raw: the reduction whose outputs are this one's partial state on a block of the
             reduced axis (None: itself), see :mod:`.partial`.
@@ -88,6 +92,7 @@ class ReductionSpec:
     needs_k: bool = False
     needs_weight: bool = False
     scalar_formula: bool = False
+    formula_rounding: str = "fast"
     raw: str | None = None
     unit_sum: bool = False
     derivative: Derivative = Derivative.NONE

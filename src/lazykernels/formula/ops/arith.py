@@ -1,4 +1,5 @@
-"""Arithmetic cards: Add, Minus, Mult, Inv and their sugar (Subtract, Divide), Sum, SumT.
+"""Arithmetic cards: Add, Minus, Mult, Inv and their sugar (Subtract, Divide), Sum, SumT,
+and Fence.
 
 These are the primitives every derivative rule is written with, so they live together.
 """
@@ -113,4 +114,23 @@ SUMT = OpSpec(
     doc="a scalar broadcast to a vector of dim d",
 )
 
-CARDS = (ADD, MINUS, MULT, INV, SUBTRACT, DIVIDE, SUM, SUMT)
+# The identity, computed as written: the compiler may neither reassociate its argument with
+# what surrounds it nor contract a product inside it into an outer add (fast-math kernels
+# do both). The derivative rules of the log-sum-exp family put F inside one wherever the
+# recomputed formula meets a saved output (``Exp(Fence(F) - o)``): with the kernels on both
+# sides built to evaluate F as written (codegen/exact.py), F rounds as in the forward kernel
+# and the output's rounding cancels, as in dense autograd (float32 accuracy, issue 12 item 5).
+FENCE = OpSpec(
+    "Fence",
+    1,
+    dim=elementwise_dim("Fence"),
+    elementwise=True,
+    numpy=lambda x: x,
+    c="lk_fence<{T}>({0})",
+    helpers=frozenset({"lk_fence"}),
+    vjp=lambda out, g, args, params: (g,),
+    test=TestSpec(arg_dims=(3,)),
+    doc="f, evaluated as written (no reassociation or contraction across it)",
+)
+
+CARDS = (ADD, MINUS, MULT, INV, SUBTRACT, DIVIDE, SUM, SUMT, FENCE)
