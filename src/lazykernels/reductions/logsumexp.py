@@ -407,6 +407,13 @@ def jvp_softmax(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
 
 
 def _spec(name: str, tail, weighted: bool, neutral: float, first: float | None, doc: str, **kw):
+    # The log-sum-exps (and their raw block states), whose outputs the reduced-category rules
+    # subtract from the formula (``Exp(Fence(F) - o)``), evaluate it as written;
+    # SumSoftMaxWeight, whose weights the rules w.r.t. y recompute as ``Exp(Fence(F) - L)``,
+    # passes "no-contraction" (as written, its kernels, which also run the x-derivatives of
+    # the family, lost accuracy: LogSumExp's Hessian w.r.t. x 0.78 -> 2.37x dense torch's
+    # error, seed 0). See :mod:`lazykernels.codegen.exact`.
+    kw.setdefault("formula_rounding", "as-written")
     return ReductionSpec(
         name,
         outputs=(OutputSpec(tail, neutral=neutral, neutral_first=first),),
@@ -421,13 +428,6 @@ def _spec(name: str, tail, weighted: bool, neutral: float, first: float | None, 
 
 _RAW = {"raw": "Max_SumShiftExp"}
 _RAW_W = {"raw": "Max_SumShiftExpWeight"}
-# The log-sum-exps (and their raw block states), whose outputs the reduced-category rules
-# subtract from the formula (``Exp(Fence(F) - o)``), evaluate it as written; SumSoftMaxWeight,
-# whose weights the rules w.r.t. y recompute as ``Exp(Fence(F) - L)``, without contraction
-# only (as written, its kernels, which also run the x-derivatives of the family, lost
-# accuracy: LogSumExp's Hessian w.r.t. x 0.78 -> 2.37x dense torch's error, seed 0).
-# See :mod:`lazykernels.codegen.exact`.
-_EXACT = {"formula_rounding": "as-written"}
 
 CARDS = (
     _spec(
@@ -444,7 +444,6 @@ CARDS = (
         jvp=jvp_lse,
         formula2="optional",
         **_RAW,
-        **_EXACT,
     ),
     _spec(
         "LogSumExpWeight",
@@ -458,7 +457,6 @@ CARDS = (
         vjp=vjp_lse,
         jvp=jvp_lse,
         **_RAW_W,
-        **_EXACT,
     ),
     _spec(
         "SumSoftMaxWeight",
@@ -484,7 +482,6 @@ CARDS = (
         "raw [m, sum_j exp(F - m)], (n, 2)",
         program=ShiftExpProgram(unit=True, weighted=False, finish="raw"),
         unit_sum=True,
-        **_EXACT,
     ),
     _spec(
         "Max_SumShiftExpWeight",
@@ -495,6 +492,5 @@ CARDS = (
         "raw [m, sum_j exp(F - m) G], (n, 1 + Dg)",
         program=ShiftExpProgram(unit=False, weighted=True, finish="raw"),
         formula2="optional",
-        **_EXACT,
     ),
 )
