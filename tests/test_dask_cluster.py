@@ -90,6 +90,7 @@ def _finite_difference(plan, args, gradient, k, h=1e-6):
     [
         ("Sum", GAUSS, None, None),
         ("LogSumExp", "-SqDist(x,y)*p", None, None),
+        ("LogSumExpWeight", "-SqDist(x,y)*p", None, "Exp(b)"),  # w.r.t. y: the raw state
         ("SumSoftMaxWeight", "-SqDist(x,y)*p", None, "b"),
         ("Min", "SqDist(x,y)*b", None, None),
         ("KMin_ArgKMin", "SqDist(x,y)*p", 2, None),

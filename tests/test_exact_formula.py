@@ -56,6 +56,29 @@ def _softmax_dense(x, y):
     return ((-_sqdist(x, y)).softmax(1) * y.sin().sum(-1)).sum(1, keepdim=True)
 
 
+def _weight(y):
+    return y.cos().sum(-1, keepdim=True) ** 2 + 0.5  # positive, not 1 at the dominant point
+
+
+def _lse_weight(x, y):
+    from lazykernels.torch import LazyTensor
+
+    f, _ = _lazy(x, y)
+    return f.logsumexp(dim=1, weight=LazyTensor(_weight(y)[None]), backend="CPU")
+
+
+def _lse_weight_dense(x, y):
+    return (-_sqdist(x, y) + _weight(y).log().T).logsumexp(1, keepdim=True)
+
+
+_CASES = {
+    "LogSumExp": (_lse, _lse_dense),
+    "SumSoftMaxWeight": (_softmax, _softmax_dense),
+    # the rule reads the raw state [m, s]: Exp(Fence(F) - m) g / s, 1 at the dominant point
+    "LogSumExpWeight": (_lse_weight, _lse_weight_dense),
+}
+
+
 def _grad_y(fn, x, y):
     """The gradient w.r.t. y of ``<fn(x, y), r>``, r a fixed random cotangent."""
     r = torch.randn(len(x), 1, generator=torch.Generator().manual_seed(9)).to(x.dtype)
@@ -69,11 +92,9 @@ def _rel(a, truth):
 
 @pytest.mark.cpu
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-@pytest.mark.parametrize("name", ["LogSumExp", "SumSoftMaxWeight"])
+@pytest.mark.parametrize("name", list(_CASES))
 def test_reduced_point_gradients_cancel_the_saved_output(name, seed):
-    ours, dense = {"LogSumExp": (_lse, _lse_dense), "SumSoftMaxWeight": (_softmax, _softmax_dense)}[
-        name
-    ]
+    ours, dense = _CASES[name]
     x, y = _points(seed)
     truth = _grad_y(dense, x.double(), y.double())
     mine, theirs = _rel(_grad_y(ours, x, y), truth), _rel(_grad_y(dense, x, y), truth)

@@ -404,3 +404,23 @@ def test_reduction_inside_a_while_loop_under_jit():
     want = -eps * jax.nn.logsumexp((g[:, 0][None, :] - _sqd(x, y)) / eps + lb, axis=1)
     np.testing.assert_allclose(f[:, 0], want, atol=1e-12)
     assert int(k) > 5
+
+
+def test_raw_shift_exp_pseudo_derivatives_through_m_plus_log_s():
+    # KeOps's rule for the raw [m, s] state: m held constant, exact through m + log s
+    g = Genred(
+        "-SqDist(x, y)",
+        ["x = Vi(3)", "y = Vj(3)", "b = Vj(2)"],
+        "Max_SumShiftExpWeight",
+        axis=1,
+        formula2="b",
+    )
+    x, y, b = _data(seed=4)
+    flattened = lambda x, y, b: (lambda st: st[:, :1] + jnp.log(st[:, 1:]))(g(x, y, b, backend=REF))
+    dense = FORMS["LogSumExpWeight"][1]
+    loss = lambda fn: lambda x, y, b: jnp.sum(jnp.sin(fn(x, y, b)))
+    for k in range(3):
+        np.testing.assert_allclose(
+            jax.grad(loss(flattened), k)(x, y, b), jax.grad(loss(dense), k)(x, y, b), atol=1e-10
+        )
+    check_grads(flattened, (x, y, b), order=2, modes=["fwd", "rev"])

@@ -25,7 +25,7 @@ from lazykernels.reductions.derivatives import (  # noqa: E402
 )
 from lazykernels.torch import Genred  # noqa: E402
 
-from .test_torch_genred import ALIASES, REF, dense, genred, inputs  # noqa: E402
+from .test_torch_genred import ALIASES, F_LSE, REF, dense, genred, inputs  # noqa: E402
 
 SMOOTH = ["Sum", "LogSumExp", "LogSumExpWeight", "SumSoftMaxWeight"]
 SELECT = ["Min", "Max", "KMin", "KMin1", "Min_ArgMin", "Max_ArgMax", "KMin_ArgKMin"]
@@ -130,9 +130,6 @@ def test_selection_plan_and_unsupported_rules():
     assert all(v.params[2] is not Cat.J for v in sel.formula.variables())
     with pytest.raises(NotImplementedError, match="selection_plan"):
         vjp_rule(plan, 0)
-    raw = build_plan("-SqDist(x, y)", ALIASES, "Max_SumShiftExp", axis=1)
-    with pytest.raises(NotImplementedError, match="LogSumExp or SumSoftMaxWeight"):
-        vjp_rule(raw, 0)
 
 
 # --- against dense torch autograd -----------------------------------------------------------
@@ -266,12 +263,40 @@ def test_min_rows_without_candidates_get_no_gradient():
     torch.testing.assert_close(gy, torch.tensor([[-1.0], [0.0]], dtype=torch.float64))
 
 
-def test_raw_shift_exp_reduction_is_not_differentiable():
-    x, y, b, p = tracked()
-    g = Genred("-SqDist(x, y)", ALIASES, "Max_SumShiftExp", axis=1)
-    out = g(x, y, b, p, backend=REF)
-    with pytest.raises(NotImplementedError, match="LogSumExp or SumSoftMaxWeight"):
-        out.sum().backward()
+@pytest.mark.parametrize("weight", [None, "Exp(b * x)"])
+def test_raw_shift_exp_pseudo_derivatives_are_exact_through_m_plus_log_s(weight):
+    # KeOps's rule: m held constant, only valid once [m, s] is flattened to m + log s
+    x, y, b, p = tracked(seed=5)
+    name = "Max_SumShiftExp" if weight is None else "Max_SumShiftExpWeight"
+    g = Genred(F_LSE, ALIASES, name, axis=1, formula2=weight)
+
+    def flattened(x, y, b, p):
+        state = g(x, y, b, p, backend=REF)
+        return state[:, :1] + state[:, 1:].log()
+
+    want = theirs("LogSumExp" if weight is None else "LogSumExpWeight", 1)
+    args = (x, y, b, p)
+    e = torch.randn(want(*args).shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+    got = torch.autograd.grad(flattened(*args), args, e)
+    ref = torch.autograd.grad(want(*args), args, e)
+    for a, r in zip(got, ref):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
+    tangents = tuple(torch.randn_like(t) for t in args)
+    detached = tuple(t.detach() for t in args)
+    torch.testing.assert_close(
+        jvp(flattened, detached, tangents)[1], jvp(want, detached, tangents)[1]
+    )
+    assert torch.autograd.gradgradcheck(flattened, args, fast_mode=True)
+    raw_rule = vjp_rule(build_plan(F_LSE, ALIASES, name, axis=1, formula2=weight), 1)
+    assert [f.kind for f in raw_rule.feeds] == [Extra.GRADIENT, Extra.OUTPUT]
+
+
+def test_weighted_log_sum_exp_gradient_wrt_reduced_points_reads_the_raw_state():
+    plan = build_plan(F_LSE, ALIASES, "LogSumExpWeight", axis=1, formula2="Exp(b * x)")
+    rule = vjp_rule(plan, 1)
+    assert rule.auxiliary.reduction == "Max_SumShiftExpWeight"
+    assert rule.auxiliary.weight == plan.weight and rule.auxiliary.output_cat is Cat.I
+    assert [f.kind for f in rule.feeds] == [Extra.GRADIENT, Extra.AUXILIARY]
 
 
 def test_float32_gradients():

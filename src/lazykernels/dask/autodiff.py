@@ -89,11 +89,6 @@ def vjp(
         raise ArgumentError(f"{plan.reduction} returns integer indices: it has no gradient")
     if kind is Derivative.SELECTION:
         return _selection_vjp(plan, args, gradient, wrt, run)
-    if kind is not Derivative.SMOOTH:
-        raise ArgumentError(
-            f"{plan.reduction} is not differentiated (raw [m, s] pairs): differentiate "
-            f"LogSumExp or SumSoftMaxWeight instead"
-        )
     rules = vjp_rules(plan, list(dict.fromkeys(wrt)))
     reduce = lambda p, a: dask_reduce(p, a, **run)[0]
     fed = {f.kind for r in rules for f in r.feeds}

@@ -24,7 +24,9 @@ log-sum-exp family), g the weight, o the forward output, G the gradient of o.
   (F, Grad(F, v, g_c) + Grad(g_c, v, 1)) / SumSoftMaxWeight(F, g_c)``, one reduction (the
   weight ``[g, h_1, ..., h_E]`` concatenated, the divisions done by the adapter); otherwise
   ``dv = Sum Grad(Sum(G * Exp(F - o) * g), v, 1)``, with o a constant input, reduced as for
-  Sum. Forward mode: ``do = SumSoftMaxWeight(F, g dF + dg) / SumSoftMaxWeight(F, g)``.
+  Sum; with a weight, ``Exp(F - o) * g`` is ``Exp(F - m) * g / s`` from the raw state
+  ``[m, s]`` (an auxiliary ``Max_SumShiftExpWeight``; see "accuracy" below). Forward mode:
+  ``do = SumSoftMaxWeight(F, g dF + dg) / SumSoftMaxWeight(F, g)``.
 - ``SumSoftMaxWeight`` (o = sum_R w g, w = softmax_R F): with
   ``h = Grad(F, v, Sum(G * (g - o))) + Grad(g, v, G)``, v of category O gets the
   ``SumSoftMaxWeight`` reduction of (F, h); v of category R first needs
@@ -34,6 +36,8 @@ log-sum-exp family), g the weight, o the forward output, G the gradient of o.
   becomes an O-variable that the adapter fills with the rows gathered at the selected
   indices), to be evaluated by a Sum over a dummy reduced axis of size 1; the gradient
   flows through the selected entries (on ties, through the index the reduction returned).
+- ``Max_SumShiftExp*`` (raw [m, s] pairs): KeOps's pseudo-derivative, exact only for
+  functions of ``m + log s``: m is held constant, ``ds = Sum exp(F - m) (g dF + dg)``.
 - ``ArgMin``, ``ArgMax``, ``ArgKMin`` return integers: no gradient.
 
 Accuracy (float32). The saved output o of a log-sum-exp carries a rounding error of about
@@ -45,9 +49,10 @@ softmax in the pass). The rules above never divide by ``exp(o)``: the softmax is
 inside the reduction (max-shifted, as SumSoftMaxWeight does), so the weights sum to 1 up to
 the rounding of the sum itself. Reduced-category gradients (and weights wider than
 ``NORMALISED_MAX_DIM``) still use ``Exp(F - o)``: their sum runs over the other index, where
-no single normaliser exists.
-- ``Max_SumShiftExp*`` (raw [m, s] pairs) are not differentiable here: differentiate
-  LogSumExp or SumSoftMaxWeight instead.
+no single normaliser exists. There F is evaluated as in the forward kernel (``Fence``), so
+that its rounding cancels against o's; with a weight, o = m + log s adds the rounding of
+``log s ~ log g`` (not 0 where one term dominates a row), so those rules read the raw state
+instead: ``Exp(F - m) * g / s`` is 1 at the dominant term up to the rounding of s.
 """
 
 from __future__ import annotations
@@ -96,7 +101,6 @@ def _check_position(plan: ReductionPlan, position: int) -> ArgSlot:
 _HINTS = {
     Derivative.SELECTION: "use selection_plan()",
     Derivative.INDEX: "its output is an integer index",
-    Derivative.NONE: "differentiate LogSumExp or SumSoftMaxWeight instead of the raw [m, s] pairs",
 }
 
 

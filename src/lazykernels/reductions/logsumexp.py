@@ -268,17 +268,52 @@ def _out_dim(plan: ReductionPlan) -> int:
 
 def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]) -> DerivedPlan:
     """LogSumExp(Weight): normalised in the pass where it can be, else
-    ``dv = Sum Grad(Sum(G * Exp(Fence(F) - o) * g), v, 1)`` with o a constant input."""
+    ``dv = Sum Grad(Sum(G * w), v, 1)`` with the softmax weights ``w = Exp(Fence(F) - o)``
+    (o the saved output, a constant input) or, with a weight g,
+    ``w = Exp(Fence(F) - m) * g / s`` from the raw state ``[m, s]`` (an auxiliary
+    ``Max_SumShiftExpWeight``)."""
     target = gradient_target(plan, slots)
-    if target is plan.output_cat and _out_dim(plan) <= NORMALISED_MAX_DIM:
+    dim = _out_dim(plan)
+    if target is plan.output_cat and dim <= NORMALISED_MAX_DIM:
         return _normalised_lse_vjp(plan, positions, slots)
     extra: list[ArgSlot] = []
-    feeds = [Feed(Extra.GRADIENT), Feed(Extra.OUTPUT)]
-    g_in = new_var(plan, extra, _out_dim(plan), plan.output_cat, "G")
-    o = new_var(plan, extra, _out_dim(plan), plan.output_cat, "out")
-    g = plan.weight if plan.weight is not None else const(1)
-    # d o_c = sum exp(F - o_c) (g_c dF + dg_c), o held constant
-    summed = make("Sum", (g_in * (fenced(plan.formula) - o).exp() * g,))
+    feeds = [Feed(Extra.GRADIENT)]
+    g_in = new_var(plan, extra, dim, plan.output_cat, "G")
+    auxiliary = None
+    if plan.weight is None:
+        feeds.append(Feed(Extra.OUTPUT))
+        o = new_var(plan, extra, 1, plan.output_cat, "out")
+        softmax = (fenced(plan.formula) - o).exp()
+    else:
+        # o = m + log s is rounded to |o| eps; with a weight, log s ~ log g is not 0 where one
+        # term dominates a row, and Exp(F - o) * g would keep that rounding in every weight
+        feeds.append(Feed(Extra.AUXILIARY))
+        auxiliary = derived(
+            plan, plan.formula, "Max_SumShiftExpWeight", plan.output_cat, (), plan.weight
+        )
+        state = new_var(plan, extra, 1 + dim, plan.output_cat, "state")
+        m, s = _state_parts(state)
+        softmax = (fenced(plan.formula) - m).exp() * plan.weight / s
+    summed = make("Sum", (g_in * softmax,))
+    return _sum_of_grads(plan, positions, slots, summed, extra, feeds, auxiliary)
+
+
+def _state_parts(state: Node) -> tuple[Node, Node]:
+    """The maximum m and the shifted sums s of a raw ``[m, s]`` state."""
+    return make("Elem", (state,), (0,)), make("Extract", (state,), (1, state.dim - 1))
+
+
+def _sum_of_grads(
+    plan: ReductionPlan,
+    positions: tuple[int, ...],
+    slots: list[ArgSlot],
+    summed: Node,
+    extra: list[ArgSlot],
+    feeds: list[Feed],
+    auxiliary: ReductionPlan | None = None,
+) -> DerivedPlan:
+    """``dv = Sum Grad(summed, v, 1)`` for the inputs v at ``positions``, reduced as for Sum."""
+    target = gradient_target(plan, slots)
     parts = {p: make("Grad", (summed, slot_var(s), const(1))) for p, s in zip(positions, slots)}
     kept = nonzero(parts)
     if not kept:
@@ -287,8 +322,46 @@ def vjp_lse(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot
         plan=derived(plan, concat(kept), "Sum", target, tuple(extra)),
         feeds=tuple(feeds),
         sum_rows=slots[0].cat is Cat.PARAM,
+        auxiliary=auxiliary,
         parts=tuple(kept),
     )
+
+
+def vjp_raw(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot]) -> DerivedPlan:
+    """Max_SumShiftExp(Weight), as in KeOps: a pseudo-gradient, exact only for a function of
+    ``m + log s`` (a log-sum-exp, a softmax), such as the rules above build. m is held
+    constant: ``dv = Sum Grad(Sum(G_s * Exp(Fence(F) - m) * g), v, 1)``, G_s the incoming
+    gradient of s (that of m is dropped)."""
+    width = 1 + _sums(plan)
+    extra: list[ArgSlot] = []
+    feeds = [Feed(Extra.GRADIENT), Feed(Extra.OUTPUT)]
+    g_in = new_var(plan, extra, width, plan.output_cat, "G")
+    m, _ = _state_parts(new_var(plan, extra, width, plan.output_cat, "out"))
+    g_s = _state_parts(g_in)[1]
+    g = plan.weight if plan.weight is not None else const(1)
+    summed = make("Sum", (g_s * (fenced(plan.formula) - m).exp() * g,))
+    return _sum_of_grads(plan, positions, slots, summed, extra, feeds)
+
+
+def jvp_raw(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
+    """The pseudo-derivative of :func:`vjp_raw` in forward mode:
+    ``d[m, s] = [0, Sum Exp(Fence(F) - m) (g dF + dg)]``, m from the saved output."""
+    extra, feeds, df, dg = tangents(plan, positions)
+    feeds.append(Feed(Extra.OUTPUT))
+    m, _ = _state_parts(new_var(plan, extra, 1 + _sums(plan), plan.output_cat, "out"))
+    ds = simplify(df if plan.weight is None else plan.weight * df + dg)
+    shifted = (fenced(plan.formula) - m).exp() * ds
+    formula = make("Concat", (make("Zero", (), (1,)), shifted))
+    return DerivedPlan(
+        plan=derived(plan, formula, "Sum", plan.output_cat, tuple(extra)),
+        feeds=tuple(feeds),
+        zero=ds.op.name == "Zero",
+    )
+
+
+def _sums(plan: ReductionPlan) -> int:
+    """The number of shifted sums s of a raw plan (its weight's width, or 1)."""
+    return 1 if plan.weight is None else plan.weight.dim
 
 
 def _normalised_lse_vjp(
@@ -482,6 +555,9 @@ CARDS = (
         "raw [m, sum_j exp(F - m)], (n, 2)",
         program=ShiftExpProgram(unit=True, weighted=False, finish="raw"),
         unit_sum=True,
+        derivative=Derivative.SMOOTH,
+        vjp=vjp_raw,
+        jvp=jvp_raw,
     ),
     _spec(
         "Max_SumShiftExpWeight",
@@ -492,5 +568,8 @@ CARDS = (
         "raw [m, sum_j exp(F - m) G], (n, 1 + Dg)",
         program=ShiftExpProgram(unit=False, weighted=True, finish="raw"),
         formula2="optional",
+        derivative=Derivative.SMOOTH,
+        vjp=vjp_raw,
+        jvp=jvp_raw,
     ),
 )

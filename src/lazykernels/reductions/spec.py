@@ -49,7 +49,6 @@ class Derivative(enum.Enum):
     SMOOTH = "smooth"  # by derived reductions: the card's ``vjp`` / ``jvp`` rules
     SELECTION = "selection"  # the values are F at selected pairs (``selection_plan``)
     INDEX = "index"  # integer outputs only: nothing to differentiate
-    NONE = "none"  # raw partial states: differentiate the user-level reduction instead
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,7 @@ class ReductionSpec:
     outputs: tuple[OutputSpec, ...]
     accumulator: type[Accumulator]
     program: Program
+    derivative: Derivative
     sum_type: bool = False
     needs_k: bool = False
     needs_weight: bool = False
@@ -95,7 +95,6 @@ class ReductionSpec:
     formula_rounding: str = "fast"
     raw: str | None = None
     unit_sum: bool = False
-    derivative: Derivative = Derivative.NONE
     vjp: Callable[..., Any] | None = None
     jvp: Callable[..., Any] | None = None
     with_index: str | None = None
