@@ -33,6 +33,8 @@ A row's reduction set is empty when the reduced axis has size 0 or when no range
 row; with ranges, KMin slots beyond the number of candidates also hold ``+inf`` / ``-1``.
 Vector-valued formulas are reduced component-wise, except by the log-sum-exp family, which
 needs a scalar F. NaN formula values never win a Min/Max/KMin comparison (as in KeOps).
+The raw ``[m, s]`` states differentiate as in KeOps, m held constant: exact only for
+functions of ``m + log s`` (a log-sum-exp or a softmax computed from them).
 
 Options: ``dtype_acc`` and ``sum_scheme`` apply only to the sum-type reductions (Sum and the
 log-sum-exp family; ``ReductionSpec.sum_type``); ``"auto"`` resolves to ``block_sum`` for
