@@ -263,6 +263,7 @@ in the pass (``E (1 + W)`` sums for inputs of total width W); wider ones take th
 
 
 def _out_dim(plan: ReductionPlan) -> int:
+    """The weight's width, or 1: a log-sum-exp's output width, a raw state's number of s."""
     return 1 if plan.weight is None else plan.weight.dim
 
 
@@ -332,7 +333,7 @@ def vjp_raw(plan: ReductionPlan, positions: tuple[int, ...], slots: list[ArgSlot
     ``m + log s`` (a log-sum-exp, a softmax), such as the rules above build. m is held
     constant: ``dv = Sum Grad(Sum(G_s * Exp(Fence(F) - m) * g), v, 1)``, G_s the incoming
     gradient of s (that of m is dropped)."""
-    width = 1 + _sums(plan)
+    width = 1 + _out_dim(plan)
     extra: list[ArgSlot] = []
     feeds = [Feed(Extra.GRADIENT), Feed(Extra.OUTPUT)]
     g_in = new_var(plan, extra, width, plan.output_cat, "G")
@@ -348,7 +349,7 @@ def jvp_raw(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
     ``d[m, s] = [0, Sum Exp(Fence(F) - m) (g dF + dg)]``, m from the saved output."""
     extra, feeds, df, dg = tangents(plan, positions)
     feeds.append(Feed(Extra.OUTPUT))
-    m, _ = _state_parts(new_var(plan, extra, 1 + _sums(plan), plan.output_cat, "out"))
+    m, _ = _state_parts(new_var(plan, extra, 1 + _out_dim(plan), plan.output_cat, "out"))
     ds = simplify(df if plan.weight is None else plan.weight * df + dg)
     shifted = (fenced(plan.formula) - m).exp() * ds
     formula = make("Concat", (make("Zero", (), (1,)), shifted))
@@ -357,11 +358,6 @@ def jvp_raw(plan: ReductionPlan, positions: tuple[int, ...]) -> DerivedPlan:
         feeds=tuple(feeds),
         zero=ds.op.name == "Zero",
     )
-
-
-def _sums(plan: ReductionPlan) -> int:
-    """The number of shifted sums s of a raw plan (its weight's width, or 1)."""
-    return 1 if plan.weight is None else plan.weight.dim
 
 
 def _normalised_lse_vjp(
