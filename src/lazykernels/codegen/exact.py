@@ -1,9 +1,10 @@
 """Which kernels must evaluate their formula as written: where two kernels round it alike.
 
 A log-sum-exp's derivative rules w.r.t. reduced-category inputs recompute its formula F next
-to the saved output o and take ``Exp(Fence(F) - o)`` (:mod:`lazykernels.reductions.
-logsumexp`). o carries F's rounding error, which cancels only if the derived kernel rounds F
-exactly as the forward kernel did. Under ``-ffp-contract=fast -fassociative-math`` the
+to the saved output o and take ``Exp(Fence(F) - o)`` (with a weight, ``Exp(Fence(F) - m)``
+and the raw state's maximum m: :mod:`lazykernels.reductions.logsumexp`). o (m) carries F's
+rounding error, which cancels only if the derived kernel rounds F exactly as the forward
+kernel did. Under ``-ffp-contract=fast -fassociative-math`` the
 compiler fuses a product of F into an add, or reorders F's sum, in one kernel and not in the
 other (which it does depends on the surrounding code): float32 gradients w.r.t. y lost up
 to 3.7x against dense torch, whose autograd stores F once, and 300-2000x for points far
